@@ -1,0 +1,77 @@
+"""Entering and leaving a flow, recorded in `enrollments` (the source of truth for re-entry)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+from temporalio import activity
+
+from journeys.domain.reentry import admits
+from journeys.domain.runs import (
+    ActivityName,
+    BeginEnrollmentInput,
+    BeginEnrollmentResult,
+    FinishEnrollmentInput,
+)
+from journeys.store import enrollments
+
+
+class EnrollmentActivities:
+    """Admits contacts into flows and closes their entries."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @activity.defn(name=ActivityName.BEGIN_ENROLLMENT)
+    async def begin_enrollment(self, input: BeginEnrollmentInput) -> BeginEnrollmentResult:
+        """Admits the run as a new entry, or refuses it under the flow's re-entry rules.
+
+        Idempotent per run: a retry returns the entry the first attempt made.
+        """
+        async with self._pool.acquire() as conn, conn.transaction():
+            await enrollments.lock(conn, input.flow_id, input.contact_id)
+            mine = await enrollments.by_run(conn, input.run_id)
+            if mine:
+                return BeginEnrollmentResult(admitted=True, entry=mine["entry"])
+            now = datetime.now(UTC)
+            # This run holds the workflow id, so a 'running' entry of another run is stale.
+            await enrollments.close_stale(conn, input.flow_id, input.contact_id, now)
+            last = await enrollments.last(conn, input.flow_id, input.contact_id)
+            refusal = admits(
+                last_started_at=last["started_at"] if last else None,
+                last_running=False,
+                allowed=input.reentry_allowed,
+                min_interval=(
+                    timedelta(seconds=input.reentry_min_interval_seconds)
+                    if input.reentry_min_interval_seconds is not None
+                    else None
+                ),
+                now=now,
+            )
+            if refusal:
+                return BeginEnrollmentResult(admitted=False, reason=refusal)
+            entry = (last["entry"] + 1) if last else 1
+            await enrollments.insert(
+                conn,
+                flow_id=input.flow_id,
+                contact_id=input.contact_id,
+                entry=entry,
+                version=input.version,
+                workflow_id=input.workflow_id,
+                run_id=input.run_id,
+                trigger_type=input.trigger_type,
+                event_id=input.event_id,
+            )
+            return BeginEnrollmentResult(admitted=True, entry=entry)
+
+    @activity.defn(name=ActivityName.FINISH_ENROLLMENT)
+    async def finish_enrollment(self, input: FinishEnrollmentInput) -> None:
+        """Records how the entry ended."""
+        await enrollments.finish(
+            self._pool,
+            flow_id=input.flow_id,
+            contact_id=input.contact_id,
+            entry=input.entry,
+            status=input.status.value,
+        )

@@ -1,0 +1,1 @@
+"""The HTTP gateway: validates, authenticates, records events and hands them to Temporal."""

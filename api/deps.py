@@ -1,0 +1,91 @@
+"""Dependencies as `Annotated` aliases, used directly as handler parameters."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from typing import Annotated
+
+import asyncpg
+from fastapi import Depends, Request
+from temporalio.client import Client
+
+from api.dispatch import Dispatcher
+from api.problems import ProblemError
+from api.registry import FlowRegistry
+from journeys.config import Settings
+from journeys.security import hash_api_key
+from journeys.store import apikeys
+
+_CACHE_SECONDS = 30.0
+_CHALLENGE = {"WWW-Authenticate": 'Bearer, Basic realm="journeys"'}
+
+
+def _state(request: Request):  # type: ignore[no-untyped-def]
+    return request.app.state
+
+
+def get_pool(request: Request) -> asyncpg.Pool:
+    return _state(request).pool
+
+
+def get_temporal(request: Request) -> Client:
+    return _state(request).temporal
+
+
+def get_settings(request: Request) -> Settings:
+    return _state(request).settings
+
+
+def get_registry(request: Request) -> FlowRegistry:
+    return _state(request).registry
+
+
+def get_dispatcher(request: Request) -> Dispatcher:
+    return _state(request).dispatcher
+
+
+def _presented_key(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    if scheme.lower() == "basic" and value.strip():
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        # Mailchimp style: any user name, the key as password.
+        return decoded.partition(":")[2] or None
+    return None
+
+
+async def require_api_key(request: Request) -> str:
+    """Authenticates the caller by API key; returns the key's name.
+
+    Valid keys are remembered for a few seconds so a burst of requests costs one query.
+    """
+    key = _presented_key(request)
+    if key is None:
+        raise ProblemError(401, "an API key is required (Authorization: Bearer <key>)", headers=_CHALLENGE)
+    cache: dict[str, tuple[str, float]] = _state(request).key_cache
+    digest = hash_api_key(key)
+    hit = cache.get(digest)
+    now = time.monotonic()
+    if hit and hit[1] > now:
+        return hit[0]
+    name = await apikeys.verify(get_pool(request), key)
+    if name is None:
+        cache.pop(digest, None)
+        raise ProblemError(401, "the API key is not valid", headers=_CHALLENGE)
+    cache[digest] = (name, now + _CACHE_SECONDS)
+    return name
+
+
+PoolDep = Annotated[asyncpg.Pool, Depends(get_pool)]
+TemporalDep = Annotated[Client, Depends(get_temporal)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+RegistryDep = Annotated[FlowRegistry, Depends(get_registry)]
+DispatcherDep = Annotated[Dispatcher, Depends(get_dispatcher)]
+ApiKeyDep = Annotated[str, Depends(require_api_key)]

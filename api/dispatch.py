@@ -1,0 +1,142 @@
+"""From a stored event to Temporal: match triggers, then signal-with-start each contact run."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from temporalio.client import Client
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+)
+
+from api.registry import ActiveFlow, FlowRegistry
+from journeys.domain import search
+from journeys.domain.durations import parse_duration
+from journeys.domain.events import IncomingEvent
+from journeys.domain.reentry import admits
+from journeys.domain.runs import (
+    EVENT_SIGNAL,
+    WORKFLOW_NAME,
+    ContactFlowInput,
+    FlowEvent,
+    Phase,
+    workflow_id,
+)
+from journeys.store import enrollments, events
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """One flow the event enrolled (or tried to enrol) the contact into."""
+
+    flow_id: str
+    workflow_id: str
+    outcome: str  # "started" | "already_in_flow" | "refused"
+    reason: str | None = None
+
+
+@dataclass
+class DispatchResult:
+    event_id: str
+    duplicate: bool
+    enrolments: list[Enrolment] = field(default_factory=list)
+
+
+class Dispatcher:
+    """Records events and starts or signals the contact-flow workflows they concern."""
+
+    def __init__(
+        self, pool: asyncpg.Pool, client: Client, registry: FlowRegistry, *, task_queue: str
+    ) -> None:
+        self._pool = pool
+        self._client = client
+        self._registry = registry
+        self._task_queue = task_queue
+
+    async def dispatch(self, event: IncomingEvent) -> DispatchResult:
+        """Stores the event, then delivers it (see `deliver`)."""
+        stored, _new = await events.record(
+            self._pool,
+            idempotency_key=event.idempotency_key,
+            audience_id=event.audience_id,
+            contact_id=event.contact_id,
+            type=event.type,
+            data=event.data,
+            occurred_at=event.occurred_at,
+        )
+        return await self.deliver(event, stored)
+
+    async def deliver(self, event: IncomingEvent, stored: dict[str, Any]) -> DispatchResult:
+        """Enrols the contact in every flow a stored event triggers.
+
+        Returns only once Temporal accepted every signal, so a 2xx built on it is durable. A
+        repeated delivery of a dispatched event does nothing; of an undispatched one (the
+        first attempt failed half-way) finishes the job, and workflows drop the repeat signal.
+        """
+        if stored["dispatched_at"] is not None:
+            return DispatchResult(event_id=stored["id"], duplicate=True)
+        signal = FlowEvent(
+            id=stored["id"], type=event.type, occurred_at=stored["occurred_at"], data=event.data
+        )
+        matches = self._registry.matching(event)
+        enrolments = await asyncio.gather(
+            *(self._enrol(flow, trigger.type, event.contact_id, signal) for flow, trigger in matches)
+        )
+        await events.mark_dispatched(self._pool, stored["id"])
+        return DispatchResult(event_id=stored["id"], duplicate=False, enrolments=list(enrolments))
+
+    async def enrol(self, flow: ActiveFlow, contact_id: str, signal: FlowEvent) -> Enrolment:
+        """Enrols one contact into one flow (used by manual adds)."""
+        return await self._enrol(flow, signal.type, contact_id, signal)
+
+    async def _enrol(
+        self, flow: ActiveFlow, trigger_type: str, contact_id: str, signal: FlowEvent
+    ) -> Enrolment:
+        wf_id = workflow_id(flow.id, contact_id)
+        last = await enrollments.last(self._pool, flow.id, contact_id)
+        running = bool(last and last["status"] == "running")
+        if last and not running:
+            # Cheap pre-check so a refused contact starts no run; the workflow re-checks.
+            reentry = flow.definition.settings.reentry
+            refusal = admits(
+                last_started_at=last["started_at"],
+                last_running=False,
+                allowed=reentry.allowed,
+                min_interval=parse_duration(reentry.min_interval) if reentry.min_interval else None,
+                now=datetime.now(UTC),
+            )
+            if refusal:
+                return Enrolment(flow.id, wf_id, "refused", refusal)
+        await self._client.start_workflow(
+            WORKFLOW_NAME,
+            ContactFlowInput(
+                flow_id=flow.id,
+                version=flow.version,
+                definition=flow.definition,
+                contact_id=contact_id,
+                audience_id=flow.audience_id,
+                trigger_type=trigger_type,
+            ),
+            id=wf_id,
+            task_queue=self._task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            start_signal=EVENT_SIGNAL,
+            start_signal_args=[signal],
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(search.FLOW_ID, flow.id),
+                    SearchAttributePair(search.CONTACT_ID, contact_id),
+                    SearchAttributePair(search.AUDIENCE_ID, flow.audience_id),
+                    SearchAttributePair(search.TRIGGER_TYPE, trigger_type),
+                    SearchAttributePair(search.JOURNEY_PHASE, Phase.ENTERING.value),
+                ]
+            ),
+            static_summary=f"{flow.definition.name} (v{flow.version})",
+        )
+        return Enrolment(flow.id, wf_id, "already_in_flow" if running else "started")

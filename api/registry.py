@@ -1,0 +1,122 @@
+"""The gateway's in-memory registry of active flows, kept fresh by Postgres LISTEN/NOTIFY."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from journeys.domain.events import IncomingEvent, fires
+from journeys.domain.flow import FlowDefinition
+from journeys.domain.triggers import Trigger
+from journeys.store import flows
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ActiveFlow:
+    """An active flow at its current version."""
+
+    id: str
+    audience_id: str
+    version: int
+    definition: FlowDefinition
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> ActiveFlow:
+        return cls(
+            id=row["id"],
+            audience_id=row["audience_id"],
+            version=row["version"],
+            definition=FlowDefinition.model_validate(row["definition"]),
+        )
+
+
+class FlowRegistry:
+    """Active flows indexed by (audience, trigger type), so matching an event costs no query."""
+
+    def __init__(self, pool: asyncpg.Pool, dsn: str) -> None:
+        self._pool = pool
+        self._dsn = dsn
+        self._flows: dict[str, ActiveFlow] = {}
+        self._index: dict[tuple[str, str], list[tuple[ActiveFlow, Trigger]]] = {}
+        self._listener: asyncpg.Connection | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
+
+    async def start(self) -> None:
+        """Listens for changes first, then loads, so no change between the two is missed."""
+        await self._listen()
+        await self.reload()
+
+    async def close(self) -> None:
+        self._closing = True
+        for task in list(self._tasks):
+            task.cancel()
+        if self._listener is not None:
+            await self._listener.close()
+
+    async def reload(self) -> None:
+        """Reloads every active flow."""
+        rows = await flows.list_active(self._pool)
+        self._flows = {row["id"]: ActiveFlow.from_row(row) for row in rows}
+        self._reindex()
+
+    async def refresh(self, flow_id: str) -> None:
+        """Reloads one flow after it changed (also called directly by the route that changed it)."""
+        row = await flows.get(self._pool, flow_id)
+        if row and row["status"] == "active":
+            self._flows[flow_id] = ActiveFlow.from_row(row)
+        else:
+            self._flows.pop(flow_id, None)
+        self._reindex()
+
+    def matching(self, event: IncomingEvent) -> list[tuple[ActiveFlow, Trigger]]:
+        """The active flows of the event's audience that the event enrols into."""
+        candidates = self._index.get((event.audience_id, event.type), [])
+        return [(flow, trigger) for flow, trigger in candidates if fires(trigger, event)]
+
+    def __len__(self) -> int:
+        return len(self._flows)
+
+    def _reindex(self) -> None:
+        index: dict[tuple[str, str], list[tuple[ActiveFlow, Trigger]]] = defaultdict(list)
+        for flow in self._flows.values():
+            for trigger in flow.definition.triggers:
+                index[(flow.audience_id, trigger.type)].append((flow, trigger))
+        self._index = dict(index)
+
+    async def _listen(self) -> None:
+        self._listener = await asyncpg.connect(self._dsn)
+        await self._listener.add_listener(flows.CHANNEL, self._on_notify)
+        self._listener.add_termination_listener(self._on_lost)
+
+    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        self._spawn(self.refresh(payload))
+
+    def _on_lost(self, _conn: object) -> None:
+        if not self._closing:
+            self._spawn(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        # Changes made while disconnected were not heard: reload everything once back.
+        delay = 0.5
+        while not self._closing:
+            try:
+                await self.start()
+                log.info("flow registry listening again")
+                return
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("flow registry cannot reach Postgres (%s); retrying", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

@@ -1,0 +1,12 @@
+"""One router per resource, collected here."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.routes import audiences, contacts, flows
+
+v1 = APIRouter(prefix="/v1")
+v1.include_router(audiences.router)
+v1.include_router(contacts.router)
+v1.include_router(flows.router)

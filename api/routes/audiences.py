@@ -1,0 +1,57 @@
+"""Audiences: the lists contacts belong to."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, status
+from pydantic import AfterValidator, BaseModel, Field
+
+from api.deps import ApiKeyDep, PoolDep
+from api.problems import Problem, ProblemError
+from journeys.domain.timezones import check_timezone
+from journeys.store import audiences
+
+router = APIRouter(prefix="/audiences", tags=["audiences"])
+
+TimeZone = Annotated[str, AfterValidator(check_timezone)]
+
+
+class AudienceCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    timezone: TimeZone = "UTC"
+
+
+class AudiencePublic(BaseModel):
+    id: str
+    name: str
+    timezone: str
+    created_at: datetime
+
+
+ERRORS = {401: {"model": Problem}, 404: {"model": Problem}, 422: {"model": Problem}}
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, responses=ERRORS)
+async def create_audience(body: AudienceCreate, pool: PoolDep, _key: ApiKeyDep) -> AudiencePublic:
+    """Creates an audience; its time zone is the default for contacts without one."""
+    return AudiencePublic(**await audiences.create(pool, name=body.name, timezone=body.timezone))
+
+
+@router.get("/{audience_id}", responses=ERRORS)
+async def get_audience(audience_id: UUID, pool: PoolDep, _key: ApiKeyDep) -> AudiencePublic:
+    """One audience."""
+    row = await audiences.get(pool, str(audience_id))
+    if row is None:
+        raise ProblemError(404, f"audience {audience_id} does not exist")
+    return AudiencePublic(**row)
+
+
+async def require_audience(pool: PoolDep, audience_id: str) -> dict[str, object]:
+    """The audience, or a 404 naming it."""
+    row = await audiences.get(pool, audience_id)
+    if row is None:
+        raise ProblemError(404, f"audience {audience_id} does not exist")
+    return row

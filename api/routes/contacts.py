@@ -1,0 +1,200 @@
+"""Contacts of an audience and their tags. Adding a tag is the `tag_added` trigger's event."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Response, status
+from pydantic import AfterValidator, BaseModel, Field
+
+from api.deps import ApiKeyDep, DispatcherDep, PoolDep
+from api.dispatch import DispatchResult
+from api.problems import Problem, ProblemError
+from api.routes.audiences import TimeZone, require_audience
+from journeys.domain.events import IncomingEvent
+from journeys.store import contacts, events
+
+router = APIRouter(prefix="/audiences/{audience_id}/contacts", tags=["contacts"])
+
+ERRORS = {401: {"model": Problem}, 404: {"model": Problem}, 422: {"model": Problem}}
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_BIRTHDAY = re.compile(r"^(\d{4}-)?(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")
+
+
+def _email(value: str) -> str:
+    if not _EMAIL.match(value.strip()):
+        raise ValueError(f"{value!r} is not an email address")
+    return value.strip()
+
+
+def _birthday(value: str) -> str:
+    if not _BIRTHDAY.match(value):
+        raise ValueError("birthday must be MM-DD or YYYY-MM-DD")
+    return value
+
+
+Email = Annotated[str, AfterValidator(_email)]
+TagName = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class ContactUpsert(BaseModel):
+    """A contact, matched on its email address: fields left out keep their value."""
+
+    email: Email = Field(max_length=254)
+    status: Literal["subscribed", "unsubscribed", "pending", "transactional"] | None = None
+    first_name: str | None = Field(None, max_length=100)
+    last_name: str | None = Field(None, max_length=100)
+    phone: str | None = Field(None, max_length=32)
+    timezone: TimeZone | None = None
+    birthday: Annotated[str, AfterValidator(_birthday)] | None = None
+    fields: dict[str, Any] | None = Field(None, description="Custom fields, merged into stored ones.")
+
+
+class ContactPublic(BaseModel):
+    id: str
+    audience_id: str
+    email: str
+    subscriber_hash: str
+    status: str
+    first_name: str | None
+    last_name: str | None
+    phone: str | None
+    timezone: str | None
+    birthday: str | None
+    fields: dict[str, Any]
+    tags: list[str]
+    signup_at: datetime
+    updated_at: datetime
+
+
+class TagsAdd(BaseModel):
+    tags: list[TagName] = Field(min_length=1, max_length=100)
+
+
+class EnrolmentPublic(BaseModel):
+    flow_id: str
+    workflow_id: str
+    outcome: Literal["started", "already_in_flow", "refused"]
+    reason: str | None = None
+
+
+class TagsAdded(BaseModel):
+    contact_id: str
+    tags: list[str] = Field(description="All the contact's tags after the change.")
+    added: list[str] = Field(description="Tags the contact did not have before.")
+    enrolments: list[EnrolmentPublic]
+
+
+async def _contact(pool: PoolDep, audience_id: str, ref: str) -> dict[str, Any]:
+    await require_audience(pool, audience_id)
+    contact = await contacts.resolve(pool, audience_id, ref)
+    if contact is None:
+        raise ProblemError(404, f"contact {ref!r} does not exist in audience {audience_id}")
+    return contact
+
+
+async def _public(pool: PoolDep, contact: dict[str, Any]) -> ContactPublic:
+    return ContactPublic(**contact, tags=await contacts.tags(pool, contact["id"]))
+
+
+@router.post(
+    "",
+    responses={**ERRORS, 200: {"model": ContactPublic, "description": "Updated"}},
+    status_code=status.HTTP_201_CREATED,
+)
+async def upsert_contact(
+    audience_id: uuid.UUID, body: ContactUpsert, pool: PoolDep, response: Response, _key: ApiKeyDep
+) -> ContactPublic:
+    """Creates the contact (201) or updates the one with that email (200)."""
+    await require_audience(pool, str(audience_id))
+    row, created = await contacts.upsert(
+        pool, audience_id=str(audience_id), **body.model_dump(exclude_unset=True)
+    )
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return await _public(pool, row)
+
+
+@router.get("/{contact}", responses=ERRORS)
+async def get_contact(
+    audience_id: uuid.UUID, contact: str, pool: PoolDep, _key: ApiKeyDep
+) -> ContactPublic:
+    """One contact, by id, email address or subscriber hash."""
+    return await _public(pool, await _contact(pool, str(audience_id), contact))
+
+
+def _enrolments(results: list[DispatchResult]) -> list[EnrolmentPublic]:
+    return [
+        EnrolmentPublic(
+            flow_id=e.flow_id, workflow_id=e.workflow_id, outcome=e.outcome, reason=e.reason
+        )
+        for result in results
+        for e in result.enrolments
+    ]
+
+
+@router.post("/{contact}/tags", responses=ERRORS)
+async def add_tags(
+    audience_id: uuid.UUID,
+    contact: str,
+    body: TagsAdd,
+    pool: PoolDep,
+    dispatcher: DispatcherDep,
+    _key: ApiKeyDep,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> TagsAdded:
+    """Tags the contact; each new tag enrols it in the active flows triggered by that tag.
+
+    Tags the contact already has change nothing. With an `Idempotency-Key` header, a retry
+    after a failure finishes what the first attempt began instead of doing it twice.
+    """
+    aid = str(audience_id)
+    row = await _contact(pool, aid, contact)
+    names = list(dict.fromkeys(t.strip() for t in body.tags))
+    request_key = idempotency_key or uuid.uuid4().hex
+    pending: list[tuple[IncomingEvent, dict[str, Any]]] = []
+    async with pool.acquire() as conn, conn.transaction():
+        added = await contacts.add_tags(conn, audience_id=aid, contact_id=row["id"], names=names)
+        for tag in names:
+            event = IncomingEvent(
+                type="tag_added",
+                audience_id=aid,
+                contact_id=row["id"],
+                idempotency_key=f"tag_added:{row['id']}:{tag}:{request_key}",
+                data={"tag": tag},
+            )
+            if tag in added:
+                stored, _ = await events.record(
+                    conn,
+                    idempotency_key=event.idempotency_key,
+                    audience_id=aid,
+                    contact_id=row["id"],
+                    type=event.type,
+                    data=event.data,
+                )
+            else:
+                stored = await events.by_key(conn, event.idempotency_key) if idempotency_key else None
+            if stored is not None:
+                pending.append((event, stored))
+    results = [await dispatcher.deliver(event, stored) for event, stored in pending]
+    return TagsAdded(
+        contact_id=row["id"],
+        tags=await contacts.tags(pool, row["id"]),
+        added=added,
+        enrolments=_enrolments(results),
+    )
+
+
+@router.delete(
+    "/{contact}/tags/{tag}", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS
+)
+async def remove_tag(
+    audience_id: uuid.UUID, contact: str, tag: str, pool: PoolDep, _key: ApiKeyDep
+) -> Response:
+    """Removes a tag from the contact (no error if it did not have it)."""
+    row = await _contact(pool, str(audience_id), contact)
+    await contacts.remove_tags(pool, contact_id=row["id"], names=[tag])
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

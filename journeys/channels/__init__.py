@@ -1,0 +1,1 @@
+"""Outbound channels: email over SMTP (SMS and webhooks join here)."""

@@ -1,0 +1,198 @@
+"""The `journeys` command: dev stack, production processes, keys and flow files."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from journeys.config import Settings
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(
+        level=os.environ.get("JOURNEYS_LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # aiosmtpd logs every SMTP conversation at INFO.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+
+
+def _dev(settings: Settings, _args: argparse.Namespace) -> int:
+    from journeys.devstack import run_dev
+
+    asyncio.run(run_dev(settings))
+    return 0
+
+
+def _worker(settings: Settings, _args: argparse.Namespace) -> int:
+    from workers.worker import run_worker
+
+    asyncio.run(run_worker(settings))
+    return 0
+
+
+def _api(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.app import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        workers=1,
+        log_level=args.log_level,
+        proxy_headers=True,
+    )
+    return 0
+
+
+def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
+    from journeys.store.migrate import migrate
+
+    applied = asyncio.run(migrate(settings.effective_database_url))
+    print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
+    return 0
+
+
+def _apikey_create(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncpg
+
+    from journeys.store import apikeys
+
+    async def create() -> str:
+        conn = await asyncpg.connect(settings.effective_database_url)
+        try:
+            return await apikeys.create(conn, args.name)
+        finally:
+            await conn.close()
+
+    print(asyncio.run(create()))
+    return 0
+
+
+def _api_client(settings: Settings, args: argparse.Namespace) -> httpx.Client:
+    url = args.api_url or os.environ.get("JOURNEYS_API_URL") or (
+        f"http://{settings.api_host}:{settings.api_port}"
+    )
+    key = args.api_key or os.environ.get("JOURNEYS_API_KEY")
+    if not key:
+        key_file = settings.home / "dev-api-key"
+        if key_file.exists():
+            key = key_file.read_text().strip()
+    if not key:
+        raise SystemExit("no API key: set JOURNEYS_API_KEY or pass --api-key")
+    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+
+
+def _read_flow(path: str) -> dict[str, Any]:
+    text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    data = yaml.safe_load(text)
+    if not isinstance(data, dict):
+        raise SystemExit(f"{path}: a flow file holds one mapping (name, audience_id, triggers, steps)")
+    return data
+
+
+def _print_problem(response: httpx.Response) -> None:
+    try:
+        problem = response.json()
+    except ValueError:
+        print(f"error {response.status_code}: {response.text}", file=sys.stderr)
+        return
+    print(f"error {response.status_code}: {problem.get('detail')}", file=sys.stderr)
+    for err in problem.get("errors", []):
+        print(f"  {err['field']}: {err['message']}", file=sys.stderr)
+
+
+def _flow_apply(settings: Settings, args: argparse.Namespace) -> int:
+    definition = _read_flow(args.file)
+    with _api_client(settings, args) as client:
+        response = client.post("/v1/flows", json=definition)
+        if response.status_code >= 400:
+            _print_problem(response)
+            return 1
+        flow = response.json()
+        if args.activate:
+            response = client.post(f"/v1/flows/{flow['id']}/activate")
+            if response.status_code >= 400:
+                _print_problem(response)
+                return 1
+    print(flow["id"])
+    return 0
+
+
+def _flow_export(settings: Settings, args: argparse.Namespace) -> int:
+    with _api_client(settings, args) as client:
+        response = client.get(f"/v1/flows/{args.flow_id}")
+    if response.status_code >= 400:
+        _print_problem(response)
+        return 1
+    definition = response.json()["definition"]
+    if args.format == "json":
+        print(json.dumps(definition, indent=2))
+    else:
+        print(yaml.safe_dump(definition, sort_keys=False, allow_unicode=True), end="")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="journeys", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("dev", help="run the whole stack embedded (Postgres, Temporal, worker, API, mail)")
+    sub.add_parser("worker", help="run a worker against the configured Postgres and Temporal")
+    api = sub.add_parser("api", help="run the HTTP API")
+    api.add_argument("--log-level", default="info")
+    sub.add_parser("migrate", help="apply database migrations")
+
+    key = sub.add_parser("apikey", help="manage API keys").add_subparsers(dest="action", required=True)
+    create = key.add_parser("create", help="create a key and print it (only line on stdout)")
+    create.add_argument("name")
+
+    flow = sub.add_parser("flow", help="flow files").add_subparsers(dest="action", required=True)
+    for name, help_text in (("apply", "create a flow from a YAML/JSON file; prints its id"),
+                            ("export", "print a flow's definition")):
+        cmd = flow.add_parser(name, help=help_text)
+        cmd.add_argument("--api-url")
+        cmd.add_argument("--api-key")
+        if name == "apply":
+            cmd.add_argument("-f", "--file", required=True, help="flow file, or - for stdin")
+            cmd.add_argument("--activate", action="store_true", help="activate it too")
+        else:
+            cmd.add_argument("flow_id")
+            cmd.add_argument("--format", choices=["yaml", "json"], default="yaml")
+    return parser
+
+
+_COMMANDS = {
+    ("dev", None): _dev,
+    ("worker", None): _worker,
+    ("api", None): _api,
+    ("migrate", None): _migrate,
+    ("apikey", "create"): _apikey_create,
+    ("flow", "apply"): _flow_apply,
+    ("flow", "export"): _flow_export,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `journeys` console script."""
+    args = build_parser().parse_args(argv)
+    if args.command in ("dev", "worker", "api", "migrate"):
+        _configure_logging()
+    settings = Settings()
+    handler = _COMMANDS[(args.command, getattr(args, "action", None))]
+    return handler(settings, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

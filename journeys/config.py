@@ -1,0 +1,98 @@
+"""Settings for every journeys process, read from `JOURNEYS_*` environment variables."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET = "dev-only-secret-change-me"
+
+
+class Settings(BaseSettings):
+    """Configuration of the API, the worker and the embedded development stack.
+
+    Unset `database_url` / `temporal_address` mean "use the embedded service that
+    `journeys dev` starts on the configured port".
+    """
+
+    model_config = SettingsConfigDict(env_prefix="JOURNEYS_", extra="ignore")
+
+    env: Literal["development", "production"] = Field(
+        "development", description="`production` refuses development secrets."
+    )
+    home: Path = Field(
+        Path(".journeys"),
+        description="Data directory of `journeys dev`: Postgres, Temporal SQLite, caught mail.",
+    )
+
+    database_url: str | None = Field(
+        None, description="Postgres DSN; unset = the embedded Postgres of `journeys dev`."
+    )
+    postgres_port: int = Field(55432, description="Port of the embedded Postgres.")
+    db_pool_min: int = Field(1, description="Minimum connections in each process's pool.")
+    db_pool_max: int = Field(10, description="Maximum connections in each process's pool.")
+
+    temporal_address: str | None = Field(
+        None, description="Temporal frontend host:port; unset = the embedded dev server."
+    )
+    temporal_namespace: str = Field("default", description="Temporal namespace.")
+    temporal_port: int = Field(7233, description="gRPC port of the embedded Temporal dev server.")
+    temporal_ui_port: int = Field(8233, description="Web UI port of the embedded Temporal server.")
+    task_queue: str = Field("journeys", description="Task queue of the contact-flow workers.")
+
+    api_host: str = Field("127.0.0.1", description="Interface the API listens on.")
+    api_port: int = Field(8000, description="Port the API listens on.")
+    public_url: str | None = Field(
+        None, description="Base URL of the API as contacts see it (tracking links)."
+    )
+
+    smtp_host: str = Field("127.0.0.1", description="SMTP server for outgoing email.")
+    smtp_port: int = Field(1025, description="SMTP port (also the port of the dev mail catcher).")
+    smtp_username: str | None = Field(None, description="SMTP login, if the server wants one.")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password.")
+    smtp_starttls: bool = Field(False, description="Upgrade the SMTP connection with STARTTLS.")
+    smtp_timeout_seconds: float = Field(30.0, description="SMTP connect/command timeout.")
+    mail_from: str = Field(
+        "Journeys <journeys@localhost>", description="Default From header of flow emails."
+    )
+
+    secret_key: SecretStr = Field(
+        SecretStr(DEV_SECRET), description="Key that signs tracking and unsubscribe tokens."
+    )
+
+    worker_max_cached_workflows: int = Field(
+        10_000, description="Workflows each worker keeps in its sticky cache."
+    )
+    worker_max_concurrent_activities: int = Field(
+        200, description="Activities one worker runs at once."
+    )
+    worker_max_concurrent_workflow_tasks: int = Field(
+        200, description="Workflow tasks one worker runs at once."
+    )
+
+    @model_validator(mode="after")
+    def _no_dev_secret_in_production(self) -> Settings:
+        if self.env == "production" and self.secret_key.get_secret_value() == DEV_SECRET:
+            raise ValueError("JOURNEYS_SECRET_KEY must be set to a real secret in production")
+        return self
+
+    @cached_property
+    def effective_database_url(self) -> str:
+        """The DSN to connect to: the configured one, else the embedded server's."""
+        return self.database_url or (
+            f"postgresql://postgres@127.0.0.1:{self.postgres_port}/journeys"
+        )
+
+    @cached_property
+    def effective_temporal_address(self) -> str:
+        """The Temporal frontend to connect to: the configured one, else the dev server's."""
+        return self.temporal_address or f"127.0.0.1:{self.temporal_port}"
+
+    @property
+    def effective_public_url(self) -> str:
+        """Base URL used in links that contacts follow."""
+        return (self.public_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")

@@ -1,0 +1,1 @@
+"""Pure, deterministic flow logic: definitions, events, schedule math. No I/O here."""

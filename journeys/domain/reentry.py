@@ -1,0 +1,36 @@
+"""Whether a contact may enter a flow again, given its last entry."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+
+def admits(
+    *,
+    last_started_at: datetime | None,
+    last_running: bool,
+    allowed: bool,
+    min_interval: timedelta | None,
+    now: datetime,
+) -> str | None:
+    """Checks a new entry against the flow's re-entry settings.
+
+    Args:
+        last_started_at: Start of the contact's previous entry; None if it never entered.
+        last_running: The previous entry is still in progress.
+        allowed: The flow lets contacts enter more than once.
+        min_interval: Least time between two entries, if any.
+        now: The decision time.
+
+    Returns:
+        None if the entry is admitted, else the reason it is refused.
+    """
+    if last_started_at is None:
+        return None
+    if last_running:
+        return "the contact is already in this flow"
+    if not allowed:
+        return "the contact already went through this flow and re-entry is off"
+    if min_interval is not None and now - last_started_at < min_interval:
+        return f"re-entry is allowed only {min_interval} after the previous entry"
+    return None

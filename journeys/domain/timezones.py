@@ -1,0 +1,18 @@
+"""IANA time-zone names. Used at the API edge; workflows never touch zoneinfo."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+
+def check_timezone(name: str) -> str:
+    """Returns the name if it is a known IANA zone.
+
+    Raises:
+        ValueError: the zone is unknown.
+    """
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {name!r} (use an IANA name like Europe/Paris)") from exc
+    return name

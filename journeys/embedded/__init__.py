@@ -1,0 +1,1 @@
+"""Embedded services for development and tests: Postgres, the Temporal dev server, a mail catcher."""

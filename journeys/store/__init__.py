@@ -1,0 +1,1 @@
+"""Postgres access: the pool, migrations and SQL query functions per table."""

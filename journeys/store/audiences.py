@@ -1,0 +1,29 @@
+"""Queries on `audiences`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from journeys.store.ids import is_uuid
+
+
+async def create(conn: asyncpg.Connection | asyncpg.Pool, *, name: str, timezone: str) -> dict[str, Any]:
+    row = await conn.fetchrow(
+        "INSERT INTO audiences (name, timezone) VALUES ($1, $2)"
+        " RETURNING id::text, name, timezone, created_at",
+        name,
+        timezone,
+    )
+    return dict(row)
+
+
+async def get(conn: asyncpg.Connection | asyncpg.Pool, audience_id: str) -> dict[str, Any] | None:
+    if not is_uuid(audience_id):
+        return None
+    row = await conn.fetchrow(
+        "SELECT id::text, name, timezone, created_at FROM audiences WHERE id = $1::uuid",
+        audience_id,
+    )
+    return dict(row) if row else None

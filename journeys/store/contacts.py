@@ -1,0 +1,149 @@
+"""Queries on `contacts`, `tags` and `contact_tags`."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import asyncpg
+
+from journeys.security import subscriber_hash
+from journeys.store.ids import is_uuid
+
+Conn = asyncpg.Connection | asyncpg.Pool
+
+_HASH = re.compile(r"^[0-9a-f]{32}$")
+_COLUMNS = (
+    "id::text, audience_id::text, email, subscriber_hash, status, first_name, last_name,"
+    " phone, sms_status, timezone, birthday, fields, signup_at, created_at, updated_at"
+)
+
+
+async def upsert(
+    conn: Conn,
+    *,
+    audience_id: str,
+    email: str,
+    status: str | None = None,
+    first_name: str | None = None,
+    last_name: str | None = None,
+    phone: str | None = None,
+    timezone: str | None = None,
+    birthday: str | None = None,
+    fields: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """Creates the contact or updates the values given (None leaves a value as it is).
+
+    Returns:
+        The contact row and whether it was created by this call.
+    """
+    row = await conn.fetchrow(
+        f"""
+        INSERT INTO contacts (audience_id, email, subscriber_hash, status, first_name, last_name,
+                              phone, timezone, birthday, fields)
+        VALUES ($1::uuid, $2, $3, COALESCE($4, 'subscribed'), $5, $6, $7, $8, $9,
+                COALESCE($10::jsonb, '{{}}'::jsonb))
+        ON CONFLICT (audience_id, subscriber_hash) DO UPDATE SET
+            email = EXCLUDED.email,
+            status = COALESCE($4, contacts.status),
+            first_name = COALESCE($5, contacts.first_name),
+            last_name = COALESCE($6, contacts.last_name),
+            phone = COALESCE($7, contacts.phone),
+            timezone = COALESCE($8, contacts.timezone),
+            birthday = COALESCE($9, contacts.birthday),
+            fields = contacts.fields || COALESCE($10::jsonb, '{{}}'::jsonb),
+            updated_at = now()
+        RETURNING {_COLUMNS}, (xmax = 0) AS created
+        """,
+        audience_id,
+        email.strip(),
+        subscriber_hash(email),
+        status,
+        first_name,
+        last_name,
+        phone,
+        timezone,
+        birthday,
+        fields,
+    )
+    data = dict(row)
+    created = data.pop("created")
+    return data, created
+
+
+async def resolve(conn: Conn, audience_id: str, ref: str) -> dict[str, Any] | None:
+    """Finds a contact of the audience by id, subscriber hash or email address."""
+    if is_uuid(ref):
+        where, value = "id = $2::uuid", ref
+    elif _HASH.match(ref.lower()):
+        where, value = "subscriber_hash = $2", ref.lower()
+    else:
+        where, value = "subscriber_hash = $2", subscriber_hash(ref)
+    row = await conn.fetchrow(
+        f"SELECT {_COLUMNS} FROM contacts WHERE audience_id = $1::uuid AND {where}",
+        audience_id,
+        value,
+    )
+    return dict(row) if row else None
+
+
+async def get(conn: Conn, contact_id: str) -> dict[str, Any] | None:
+    """The contact with this id, or None."""
+    if not is_uuid(contact_id):
+        return None
+    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM contacts WHERE id = $1::uuid", contact_id)
+    return dict(row) if row else None
+
+
+async def add_tags(
+    conn: asyncpg.Connection, *, audience_id: str, contact_id: str, names: list[str]
+) -> list[str]:
+    """Tags the contact. Call inside a transaction.
+
+    Returns:
+        The tags the contact did not have before, in the order given.
+    """
+    rows = await conn.fetch(
+        """
+        INSERT INTO tags (audience_id, name) SELECT $1::uuid, unnest($2::text[])
+        ON CONFLICT (audience_id, name) DO UPDATE SET name = EXCLUDED.name
+        RETURNING id, name
+        """,
+        audience_id,
+        names,
+    )
+    ids = {r["id"]: r["name"] for r in rows}
+    added = await conn.fetch(
+        """
+        INSERT INTO contact_tags (contact_id, tag_id) SELECT $1::uuid, unnest($2::bigint[])
+        ON CONFLICT DO NOTHING RETURNING tag_id
+        """,
+        contact_id,
+        list(ids),
+    )
+    new = {ids[r["tag_id"]] for r in added}
+    return [n for n in dict.fromkeys(names) if n in new]
+
+
+async def remove_tags(conn: Conn, *, contact_id: str, names: list[str]) -> list[str]:
+    """Untags the contact; returns the tags it actually had."""
+    rows = await conn.fetch(
+        """
+        DELETE FROM contact_tags ct USING tags t
+        WHERE ct.tag_id = t.id AND ct.contact_id = $1::uuid AND t.name = ANY($2::text[])
+        RETURNING t.name
+        """,
+        contact_id,
+        names,
+    )
+    return [r["name"] for r in rows]
+
+
+async def tags(conn: Conn, contact_id: str) -> list[str]:
+    """The contact's tags, alphabetically."""
+    rows = await conn.fetch(
+        "SELECT t.name FROM contact_tags ct JOIN tags t ON t.id = ct.tag_id"
+        " WHERE ct.contact_id = $1::uuid ORDER BY t.name",
+        contact_id,
+    )
+    return [r["name"] for r in rows]

@@ -1,0 +1,91 @@
+"""Queries on `enrollments`: one row per entry of a contact into a flow."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+Conn = asyncpg.Connection | asyncpg.Pool
+
+
+async def last(conn: Conn, flow_id: str, contact_id: str) -> dict[str, Any] | None:
+    """The contact's latest entry into the flow, or None."""
+    row = await conn.fetchrow(
+        "SELECT entry, status, run_id, started_at, ended_at FROM enrollments"
+        " WHERE flow_id = $1::uuid AND contact_id = $2::uuid ORDER BY entry DESC LIMIT 1",
+        flow_id,
+        contact_id,
+    )
+    return dict(row) if row else None
+
+
+async def by_run(conn: Conn, run_id: str) -> dict[str, Any] | None:
+    """The entry a workflow run already made (an activity retry), or None."""
+    row = await conn.fetchrow(
+        "SELECT entry, status FROM enrollments WHERE run_id = $1", run_id
+    )
+    return dict(row) if row else None
+
+
+async def lock(conn: asyncpg.Connection, flow_id: str, contact_id: str) -> None:
+    """Serialises entry decisions for one contact in one flow until the transaction ends."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"{flow_id}:{contact_id}"
+    )
+
+
+async def insert(
+    conn: Conn,
+    *,
+    flow_id: str,
+    contact_id: str,
+    entry: int,
+    version: int,
+    workflow_id: str,
+    run_id: str,
+    trigger_type: str,
+    event_id: str | None,
+) -> None:
+    await conn.execute(
+        """
+        INSERT INTO enrollments (flow_id, contact_id, entry, version, workflow_id, run_id,
+                                 trigger_type, event_id)
+        VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6, $7, $8)
+        """,
+        flow_id,
+        contact_id,
+        entry,
+        version,
+        workflow_id,
+        run_id,
+        trigger_type,
+        event_id,
+    )
+
+
+async def close_stale(conn: Conn, flow_id: str, contact_id: str, now: datetime) -> None:
+    """Ends entries whose run vanished without finishing (terminated by an operator)."""
+    await conn.execute(
+        "UPDATE enrollments SET status = 'abandoned', ended_at = $3"
+        " WHERE flow_id = $1::uuid AND contact_id = $2::uuid AND status = 'running'",
+        flow_id,
+        contact_id,
+        now,
+    )
+
+
+async def finish(conn: Conn, *, flow_id: str, contact_id: str, entry: int, status: str) -> None:
+    await conn.execute(
+        "UPDATE enrollments SET status = $4, ended_at = now()"
+        " WHERE flow_id = $1::uuid AND contact_id = $2::uuid AND entry = $3",
+        flow_id,
+        contact_id,
+        entry,
+        status,
+    )
+
+
+async def count(conn: Conn, flow_id: str) -> int:
+    return await conn.fetchval("SELECT count(*) FROM enrollments WHERE flow_id = $1::uuid", flow_id)

@@ -1,0 +1,1 @@
+"""The worker process: registers the contact-flow workflow and its activities."""

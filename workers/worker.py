@@ -1,0 +1,91 @@
+"""Builds and runs the worker that executes contact flows."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import asyncpg
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.delivery import AfterSendHook, DeliveryActivities
+from activities.enrollment import EnrollmentActivities
+from journeys.channels.email import EmailSender, SmtpConfig
+from journeys.config import Settings
+from journeys.store.pool import create_pool
+from journeys.temporal import connect_client
+from workflows.contact_flow import ContactFlowWorkflow
+
+log = logging.getLogger(__name__)
+
+WORKFLOWS = [ContactFlowWorkflow]
+
+
+def smtp_config(settings: Settings) -> SmtpConfig:
+    """The SMTP connection settings."""
+    return SmtpConfig(
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        username=settings.smtp_username,
+        password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+        starttls=settings.smtp_starttls,
+        timeout=settings.smtp_timeout_seconds,
+    )
+
+
+def activities_for(
+    settings: Settings, pool: asyncpg.Pool, *, after_send: AfterSendHook | None = None
+) -> list[object]:
+    """Every activity, bound to its dependencies."""
+    delivery = DeliveryActivities(
+        pool,
+        EmailSender(smtp_config(settings)),
+        default_from=settings.mail_from,
+        after_send=after_send,
+    )
+    enrollment = EnrollmentActivities(pool)
+    return [
+        enrollment.begin_enrollment,
+        enrollment.finish_enrollment,
+        delivery.send_email,
+    ]
+
+
+def build_worker(
+    client: Client,
+    settings: Settings,
+    pool: asyncpg.Pool,
+    *,
+    task_queue: str | None = None,
+    after_send: AfterSendHook | None = None,
+) -> Worker:
+    """A worker for the contact-flow task queue, tuned from settings."""
+    return Worker(
+        client,
+        task_queue=task_queue or settings.task_queue,
+        workflows=WORKFLOWS,
+        activities=activities_for(settings, pool, after_send=after_send),
+        max_cached_workflows=settings.worker_max_cached_workflows,
+        max_concurrent_activities=settings.worker_max_concurrent_activities,
+        max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
+    )
+
+
+async def run_worker(settings: Settings) -> None:
+    """Runs a worker until SIGINT/SIGTERM, then drains it and closes the pool."""
+    client = await connect_client(settings)
+    pool = await create_pool(
+        settings.effective_database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with build_worker(client, settings, pool):
+            log.info("worker polling task queue %s", settings.task_queue)
+            await stop.wait()
+    finally:
+        await pool.close()
