@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from api import problems
 from api.dispatch import Dispatcher
+from api.outbox import OutboxRelay
 from api.registry import FlowRegistry
 from api.routes import v1
 from journeys import __version__
@@ -39,7 +40,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 app.state.dispatcher = Dispatcher(
                     pool, temporal, registry, task_queue=settings.task_queue
                 )
-                yield
+                relay = OutboxRelay(pool, app.state.dispatcher)
+                relay.start()
+                try:
+                    yield
+                finally:
+                    await relay.close()
             finally:
                 await registry.close()
         finally:

@@ -84,7 +84,7 @@ class Dispatcher:
         signal = FlowEvent(
             id=stored["id"], type=event.type, occurred_at=stored["occurred_at"], data=event.data
         )
-        matches = self._registry.matching(event)
+        matches = self._registry.matching(event, stored["occurred_at"])
         enrolments = await asyncio.gather(
             *(self._enrol(flow, trigger.type, event.contact_id, signal) for flow, trigger in matches)
         )

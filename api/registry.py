@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -26,6 +27,7 @@ class ActiveFlow:
     audience_id: str
     version: int
     definition: FlowDefinition
+    activated_at: datetime
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> ActiveFlow:
@@ -34,6 +36,7 @@ class ActiveFlow:
             audience_id=row["audience_id"],
             version=row["version"],
             definition=FlowDefinition.model_validate(row["definition"]),
+            activated_at=row["activated_at"],
         )
 
 
@@ -76,10 +79,19 @@ class FlowRegistry:
             self._flows.pop(flow_id, None)
         self._reindex()
 
-    def matching(self, event: IncomingEvent) -> list[tuple[ActiveFlow, Trigger]]:
-        """The active flows of the event's audience that the event enrols into."""
+    def matching(
+        self, event: IncomingEvent, occurred_at: datetime
+    ) -> list[tuple[ActiveFlow, Trigger]]:
+        """The active flows of the event's audience that the event enrols into.
+
+        A flow reacts only to what happened after it was activated.
+        """
         candidates = self._index.get((event.audience_id, event.type), [])
-        return [(flow, trigger) for flow, trigger in candidates if fires(trigger, event)]
+        return [
+            (flow, trigger)
+            for flow, trigger in candidates
+            if flow.activated_at <= occurred_at and fires(trigger, event)
+        ]
 
     def __len__(self) -> int:
         return len(self._flows)

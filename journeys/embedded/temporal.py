@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from journeys.domain import search
 from journeys.embedded.process import find_binary, terminate, wait_until
@@ -87,3 +88,35 @@ class DevTemporalServer:
         except Exception:  # noqa: BLE001 - any failure means "not yet"
             return False
         return True
+
+
+async def register_search_attributes(client: Client, namespace: str) -> None:
+    """Registers our search attributes on a server started without them (test server, clusters).
+
+    Attributes that already exist are left as they are.
+    """
+    from temporalio.api.enums.v1 import IndexedValueType
+    from temporalio.api.operatorservice.v1 import (
+        AddSearchAttributesRequest,
+        ListSearchAttributesRequest,
+    )
+
+    try:
+        existing = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=namespace)
+        )
+        present = set(existing.custom_attributes)
+    except RPCError as err:
+        # The time-skipping test server can add attributes but not list them.
+        if err.status != RPCStatusCode.UNIMPLEMENTED:
+            raise
+        present = set()
+    missing = {
+        key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+        for key in search.ALL
+        if key.name not in present
+    }
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
+        )

@@ -73,10 +73,11 @@ async def upsert(
 
 async def resolve(conn: Conn, audience_id: str, ref: str) -> dict[str, Any] | None:
     """Finds a contact of the audience by id, subscriber hash or email address."""
-    if is_uuid(ref):
-        where, value = "id = $2::uuid", ref
-    elif _HASH.match(ref.lower()):
+    # A hash is 32 hex digits, which uuid.UUID would also accept: test it first.
+    if _HASH.match(ref.lower()):
         where, value = "subscriber_hash = $2", ref.lower()
+    elif is_uuid(ref):
+        where, value = "id = $2::uuid", ref
     else:
         where, value = "subscriber_hash = $2", subscriber_hash(ref)
     row = await conn.fetchrow(

@@ -62,3 +62,21 @@ async def by_key(conn: Conn, idempotency_key: str) -> dict[str, Any] | None:
         idempotency_key,
     )
     return dict(row) if row else None
+
+
+async def undispatched(conn: Conn, *, min_age_seconds: float, limit: int) -> list[dict[str, Any]]:
+    """Events stored but never handed to Temporal (the process died, or Temporal was down)."""
+    rows = await conn.fetch(
+        """
+        SELECT id::text, idempotency_key, audience_id::text, contact_id::text, type, data,
+               occurred_at, dispatched_at
+        FROM events
+        WHERE dispatched_at IS NULL AND contact_id IS NOT NULL
+          AND received_at < now() - make_interval(secs => $1)
+        ORDER BY received_at
+        LIMIT $2
+        """,
+        min_age_seconds,
+        limit,
+    )
+    return [dict(r) for r in rows]
