@@ -1,0 +1,35 @@
+from datetime import timedelta
+
+import pytest
+
+from journeys.domain.durations import format_duration, parse_duration
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("90s", timedelta(seconds=90)),
+        ("30m", timedelta(minutes=30)),
+        ("2h", timedelta(hours=2)),
+        ("3d", timedelta(days=3)),
+        ("1w", timedelta(weeks=1)),
+        ("P3D", timedelta(days=3)),
+        ("PT90M", timedelta(minutes=90)),
+        ("P1DT12H", timedelta(days=1, hours=12)),
+        ("P2W", timedelta(weeks=2)),
+    ],
+)
+def test_parses_short_and_iso_forms(text: str, expected: timedelta) -> None:
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "2", "2x", "0d", "P", "PT", "P1Y", "P1M", "-3d", "3 days", "P1DT"])
+def test_rejects_what_is_not_a_duration(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+def test_formats_in_largest_whole_unit() -> None:
+    assert [format_duration(parse_duration(t)) for t in ("120s", "P1D", "36h", "90s")] == [
+        "2m", "1d", "36h", "90s"
+    ]
