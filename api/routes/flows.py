@@ -40,6 +40,12 @@ class FlowPublic(BaseModel):
     activated_at: datetime | None
 
 
+def public(row: dict[str, Any]) -> FlowPublic:
+    """The flow as the API shows it; the definition in authoring order (jsonb sorts keys)."""
+    definition = FlowDefinition.model_validate(row["definition"]).authored()
+    return FlowPublic(**{**row, "definition": definition})
+
+
 class RunPublic(BaseModel):
     """One contact's run through the flow, as Temporal visibility sees it."""
 
@@ -87,13 +93,13 @@ async def create_flow(definition: FlowDefinition, pool: PoolDep, _key: ApiKeyDep
         row = await flows.create(
             conn, audience_id=definition.audience_id, definition=definition.authored()
         )
-    return FlowPublic(**row)
+    return public(row)
 
 
 @router.get("/{flow_id}", responses=ERRORS)
 async def get_flow(flow_id: str, pool: PoolDep, _key: ApiKeyDep) -> FlowPublic:
     """One flow with its current definition."""
-    return FlowPublic(**await require_flow(pool, flow_id))
+    return public(await require_flow(pool, flow_id))
 
 
 @router.post("/{flow_id}/activate", responses=ERRORS)
@@ -109,7 +115,7 @@ async def activate_flow(
             flow = await flows.set_status(conn, flow_id, "active")
     # This process need not wait for its own NOTIFY: the next request sees the flow.
     await registry.refresh(flow_id)
-    return FlowPublic(**flow)
+    return public(flow)
 
 
 @router.get("/{flow_id}/runs", responses=ERRORS)
