@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from email.utils import parseaddr
+from typing import Any
 
 import asyncpg
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.local_time import zone_for
 from journeys.channels.email import (
     EmailSender,
     PermanentSendError,
@@ -17,14 +20,28 @@ from journeys.channels.email import (
     format_sender,
     message_id_for,
 )
-from journeys.domain.runs import ActivityName, SendEmailInput, SendResult
+from journeys.channels.sms import SmsProvider
+from journeys.domain.runs import (
+    ActivityName,
+    Delivery,
+    SendEmailInput,
+    SendResult,
+    SendSmsInput,
+)
+from journeys.domain.schedule import quiet_until
 from journeys.domain.templating import contact_context, render
 from journeys.store import contacts, messages
 
 # Called after a send is recorded; tests use it to fail an attempt at the worst moment.
 AfterSendHook = Callable[[SendEmailInput], Awaitable[None]]
 
-_SENDABLE = {"subscribed", "transactional"}
+
+def _refused(exc: Exception) -> ApplicationError:
+    return ApplicationError(f"refused for good: {exc}", type="PermanentSendError", non_retryable=True)
+
+
+def _retry(exc: Exception) -> ApplicationError:
+    return ApplicationError(f"send failed, will retry: {exc}", type="TransientSendError")
 
 
 class DeliveryActivities:
@@ -36,12 +53,38 @@ class DeliveryActivities:
         email: EmailSender,
         *,
         default_from: str,
+        sms: SmsProvider | None = None,
         after_send: AfterSendHook | None = None,
     ) -> None:
         self._pool = pool
         self._email = email
+        self._sms = sms
         self._default_from = default_from
         self._after_send = after_send
+
+    async def _prepare(
+        self, input: Delivery, *, consent: str, address: str
+    ) -> tuple[dict[str, Any] | None, SendResult | None]:
+        """Loads the contact and answers early if the message must not (or not yet) go out."""
+        contact = await contacts.get(self._pool, input.contact_id)
+        if contact is None:
+            return None, SendResult(status="skipped", reason="the contact no longer exists")
+        if not contact.get(address):
+            return None, SendResult(status="skipped", reason=f"the contact has no {address}")
+        status = contact[consent]
+        # Transactional messages go to any reachable contact; marketing needs consent.
+        allowed = status != "cleaned" if input.transactional else status == "subscribed"
+        if not allowed:
+            return None, SendResult(status="skipped", reason=f"{consent} is {status}")
+        if input.quiet_hours and not input.transactional:
+            zone = await zone_for(self._pool, contact, basis=input.timezone_basis)
+            until = quiet_until(datetime.now(UTC), input.quiet_hours, zone)
+            if until is not None:
+                return None, SendResult(status="deferred", not_before=until.astimezone(UTC))
+        return contact, None
+
+    def _context(self, input: Delivery, contact: dict[str, Any]) -> dict[str, Any]:
+        return contact_context(contact, event=input.event, flow={"id": input.flow_id, "name": input.flow_name})
 
     @activity.defn(name=ActivityName.SEND_EMAIL)
     async def send_email(self, input: SendEmailInput) -> SendResult:
@@ -50,18 +93,14 @@ class DeliveryActivities:
         Raises:
             ApplicationError: non-retryable when the server refuses the address for good.
         """
-        contact = await contacts.get(self._pool, input.contact_id)
-        if contact is None:
-            return SendResult(status="skipped", reason="contact no longer exists")
-        if contact["status"] not in _SENDABLE:
-            return SendResult(status="skipped", reason=f"contact is {contact['status']}")
-
-        context = contact_context(contact)
+        contact, early = await self._prepare(input, consent="status", address="email")
+        if early is not None:
+            return early
+        assert contact is not None
+        context = self._context(input, contact)
         subject = render(input.subject, context)
         default_name, default_address = parseaddr(self._default_from)
-        sender = format_sender(
-            input.from_name or default_name or None, input.from_email or default_address
-        )
+        sender = format_sender(input.from_name or default_name or None, input.from_email or default_address)
         message_id = message_id_for(input.idempotency_key, sender)
         record = await messages.claim(
             self._pool,
@@ -79,7 +118,6 @@ class DeliveryActivities:
             return SendResult(status="duplicate", message_id=record["message_id"])
         if record["status"] == "failed":
             return SendResult(status="skipped", reason="an earlier attempt was refused for good")
-
         message = build_message(
             sender=sender,
             to=contact["email"],
@@ -95,12 +133,46 @@ class DeliveryActivities:
             await self._email.send(message)
         except PermanentSendError as exc:
             await messages.mark_failed(self._pool, input.idempotency_key, str(exc))
-            raise ApplicationError(
-                f"address refused: {exc}", type="PermanentSendError", non_retryable=True
-            ) from exc
+            raise _refused(exc) from exc
         except TransientSendError as exc:
-            raise ApplicationError(f"send failed, will retry: {exc}", type="TransientSendError") from exc
+            raise _retry(exc) from exc
         await messages.mark_sent(self._pool, input.idempotency_key)
         if self._after_send:
             await self._after_send(input)
         return SendResult(status="sent", message_id=message_id)
+
+    @activity.defn(name=ActivityName.SEND_SMS)
+    async def send_sms(self, input: SendSmsInput) -> SendResult:
+        """Renders the body for the contact and sends the text message once."""
+        if self._sms is None:
+            raise ApplicationError("no SMS provider is configured", type="PermanentSendError", non_retryable=True)
+        contact, early = await self._prepare(input, consent="sms_status", address="phone")
+        if early is not None:
+            return early
+        assert contact is not None
+        body = render(input.body, self._context(input, contact))
+        record = await messages.claim(
+            self._pool,
+            idempotency_key=input.idempotency_key,
+            channel="sms",
+            flow_id=input.flow_id,
+            step_id=input.step_id,
+            contact_id=input.contact_id,
+            workflow_id=input.workflow_id,
+            recipient=contact["phone"],
+            subject=None,
+            message_id=input.idempotency_key,
+        )
+        if record["status"] == "sent":
+            return SendResult(status="duplicate", message_id=record["message_id"])
+        if record["status"] == "failed":
+            return SendResult(status="skipped", reason="an earlier attempt was refused for good")
+        try:
+            provider_id = await self._sms.send(to=contact["phone"], body=body, idempotency_key=input.idempotency_key)
+        except PermanentSendError as exc:
+            await messages.mark_failed(self._pool, input.idempotency_key, str(exc))
+            raise _refused(exc) from exc
+        except TransientSendError as exc:
+            raise _retry(exc) from exc
+        await messages.mark_sent(self._pool, input.idempotency_key)
+        return SendResult(status="sent", message_id=provider_id)

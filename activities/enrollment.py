@@ -13,19 +13,21 @@ from journeys.domain.runs import (
     BeginEnrollmentInput,
     BeginEnrollmentResult,
     FinishEnrollmentInput,
+    ListRunningInput,
+    ListRunningResult,
 )
-from journeys.store import enrollments
+from journeys.store import conditions, contacts, enrollments
 
 
 class EnrollmentActivities:
-    """Admits contacts into flows and closes their entries."""
+    """Admits contacts into flows, closes their entries, lists a flow's open runs."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
     @activity.defn(name=ActivityName.BEGIN_ENROLLMENT)
     async def begin_enrollment(self, input: BeginEnrollmentInput) -> BeginEnrollmentResult:
-        """Admits the run as a new entry, or refuses it under the flow's re-entry rules.
+        """Admits the run as a new entry, or refuses it (re-entry rules, starting filter).
 
         Idempotent per run: a retry returns the entry the first attempt made.
         """
@@ -34,6 +36,9 @@ class EnrollmentActivities:
             mine = await enrollments.by_run(conn, input.run_id)
             if mine:
                 return BeginEnrollmentResult(admitted=True, entry=mine["entry"])
+            contact = await contacts.get(conn, input.contact_id)
+            if contact is None:
+                return BeginEnrollmentResult(admitted=False, reason="the contact no longer exists")
             now = datetime.now(UTC)
             # This run holds the workflow id, so a 'running' entry of another run is stale.
             await enrollments.close_stale(conn, input.flow_id, input.contact_id, now)
@@ -51,6 +56,10 @@ class EnrollmentActivities:
             )
             if refusal:
                 return BeginEnrollmentResult(admitted=False, reason=refusal)
+            if input.starting_filter and not await conditions.evaluate(conn, contact, input.starting_filter):
+                return BeginEnrollmentResult(
+                    admitted=False, reason="the contact does not meet the flow's starting filter"
+                )
             entry = (last["entry"] + 1) if last else 1
             await enrollments.insert(
                 conn,
@@ -74,4 +83,11 @@ class EnrollmentActivities:
             contact_id=input.contact_id,
             entry=input.entry,
             status=input.status.value,
+            reason=input.reason,
         )
+
+    @activity.defn(name=ActivityName.LIST_RUNNING)
+    async def list_running(self, input: ListRunningInput) -> ListRunningResult:
+        """One page of the flow's open runs (for pause/resume/archive fan-outs)."""
+        ids = await enrollments.running_page(self._pool, input.flow_id, after=input.after, limit=input.limit)
+        return ListRunningResult(workflow_ids=ids)

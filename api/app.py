@@ -8,9 +8,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import problems
-from api.dispatch import Dispatcher
+from journeys.dispatch import Dispatcher
 from api.outbox import OutboxRelay
-from api.registry import FlowRegistry
+from journeys.registry import FlowRegistry
 from api.routes import v1
 from journeys import __version__
 from journeys.config import Settings

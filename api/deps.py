@@ -11,9 +11,9 @@ import asyncpg
 from fastapi import Depends, Request
 from temporalio.client import Client
 
-from api.dispatch import Dispatcher
+from journeys.dispatch import Dispatcher
 from api.problems import ProblemError
-from api.registry import FlowRegistry
+from journeys.registry import FlowRegistry
 from journeys.config import Settings
 from journeys.security import hash_api_key
 from journeys.store import apikeys

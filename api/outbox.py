@@ -12,7 +12,7 @@ import logging
 
 import asyncpg
 
-from api.dispatch import Dispatcher
+from journeys.dispatch import Dispatcher
 from journeys.domain.events import IncomingEvent
 from journeys.store import events
 

@@ -31,6 +31,7 @@ _TITLES = {
 class FieldError(BaseModel):
     field: str
     message: str
+    code: str | None = None
 
 
 class Problem(BaseModel):

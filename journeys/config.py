@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -74,6 +75,17 @@ class Settings(BaseSettings):
         200, description="Workflow tasks one worker runs at once."
     )
 
+    sms_provider: Literal["none", "outbox", "twilio"] = Field(
+        "none", description="How SMS is sent: `outbox` writes to JOURNEYS_HOME/sms (development)."
+    )
+    twilio_account_sid: str | None = Field(None, description="Twilio account SID (SMS provider).")
+    twilio_auth_token: SecretStr | None = Field(None, description="Twilio auth token.")
+    twilio_from_number: str | None = Field(None, description="Sending number or messaging service.")
+    twilio_api_url: str = Field("https://api.twilio.com", description="Twilio API base URL.")
+    webhook_secret: SecretStr | None = Field(
+        None, description="Signs webhook-step requests; unset = derived from JOURNEYS_SECRET_KEY."
+    )
+
     @model_validator(mode="after")
     def _no_dev_secret_in_production(self) -> Settings:
         if self.env == "production" and self.secret_key.get_secret_value() == DEV_SECRET:
@@ -91,6 +103,17 @@ class Settings(BaseSettings):
     def effective_temporal_address(self) -> str:
         """The Temporal frontend to connect to: the configured one, else the dev server's."""
         return self.temporal_address or f"127.0.0.1:{self.temporal_port}"
+
+    @property
+    def sms_configured(self) -> bool:
+        """Flows that text contacts can be activated."""
+        return self.sms_provider != "none"
+
+    def webhook_signing_key(self) -> bytes:
+        """The key of webhook-step signatures."""
+        if self.webhook_secret is not None:
+            return self.webhook_secret.get_secret_value().encode()
+        return hashlib.sha256(b"webhooks:" + self.secret_key.get_secret_value().encode()).digest()
 
     @property
     def effective_public_url(self) -> str:

@@ -14,9 +14,11 @@ import asyncpg
 import uvicorn
 
 from journeys.config import Settings
+from journeys.dispatch import Dispatcher
 from journeys.embedded.mailcatcher import MailCatcher
 from journeys.embedded.postgres import EmbeddedPostgres
 from journeys.embedded.temporal import DevTemporalServer
+from journeys.registry import FlowRegistry
 from journeys.store import apikeys
 from journeys.store.migrate import migrate
 from journeys.store.pool import create_pool
@@ -56,6 +58,9 @@ async def run_dev(settings: Settings) -> None:
     from api.app import create_app
     from workers.worker import build_worker
 
+    if settings.sms_provider == "none":
+        # Locally, texts go to an outbox file, so SMS flows can be tried without a provider.
+        settings = settings.model_copy(update={"sms_provider": "outbox"})
     home = settings.home.resolve()
     home.mkdir(parents=True, exist_ok=True)
     stop = asyncio.Event()
@@ -94,8 +99,11 @@ async def run_dev(settings: Settings) -> None:
         client = await connect_client(settings)
         pool = await create_pool(dsn, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
         stack.push_async_callback(pool.close)
-        worker = build_worker(client, settings, pool)
-        await stack.enter_async_context(worker)
+        registry = FlowRegistry(pool, dsn)
+        await registry.start()
+        stack.push_async_callback(registry.close)
+        dispatcher = Dispatcher(pool, client, registry, task_queue=settings.task_queue)
+        await stack.enter_async_context(build_worker(client, settings, pool, dispatcher=dispatcher))
 
         server = _Server(
             uvicorn.Config(
@@ -139,6 +147,8 @@ def _banner(settings: Settings, key: str, created: bool) -> None:
     lines += [
         f"  Mail catcher smtp://{settings.smtp_host}:{settings.smtp_port}"
         f"  → {settings.home / 'mail'}",
+        f"  SMS          {settings.sms_provider}"
+        + (f"  → {settings.home / 'sms' / 'outbox.jsonl'}" if settings.sms_provider == "outbox" else ""),
         f"  API key      {key}" + ("   (new; saved in " if created else "   (from ")
         + f"{settings.home / 'dev-api-key'})",
         "",

@@ -10,17 +10,23 @@ import asyncpg
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.contacts import ContactActivities
 from activities.delivery import AfterSendHook, DeliveryActivities
 from activities.enrollment import EnrollmentActivities
+from activities.webhooks import WebhookActivities
 from journeys.channels.email import EmailSender, SmtpConfig
+from journeys.channels.sms import OutboxSmsProvider, SmsProvider, TwilioSmsProvider
 from journeys.config import Settings
+from journeys.dispatch import Dispatcher
+from journeys.registry import FlowRegistry
 from journeys.store.pool import create_pool
 from journeys.temporal import connect_client
 from workflows.contact_flow import ContactFlowWorkflow
+from workflows.flow_control import FlowControlWorkflow
 
 log = logging.getLogger(__name__)
 
-WORKFLOWS = [ContactFlowWorkflow]
+WORKFLOWS = [ContactFlowWorkflow, FlowControlWorkflow]
 
 
 def smtp_config(settings: Settings) -> SmtpConfig:
@@ -35,21 +41,50 @@ def smtp_config(settings: Settings) -> SmtpConfig:
     )
 
 
+def sms_provider(settings: Settings) -> SmsProvider | None:
+    """The configured SMS provider, or None if SMS is off."""
+    if settings.sms_provider == "outbox":
+        return OutboxSmsProvider(settings.home / "sms")
+    if settings.sms_provider == "twilio":
+        if not (settings.twilio_account_sid and settings.twilio_auth_token and settings.twilio_from_number):
+            raise ValueError("JOURNEYS_SMS_PROVIDER=twilio needs the TWILIO account SID, token and number")
+        return TwilioSmsProvider(
+            account_sid=settings.twilio_account_sid,
+            auth_token=settings.twilio_auth_token.get_secret_value(),
+            from_number=settings.twilio_from_number,
+            base_url=settings.twilio_api_url,
+        )
+    return None
+
+
 def activities_for(
-    settings: Settings, pool: asyncpg.Pool, *, after_send: AfterSendHook | None = None
+    settings: Settings,
+    pool: asyncpg.Pool,
+    *,
+    dispatcher: Dispatcher | None = None,
+    after_send: AfterSendHook | None = None,
 ) -> list[object]:
     """Every activity, bound to its dependencies."""
     delivery = DeliveryActivities(
         pool,
         EmailSender(smtp_config(settings)),
         default_from=settings.mail_from,
+        sms=sms_provider(settings),
         after_send=after_send,
     )
     enrollment = EnrollmentActivities(pool)
+    contacts = ContactActivities(pool, dispatcher)
+    webhooks = WebhookActivities(pool, secret=settings.webhook_signing_key())
     return [
         enrollment.begin_enrollment,
         enrollment.finish_enrollment,
+        enrollment.list_running,
         delivery.send_email,
+        delivery.send_sms,
+        contacts.apply_contact_action,
+        contacts.evaluate_conditions,
+        contacts.resolve_wait,
+        webhooks.call_webhook,
     ]
 
 
@@ -58,15 +93,21 @@ def build_worker(
     settings: Settings,
     pool: asyncpg.Pool,
     *,
+    dispatcher: Dispatcher | None = None,
     task_queue: str | None = None,
     after_send: AfterSendHook | None = None,
 ) -> Worker:
-    """A worker for the contact-flow task queue, tuned from settings."""
+    """A worker for the contact-flow task queue, tuned from settings.
+
+    Args:
+        dispatcher: Lets steps that change a contact start other flows right away; without
+            one their events wait for the API's outbox relay.
+    """
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=WORKFLOWS,
-        activities=activities_for(settings, pool, after_send=after_send),
+        activities=activities_for(settings, pool, dispatcher=dispatcher, after_send=after_send),
         max_cached_workflows=settings.worker_max_cached_workflows,
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
@@ -76,16 +117,19 @@ def build_worker(
 async def run_worker(settings: Settings) -> None:
     """Runs a worker until SIGINT/SIGTERM, then drains it and closes the pool."""
     client = await connect_client(settings)
-    pool = await create_pool(
-        settings.effective_database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
-    )
+    dsn = settings.effective_database_url
+    pool = await create_pool(dsn, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+    registry = FlowRegistry(pool, dsn)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        async with build_worker(client, settings, pool):
+        await registry.start()
+        dispatcher = Dispatcher(pool, client, registry, task_queue=settings.task_queue)
+        async with build_worker(client, settings, pool, dispatcher=dispatcher):
             log.info("worker polling task queue %s", settings.task_queue)
             await stop.wait()
     finally:
+        await registry.close()
         await pool.close()

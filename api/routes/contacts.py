@@ -11,11 +11,12 @@ from fastapi import APIRouter, Header, Response, status
 from pydantic import AfterValidator, BaseModel, Field
 
 from api.deps import ApiKeyDep, DispatcherDep, PoolDep
-from api.dispatch import DispatchResult
 from api.problems import Problem, ProblemError
 from api.routes.audiences import TimeZone, require_audience
+from journeys import changes
+from journeys.dispatch import DispatchResult
 from journeys.domain.events import IncomingEvent
-from journeys.store import contacts, events
+from journeys.store import contacts, events, groups
 
 router = APIRouter(prefix="/audiences/{audience_id}/contacts", tags=["contacts"])
 
@@ -51,6 +52,9 @@ class ContactUpsert(BaseModel):
     timezone: TimeZone | None = None
     birthday: Annotated[str, AfterValidator(_birthday)] | None = None
     fields: dict[str, Any] | None = Field(None, description="Custom fields, merged into stored ones.")
+    imported: bool = Field(
+        False, description="Part of a bulk import: fires signed_up triggers only where they include imports."
+    )
 
 
 class ContactPublic(BaseModel):
@@ -106,13 +110,29 @@ async def _public(pool: PoolDep, contact: dict[str, Any]) -> ContactPublic:
     status_code=status.HTTP_201_CREATED,
 )
 async def upsert_contact(
-    audience_id: uuid.UUID, body: ContactUpsert, pool: PoolDep, response: Response, _key: ApiKeyDep
+    audience_id: uuid.UUID,
+    body: ContactUpsert,
+    pool: PoolDep,
+    dispatcher: DispatcherDep,
+    response: Response,
+    _key: ApiKeyDep,
 ) -> ContactPublic:
-    """Creates the contact (201) or updates the one with that email (200)."""
-    await require_audience(pool, str(audience_id))
-    row, created = await contacts.upsert(
-        pool, audience_id=str(audience_id), **body.model_dump(exclude_unset=True)
-    )
+    """Creates the contact (201) or updates the one with that email (200).
+
+    A new subscription fires `signed_up_email` triggers; a field that changes fires
+    `field_changed` triggers.
+    """
+    aid = str(audience_id)
+    await require_audience(pool, aid)
+    given = body.model_dump(exclude_unset=True)
+    key = uuid.uuid4().hex
+    async with pool.acquire() as conn, conn.transaction():
+        before = await contacts.resolve(conn, aid, body.email)
+        row, created = await contacts.upsert(
+            conn, audience_id=aid, **{k: v for k, v in given.items() if k != "imported"}
+        )
+        pending = await changes.after_upsert(conn, before=before, after=row, given=given, key=key)
+    await _deliver(dispatcher, pending)
     if not created:
         response.status_code = status.HTTP_200_OK
     return await _public(pool, row)
@@ -136,6 +156,23 @@ def _enrolments(results: list[DispatchResult]) -> list[EnrolmentPublic]:
     ]
 
 
+async def _deliver(dispatcher: DispatcherDep, pending: changes.Pending) -> list[DispatchResult]:
+    return [await dispatcher.deliver(event, stored) for event, stored in pending]
+
+
+async def _redeliver(pool: PoolDep, pending: changes.Pending, keys: list[str]) -> changes.Pending:
+    """Events of an earlier attempt of this request (same Idempotency-Key) left undelivered."""
+    for key in keys:
+        stored = await events.by_key(pool, key)
+        if stored is not None and stored["dispatched_at"] is None:
+            event = IncomingEvent(
+                type=stored["type"], audience_id=stored["audience_id"], contact_id=stored["contact_id"],
+                idempotency_key=key, data=stored["data"],
+            )
+            pending.append((event, stored))
+    return pending
+
+
 @router.post("/{contact}/tags", responses=ERRORS)
 async def add_tags(
     audience_id: uuid.UUID,
@@ -155,31 +192,14 @@ async def add_tags(
     row = await _contact(pool, aid, contact)
     names = list(dict.fromkeys(t.strip() for t in body.tags))
     request_key = idempotency_key or uuid.uuid4().hex
-    pending: list[tuple[IncomingEvent, dict[str, Any]]] = []
     async with pool.acquire() as conn, conn.transaction():
-        added = await contacts.add_tags(conn, audience_id=aid, contact_id=row["id"], names=names)
-        for tag in names:
-            event = IncomingEvent(
-                type="tag_added",
-                audience_id=aid,
-                contact_id=row["id"],
-                idempotency_key=f"tag_added:{row['id']}:{tag}:{request_key}",
-                data={"tag": tag},
-            )
-            if tag in added:
-                stored, _ = await events.record(
-                    conn,
-                    idempotency_key=event.idempotency_key,
-                    audience_id=aid,
-                    contact_id=row["id"],
-                    type=event.type,
-                    data=event.data,
-                )
-            else:
-                stored = await events.by_key(conn, event.idempotency_key) if idempotency_key else None
-            if stored is not None:
-                pending.append((event, stored))
-    results = [await dispatcher.deliver(event, stored) for event, stored in pending]
+        added, pending = await changes.add_tags(
+            conn, audience_id=aid, contact_id=row["id"], names=names, key=request_key
+        )
+    if idempotency_key:
+        retried = [f"tag_added:{row['id']}:{tag}:{request_key}" for tag in names if tag not in added]
+        pending = await _redeliver(pool, pending, retried)
+    results = await _deliver(dispatcher, pending)
     return TagsAdded(
         contact_id=row["id"],
         tags=await contacts.tags(pool, row["id"]),
@@ -188,13 +208,109 @@ async def add_tags(
     )
 
 
-@router.delete(
-    "/{contact}/tags/{tag}", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS
-)
+@router.delete("/{contact}/tags/{tag}", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS)
 async def remove_tag(
-    audience_id: uuid.UUID, contact: str, tag: str, pool: PoolDep, _key: ApiKeyDep
+    audience_id: uuid.UUID, contact: str, tag: str, pool: PoolDep, dispatcher: DispatcherDep,
+    _key: ApiKeyDep,
 ) -> Response:
     """Removes a tag from the contact (no error if it did not have it)."""
     row = await _contact(pool, str(audience_id), contact)
-    await contacts.remove_tags(pool, contact_id=row["id"], names=[tag])
+    async with pool.acquire() as conn, conn.transaction():
+        _, pending = await changes.remove_tags(
+            conn, audience_id=str(audience_id), contact_id=row["id"], names=[tag], key=uuid.uuid4().hex
+        )
+    await _deliver(dispatcher, pending)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+class GroupsAdd(BaseModel):
+    groups: list[TagName] = Field(min_length=1, max_length=100)
+
+
+class GroupsChanged(BaseModel):
+    contact_id: str
+    groups: list[str]
+    joined: list[str]
+    enrolments: list[EnrolmentPublic]
+
+
+@router.post("/{contact}/groups", responses=ERRORS)
+async def join_groups(
+    audience_id: uuid.UUID, contact: str, body: GroupsAdd, pool: PoolDep, dispatcher: DispatcherDep,
+    _key: ApiKeyDep,
+) -> GroupsChanged:
+    """Puts the contact in audience groups; joining fires `joined_group` triggers."""
+    aid = str(audience_id)
+    row = await _contact(pool, aid, contact)
+    async with pool.acquire() as conn, conn.transaction():
+        joined, pending = await changes.join_groups(
+            conn, audience_id=aid, contact_id=row["id"], names=list(dict.fromkeys(body.groups)),
+            key=uuid.uuid4().hex,
+        )
+    results = await _deliver(dispatcher, pending)
+    return GroupsChanged(
+        contact_id=row["id"], groups=await groups.of_contact(pool, row["id"]), joined=joined,
+        enrolments=_enrolments(results),
+    )
+
+
+@router.delete("/{contact}/groups/{group}", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS)
+async def leave_group(
+    audience_id: uuid.UUID, contact: str, group: str, pool: PoolDep, dispatcher: DispatcherDep,
+    _key: ApiKeyDep,
+) -> Response:
+    """Takes the contact out of a group; leaving fires `left_group` triggers."""
+    row = await _contact(pool, str(audience_id), contact)
+    async with pool.acquire() as conn, conn.transaction():
+        _, pending = await changes.leave_groups(
+            conn, audience_id=str(audience_id), contact_id=row["id"], names=[group], key=uuid.uuid4().hex
+        )
+    await _deliver(dispatcher, pending)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+class CustomEvent(BaseModel):
+    """A custom event (the `event_api` trigger), as Mailchimp's member events API takes it."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{2,30}$")
+    properties: dict[str, Any] = {}
+    occurred_at: datetime | None = None
+    is_syncing: bool = Field(False, description="Record only: trigger no flow.")
+
+
+class EventAccepted(BaseModel):
+    event_id: str
+    duplicate: bool
+    enrolments: list[EnrolmentPublic]
+
+
+@router.post("/{contact}/events", status_code=status.HTTP_202_ACCEPTED, responses=ERRORS)
+async def post_event(
+    audience_id: uuid.UUID,
+    contact: str,
+    body: CustomEvent,
+    pool: PoolDep,
+    dispatcher: DispatcherDep,
+    _key: ApiKeyDep,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> EventAccepted:
+    """Records a custom event; it enrols the contact in flows with a matching `event_api` trigger."""
+    aid = str(audience_id)
+    row = await _contact(pool, aid, contact)
+    event = IncomingEvent(
+        type="custom_event",
+        audience_id=aid,
+        contact_id=row["id"],
+        idempotency_key=f"custom_event:{row['id']}:{idempotency_key or uuid.uuid4().hex}",
+        data={"name": body.name, "properties": body.properties},
+        occurred_at=body.occurred_at,
+    )
+    stored, _ = await events.record(
+        pool, idempotency_key=event.idempotency_key, audience_id=aid, contact_id=row["id"],
+        type=event.type, data=event.data, occurred_at=body.occurred_at,
+    )
+    if body.is_syncing:
+        await events.mark_dispatched(pool, stored["id"])
+        return EventAccepted(event_id=stored["id"], duplicate=False, enrolments=[])
+    result = await dispatcher.deliver(event, stored)
+    return EventAccepted(event_id=result.event_id, duplicate=result.duplicate, enrolments=_enrolments([result]))

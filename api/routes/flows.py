@@ -1,20 +1,26 @@
-"""Flows: create, activate, inspect their contact runs."""
+"""Flows: definitions and their versions, lifecycle, validation, contact runs."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Query, status
-from pydantic import BaseModel
+import asyncpg
+from fastapi import APIRouter, Body, Query, Response, status
+from pydantic import BaseModel, Field
+from temporalio.common import WorkflowIDConflictPolicy
 
-from api.deps import ApiKeyDep, PoolDep, RegistryDep, TemporalDep
+from api.deps import ApiKeyDep, DispatcherDep, PoolDep, RegistryDep, SettingsDep, TemporalDep
+from api.flow_rules import check, context_for, schema_violations
 from api.problems import FieldError, Problem, ProblemError
 from api.routes.audiences import require_audience
 from journeys.domain import search
 from journeys.domain.flow import FlowDefinition
-from journeys.domain.validation import violations
-from journeys.store import flows
+from journeys.domain.runs import CONTROL_WORKFLOW_NAME, FlowControlInput, control_workflow_id
+from journeys.domain.validation import Violation, violations
+from journeys.registry import ActiveFlow
+from journeys.store import contacts, flows
 
 router = APIRouter(prefix="/flows", tags=["flows"])
 
@@ -38,12 +44,30 @@ class FlowPublic(BaseModel):
     created_at: datetime
     updated_at: datetime
     activated_at: datetime | None
+    archived_at: datetime | None = None
 
 
-def public(row: dict[str, Any]) -> FlowPublic:
-    """The flow as the API shows it; the definition in authoring order (jsonb sorts keys)."""
-    definition = FlowDefinition.model_validate(row["definition"]).authored()
-    return FlowPublic(**{**row, "definition": definition})
+class FlowList(BaseModel):
+    flows: list[FlowPublic]
+
+
+class VersionPublic(BaseModel):
+    version: int
+    definition: dict[str, Any]
+    created_at: datetime
+
+
+class VersionList(BaseModel):
+    flow_id: str
+    current: int
+    versions: list[VersionPublic]
+
+
+class ValidationReport(BaseModel):
+    """Every violation at once; `valid` means the flow can be saved and activated."""
+
+    valid: bool
+    violations: list[Violation]
 
 
 class RunPublic(BaseModel):
@@ -64,7 +88,24 @@ class RunList(BaseModel):
     runs: list[RunPublic]
 
 
-async def require_flow(pool: PoolDep, flow_id: str) -> dict[str, Any]:
+class ManualAdd(BaseModel):
+    contacts: list[str] = Field(
+        min_length=1, max_length=500, description="Contact ids, email addresses or subscriber hashes."
+    )
+
+
+class ManualAddResult(BaseModel):
+    enrolled: list[dict[str, str | None]]
+    not_found: list[str]
+
+
+def public(row: dict[str, Any]) -> FlowPublic:
+    """The flow as the API shows it; the definition in authoring order (jsonb sorts keys)."""
+    definition = FlowDefinition.model_validate(row["definition"]).authored()
+    return FlowPublic(**{**row, "definition": definition})
+
+
+async def require_flow(pool: asyncpg.Pool, flow_id: str) -> dict[str, Any]:
     """The flow, or a 404 naming it."""
     row = await flows.get(pool, flow_id)
     if row is None:
@@ -72,28 +113,67 @@ async def require_flow(pool: PoolDep, flow_id: str) -> dict[str, Any]:
     return row
 
 
-def check_rules(definition: FlowDefinition) -> None:
-    """Raises a 422 listing every flow rule the definition breaks."""
-    found = violations(definition)
-    if found:
-        raise ProblemError(
-            422,
-            f"{found[0].path}: {found[0].message}"
-            + (f" (and {len(found) - 1} more)" if len(found) > 1 else ""),
-            errors=[FieldError(field=v.path, message=v.message) for v in found],
-        )
+def _name_taken(name: str) -> ProblemError:
+    return ProblemError(
+        409,
+        f"a flow named {name!r} already exists in this audience",
+        errors=[FieldError(field="name", message="already used by another flow of the audience")],
+    )
+
+
+# --- definitions --------------------------------------------------------------------------------
+
+
+@router.get("/schema", response_model=dict[str, Any])
+async def flow_schema() -> dict[str, Any]:
+    """JSON Schema of a flow definition, for editors and code generators (no key needed)."""
+    return FlowDefinition.model_json_schema()
+
+
+@router.post("/validate", responses=ERRORS)
+async def validate_flow(
+    pool: PoolDep,
+    settings: SettingsDep,
+    _key: ApiKeyDep,
+    definition: dict[str, Any] = Body(..., description="A flow definition, valid or not."),
+    flow_id: str | None = Query(None, description="The flow this would replace, if any."),
+) -> ValidationReport:
+    """Checks a definition without saving it and returns every violation at once."""
+    parsed, found = schema_violations(definition)
+    if parsed is not None:
+        found = violations(parsed, await context_for(pool, settings, parsed, flow_id))
+    return ValidationReport(valid=not found, violations=found)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=ERRORS)
-async def create_flow(definition: FlowDefinition, pool: PoolDep, _key: ApiKeyDep) -> FlowPublic:
+async def create_flow(
+    definition: FlowDefinition, pool: PoolDep, settings: SettingsDep, _key: ApiKeyDep
+) -> FlowPublic:
     """Creates a draft flow at version 1. Nothing enrols until it is activated."""
-    check_rules(definition)
     await require_audience(pool, definition.audience_id)
-    async with pool.acquire() as conn, conn.transaction():
-        row = await flows.create(
-            conn, audience_id=definition.audience_id, definition=definition.authored()
-        )
+    await check(pool, settings, definition)
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            row = await flows.create(conn, audience_id=definition.audience_id, definition=definition.authored())
+    except asyncpg.UniqueViolationError:
+        raise _name_taken(definition.name) from None
     return public(row)
+
+
+@router.get("", responses=ERRORS)
+async def list_flows(
+    pool: PoolDep,
+    _key: ApiKeyDep,
+    audience_id: uuid.UUID | None = None,
+    status: FlowStatus | None = None,
+    limit: int = Query(100, ge=1, le=1000),
+    offset: int = Query(0, ge=0),
+) -> FlowList:
+    """Flows, newest first."""
+    rows = await flows.list_flows(
+        pool, audience_id=str(audience_id) if audience_id else None, status=status, limit=limit, offset=offset
+    )
+    return FlowList(flows=[public(r) for r in rows])
 
 
 @router.get("/{flow_id}", responses=ERRORS)
@@ -102,20 +182,184 @@ async def get_flow(flow_id: str, pool: PoolDep, _key: ApiKeyDep) -> FlowPublic:
     return public(await require_flow(pool, flow_id))
 
 
-@router.post("/{flow_id}/activate", responses=ERRORS)
-async def activate_flow(
-    flow_id: str, pool: PoolDep, registry: RegistryDep, _key: ApiKeyDep
+@router.put("/{flow_id}", responses=ERRORS)
+async def update_flow(
+    flow_id: str,
+    definition: FlowDefinition,
+    pool: PoolDep,
+    settings: SettingsDep,
+    registry: RegistryDep,
+    _key: ApiKeyDep,
 ) -> FlowPublic:
-    """Starts enrolling: only activity from now on triggers the flow."""
+    """Replaces the definition.
+
+    A flow that has ever been active gets a new version: contacts already in it finish on the
+    version they entered with. Triggers can change only while the flow is a draft or paused.
+    """
     flow = await require_flow(pool, flow_id)
     if flow["status"] == "archived":
-        raise ProblemError(409, "an archived flow cannot be activated again")
-    if flow["status"] != "active":
+        raise ProblemError(409, "an archived flow cannot be edited")
+    if definition.audience_id != flow["audience_id"]:
+        raise ProblemError(
+            422,
+            "audience_id: a flow stays in the audience it was created in",
+            errors=[FieldError(field="audience_id", message=f"must be {flow['audience_id']}")],
+        )
+    current = FlowDefinition.model_validate(flow["definition"])
+    if flow["status"] == "active" and definition.triggers != current.triggers:
+        raise ProblemError(
+            409,
+            "triggers can change only while the flow is a draft or paused",
+            errors=[FieldError(field="triggers", message="pause the flow to change its triggers")],
+        )
+    await check(pool, settings, definition, flow_id=flow_id)
+    if definition == current:
+        return public(flow)
+    try:
         async with pool.acquire() as conn, conn.transaction():
-            flow = await flows.set_status(conn, flow_id, "active")
-    # This process need not wait for its own NOTIFY: the next request sees the flow.
+            if flow["activated_at"] is None:
+                row = await flows.replace_definition(conn, flow_id, definition.authored())
+            else:
+                row = await flows.add_version(conn, flow_id, definition.authored())
+    except asyncpg.UniqueViolationError:
+        raise _name_taken(definition.name) from None
     await registry.refresh(flow_id)
+    return public(row)
+
+
+@router.delete("/{flow_id}", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS)
+async def delete_flow(flow_id: str, pool: PoolDep, _key: ApiKeyDep) -> Response:
+    """Deletes a draft. A flow that ran keeps its history: archive it instead."""
+    flow = await require_flow(pool, flow_id)
+    if flow["status"] != "draft":
+        raise ProblemError(409, f"only drafts can be deleted; this flow is {flow['status']} (archive it)")
+    async with pool.acquire() as conn, conn.transaction():
+        await flows.delete(conn, flow_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{flow_id}/versions", responses=ERRORS)
+async def list_versions(flow_id: str, pool: PoolDep, _key: ApiKeyDep) -> VersionList:
+    """Every version of the flow, oldest first."""
+    flow = await require_flow(pool, flow_id)
+    rows = await flows.versions(pool, flow_id)
+    return VersionList(
+        flow_id=flow_id,
+        current=flow["version"],
+        versions=[
+            VersionPublic(
+                version=r["version"],
+                definition=FlowDefinition.model_validate(r["definition"]).authored(),
+                created_at=r["created_at"],
+            )
+            for r in rows
+        ],
+    )
+
+
+# --- lifecycle ----------------------------------------------------------------------------------
+
+
+async def _transition(
+    pool: asyncpg.Pool, registry: Any, temporal: Any, settings: Any, flow_id: str, *,
+    allowed_from: set[str], target: str, action: str | None,
+) -> FlowPublic:
+    """Moves the flow to `target` and tells its open runs; repeating a done move is harmless."""
+    flow = await require_flow(pool, flow_id)
+    if flow["status"] != target:
+        if flow["status"] not in allowed_from:
+            raise ProblemError(409, f"a {flow['status']} flow cannot become {target}")
+        if target == "active":
+            await check(pool, settings, FlowDefinition.model_validate(flow["definition"]),
+                        flow_id=flow_id, for_activation=True)
+        async with pool.acquire() as conn, conn.transaction():
+            flow = await flows.set_status(conn, flow_id, target)
+    # This process need not wait for its own NOTIFY: the next request sees the change.
+    await registry.refresh(flow_id)
+    if action is not None:
+        await temporal.start_workflow(
+            CONTROL_WORKFLOW_NAME,
+            FlowControlInput(flow_id=flow_id, action=action),
+            id=control_workflow_id(flow_id, action, flow["updated_at"]),
+            task_queue=settings.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
     return public(flow)
+
+
+@router.post("/{flow_id}/activate", responses=ERRORS)
+async def activate_flow(
+    flow_id: str, pool: PoolDep, registry: RegistryDep, temporal: TemporalDep, settings: SettingsDep,
+    _key: ApiKeyDep,
+) -> FlowPublic:
+    """Starts enrolling (only activity from now on triggers the flow); resumes a paused flow."""
+    flow = await require_flow(pool, flow_id)
+    action = "resumed" if flow["status"] == "paused" else None
+    return await _transition(pool, registry, temporal, settings, flow_id,
+                             allowed_from={"draft", "paused"}, target="active", action=action)
+
+
+@router.post("/{flow_id}/pause", responses=ERRORS)
+async def pause_flow(
+    flow_id: str, pool: PoolDep, registry: RegistryDep, temporal: TemporalDep, settings: SettingsDep,
+    _key: ApiKeyDep,
+) -> FlowPublic:
+    """Stops enrolling; contacts in the flow hold before their next step until it resumes."""
+    return await _transition(pool, registry, temporal, settings, flow_id,
+                             allowed_from={"active"}, target="paused", action="paused")
+
+
+@router.post("/{flow_id}/resume", responses=ERRORS)
+async def resume_flow(
+    flow_id: str, pool: PoolDep, registry: RegistryDep, temporal: TemporalDep, settings: SettingsDep,
+    _key: ApiKeyDep,
+) -> FlowPublic:
+    """Enrols again; held contacts carry on."""
+    return await _transition(pool, registry, temporal, settings, flow_id,
+                             allowed_from={"paused"}, target="active", action="resumed")
+
+
+@router.post("/{flow_id}/archive", responses=ERRORS)
+async def archive_flow(
+    flow_id: str, pool: PoolDep, registry: RegistryDep, temporal: TemporalDep, settings: SettingsDep,
+    _key: ApiKeyDep,
+) -> FlowPublic:
+    """Ends the flow for good: no more enrolments, and contacts in it leave."""
+    return await _transition(pool, registry, temporal, settings, flow_id,
+                             allowed_from={"active", "paused"}, target="archived", action="archived")
+
+
+# --- contacts in the flow -----------------------------------------------------------------------
+
+
+@router.post("/{flow_id}/contacts", responses=ERRORS)
+async def add_contacts(
+    flow_id: str, body: ManualAdd, pool: PoolDep, registry: RegistryDep, dispatcher: DispatcherDep,
+    _key: ApiKeyDep,
+) -> ManualAddResult:
+    """Enrols contacts by hand (the `manual_add` trigger)."""
+    flow = await require_flow(pool, flow_id)
+    definition = FlowDefinition.model_validate(flow["definition"])
+    if not any(t.type == "manual_add" for t in definition.triggers):
+        raise ProblemError(409, "this flow has no manual_add trigger")
+    if flow["status"] != "active":
+        raise ProblemError(409, f"the flow is {flow['status']}: only active flows enrol contacts")
+    active = ActiveFlow.from_row(flow)
+    enrolled, missing = [], []
+    for ref in dict.fromkeys(body.contacts):
+        contact = await contacts.resolve(pool, flow["audience_id"], ref)
+        if contact is None:
+            missing.append(ref)
+            continue
+        result = await dispatcher.dispatch_to(
+            active,
+            contact["id"],
+            event_type="manual_add",
+            idempotency_key=f"manual_add:{flow_id}:{contact['id']}:{uuid.uuid4().hex}",
+        )
+        enrolled.append({"contact": ref, "workflow_id": result.workflow_id, "outcome": result.outcome,
+                         "reason": result.reason})
+    return ManualAddResult(enrolled=enrolled, not_found=missing)
 
 
 @router.get("/{flow_id}/runs", responses=ERRORS)
@@ -144,3 +388,4 @@ async def list_runs(
             )
         )
     return RunList(flow_id=flow_id, runs=runs)
+

@@ -3,30 +3,93 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, get_args
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from journeys.domain.conditions import ConditionSet
 from journeys.domain.durations import Duration
+from journeys.domain.refs import FieldName, Name, TimeOfDay
 from journeys.domain.steps import Step
 from journeys.domain.triggers import Trigger
 
+MAX_STEPS = 100
+MAX_WAIT_FOR_TRIGGER = 10
 
-class Reentry(BaseModel):
-    """Whether a contact that finished the flow may enter it again."""
 
+class _Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Reentry(_Settings):
+    """Whether a contact that finished the flow may enter it again."""
 
     allowed: bool = False
     min_interval: Duration | None = None
 
 
-class FlowSettings(BaseModel):
+class TagAddedGoal(_Settings):
+    type: Literal["tag_added"] = "tag_added"
+    tag: Name
+
+
+class PurchasedGoal(_Settings):
+    type: Literal["purchased"] = "purchased"
+    product_id: str | None = Field(None, min_length=1)
+
+
+class EventGoal(_Settings):
+    type: Literal["event"] = "event"
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{2,30}$")]
+
+
+class JoinedGroupGoal(_Settings):
+    type: Literal["joined_group"] = "joined_group"
+    group: Name
+
+
+class FieldChangedGoal(_Settings):
+    type: Literal["field_changed"] = "field_changed"
+    field: FieldName
+    value: str | int | float | bool | None = Field(None, description="Any change if absent.")
+
+
+ExitGoal = Annotated[
+    TagAddedGoal | PurchasedGoal | EventGoal | JoinedGroupGoal | FieldChangedGoal,
+    Field(discriminator="type"),
+]
+
+
+class QuietHours(_Settings):
+    """Local hours in which nothing is sent; sends wait until the window ends."""
+
+    start: TimeOfDay
+    end: TimeOfDay
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> QuietHours:
+        if self.start == self.end:
+            raise ValueError("quiet hours need different start and end times")
+        return self
+
+
+class Sender(_Settings):
+    """Default sender of the flow's emails (a step may override it)."""
+
+    from_name: str | None = Field(None, max_length=100)
+    from_email: str | None = Field(None, max_length=254)
+    reply_to: str | None = Field(None, max_length=254)
+
+
+class FlowSettings(_Settings):
     """Flow-wide behaviour."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
     reentry: Reentry = Reentry()
+    exit_when: list[ExitGoal] = Field([], max_length=10)
+    starting_filter: ConditionSet | None = None
+    quiet_hours: QuietHours | None = None
+    timezone_basis: Literal["contact", "audience"] = "contact"
+    sender: Sender = Sender()
 
 
 class FlowDefinition(BaseModel):
@@ -40,9 +103,9 @@ class FlowDefinition(BaseModel):
     steps: list[Step] = Field(min_length=1)
     settings: FlowSettings = FlowSettings()
 
-    def walk(self) -> Iterator[Step]:
-        """Yields every step of the tree, depth first, in authoring order."""
-        yield from self.steps
+    def walk(self) -> Iterator[tuple[str, Step]]:
+        """Yields (JSON path, step) for every step of the tree, depth first, in authoring order."""
+        yield from walk_steps(self.steps, "steps")
 
     def step(self, step_id: str) -> Step:
         """Returns the step with this id.
@@ -50,14 +113,28 @@ class FlowDefinition(BaseModel):
         Raises:
             KeyError: no step has it.
         """
-        for step in self.walk():
+        for _, step in self.walk():
             if step.id == step_id:
                 return step
         raise KeyError(step_id)
 
+    @property
+    def transactional(self) -> bool:
+        """A flow whose trigger is transactional (order confirmation …) sends to any contact."""
+        return any(t.transactional for t in self.triggers)
+
     def authored(self) -> dict[str, Any]:
         """The definition as JSON-ready data, without defaults the author left out."""
         return self.model_dump(mode="json", exclude_unset=True)
+
+
+def walk_steps(steps: list[Step], path: str) -> Iterator[tuple[str, Step]]:
+    """Yields (path, step) for a step list and everything nested in it."""
+    for index, step in enumerate(steps):
+        here = f"{path}[{index}]"
+        yield here, step
+        for name, branch in step.branches():
+            yield from walk_steps(branch, f"{here}.{name}")
 
 
 def _union_tags(union: Any) -> set[str]:
@@ -65,5 +142,8 @@ def _union_tags(union: Any) -> set[str]:
     return {member.model_fields["type"].default for member in members}
 
 
-# Every `type` value of a trigger or step: pydantic names them in error locations.
-TYPE_TAGS: frozenset[str] = frozenset(_union_tags(Trigger) | _union_tags(Step))
+# Every `type` value of a tagged union: pydantic names them in error locations.
+TYPE_TAGS: frozenset[str] = frozenset(
+    _union_tags(Trigger) | _union_tags(Step) | _union_tags(ExitGoal)
+    | _union_tags(get_args(ConditionSet.model_fields["conditions"].annotation)[0])
+)  # fmt: skip

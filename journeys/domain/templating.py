@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import difflib
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import TemplateSyntaxError
+from jinja2 import TemplateSyntaxError, meta, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 _text_env = SandboxedEnvironment(autoescape=False)
 _html_env = SandboxedEnvironment(autoescape=True)
+
+# What a template may name: the contact, the enrolling event's data, the flow.
+CONTACT_FIELDS = frozenset({
+    "id", "audience_id", "email", "subscriber_hash", "status", "first_name", "last_name",
+    "phone", "sms_status", "timezone", "birthday", "signup_at", "created_at", "updated_at",
+    "fields", "tags",
+})  # fmt: skip
+TOP_LEVEL = frozenset({"contact", "event", "flow"})
 
 
 @lru_cache(maxsize=512)
@@ -37,9 +46,34 @@ def syntax_error(source: str) -> str | None:
     return None
 
 
-def contact_context(contact: dict[str, Any]) -> dict[str, Any]:
-    """Builds the merge context: standard fields first, custom `fields` reachable both ways."""
-    fields = dict(contact.get("fields") or {})
-    merged = {**fields, **{k: v for k, v in contact.items() if k != "fields"}}
-    merged["fields"] = fields
-    return {"contact": merged}
+def _suggest(name: str, known: frozenset[str]) -> str:
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def merge_tag_errors(source: str) -> list[str]:
+    """Human messages for template errors: syntax, or merge tags that name nothing.
+
+    Custom fields are reached as `contact.fields.<name>` (any name: they vary per contact);
+    other `contact.<name>` must be a standard field, so a typo is caught before sending.
+    """
+    error = syntax_error(source)
+    if error:
+        return [error]
+    tree = _text_env.parse(source)
+    problems = []
+    for name in sorted(meta.find_undeclared_variables(tree) - TOP_LEVEL - set(_text_env.globals)):
+        problems.append(f"unknown merge tag {name!r}{_suggest(name, TOP_LEVEL)}: use contact.*, event.* or flow.*")
+    for node in tree.find_all(nodes.Getattr):
+        if isinstance(node.node, nodes.Name) and node.node.name == "contact":
+            if node.attr not in CONTACT_FIELDS:
+                problems.append(
+                    f"unknown merge tag 'contact.{node.attr}'{_suggest(node.attr, CONTACT_FIELDS)};"
+                    f" custom fields are contact.fields.{node.attr}"
+                )
+    return problems
+
+
+def contact_context(contact: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """Builds the merge context: standard fields, custom ones under `contact.fields`."""
+    return {"contact": {**contact, "fields": dict(contact.get("fields") or {})}, **extra}

@@ -148,3 +148,45 @@ async def tags(conn: Conn, contact_id: str) -> list[str]:
         contact_id,
     )
     return [r["name"] for r in rows]
+
+
+async def set_fields(
+    conn: Conn, contact_id: str, *, standard: dict[str, Any], custom: dict[str, Any]
+) -> dict[str, Any]:
+    """Sets standard columns (names checked by the caller) and merges custom fields."""
+    assignments = [f"{name} = ${index}" for index, name in enumerate(standard, start=3)]
+    sets = ", ".join(["fields = fields || $2::jsonb", "updated_at = now()", *assignments])
+    row = await conn.fetchrow(
+        f"UPDATE contacts SET {sets} WHERE id = $1::uuid RETURNING {_COLUMNS}",
+        contact_id,
+        custom,
+        *standard.values(),
+    )
+    return dict(row)
+
+
+async def unsubscribe(conn: Conn, contact_id: str, channels: list[str]) -> list[str]:
+    """Ends marketing consent on these channels; returns the ones that were on."""
+    row = await conn.fetchrow(
+        """
+        WITH before AS (SELECT status, sms_status FROM contacts WHERE id = $1::uuid FOR UPDATE)
+        UPDATE contacts c SET
+            status = CASE WHEN 'email' = ANY($2::text[]) AND c.status = 'subscribed'
+                          THEN 'unsubscribed' ELSE c.status END,
+            sms_status = CASE WHEN 'sms' = ANY($2::text[]) AND c.sms_status = 'subscribed'
+                              THEN 'unsubscribed' ELSE c.sms_status END,
+            updated_at = now()
+        FROM before WHERE c.id = $1::uuid
+        RETURNING before.status AS email_before, before.sms_status AS sms_before
+        """,
+        contact_id,
+        channels,
+    )
+    if row is None:
+        return []
+    done = []
+    if "email" in channels and row["email_before"] == "subscribed":
+        done.append("email")
+    if "sms" in channels and row["sms_before"] == "subscribed":
+        done.append("sms")
+    return done

@@ -76,16 +76,41 @@ async def close_stale(conn: Conn, flow_id: str, contact_id: str, now: datetime) 
     )
 
 
-async def finish(conn: Conn, *, flow_id: str, contact_id: str, entry: int, status: str) -> None:
+async def finish(
+    conn: Conn, *, flow_id: str, contact_id: str, entry: int, status: str, reason: str | None = None
+) -> None:
     await conn.execute(
-        "UPDATE enrollments SET status = $4, ended_at = now()"
+        "UPDATE enrollments SET status = $4, ended_at = now(), end_reason = $5"
         " WHERE flow_id = $1::uuid AND contact_id = $2::uuid AND entry = $3",
         flow_id,
         contact_id,
         entry,
         status,
+        reason,
     )
 
 
 async def count(conn: Conn, flow_id: str) -> int:
     return await conn.fetchval("SELECT count(*) FROM enrollments WHERE flow_id = $1::uuid", flow_id)
+
+
+async def running_for_contact(conn: Conn, contact_id: str) -> list[dict[str, Any]]:
+    """The contact's entries still in progress, in any flow."""
+    rows = await conn.fetch(
+        "SELECT flow_id::text, workflow_id FROM enrollments"
+        " WHERE contact_id = $1::uuid AND status = 'running'",
+        contact_id,
+    )
+    return [dict(r) for r in rows]
+
+
+async def running_page(conn: Conn, flow_id: str, *, after: str, limit: int) -> list[str]:
+    """Workflow ids of the flow's entries in progress, in id order, after `after`."""
+    rows = await conn.fetch(
+        "SELECT workflow_id FROM enrollments WHERE flow_id = $1::uuid AND status = 'running'"
+        " AND workflow_id > $2 ORDER BY workflow_id LIMIT $3",
+        flow_id,
+        after,
+        limit,
+    )
+    return [r["workflow_id"] for r in rows]

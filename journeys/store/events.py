@@ -30,7 +30,8 @@ async def record(
         INSERT INTO events (idempotency_key, audience_id, contact_id, type, data, occurred_at)
         VALUES ($1, $2::uuid, $3::uuid, $4, $5, COALESCE($6, now()))
         ON CONFLICT (idempotency_key) DO NOTHING
-        RETURNING id::text, type, data, occurred_at, dispatched_at, contact_id::text
+        RETURNING id::text, type, data, occurred_at, dispatched_at, contact_id::text,
+                  audience_id::text
         """,
         idempotency_key,
         audience_id,
@@ -57,8 +58,8 @@ async def mark_dispatched(conn: Conn, event_id: str) -> None:
 async def by_key(conn: Conn, idempotency_key: str) -> dict[str, Any] | None:
     """The event stored under this key, or None."""
     row = await conn.fetchrow(
-        "SELECT id::text, type, data, occurred_at, dispatched_at, contact_id::text"
-        " FROM events WHERE idempotency_key = $1",
+        "SELECT id::text, type, data, occurred_at, dispatched_at, contact_id::text,"
+        " audience_id::text FROM events WHERE idempotency_key = $1",
         idempotency_key,
     )
     return dict(row) if row else None

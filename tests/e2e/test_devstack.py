@@ -65,7 +65,7 @@ async def test_readme_tour_works_as_written(dev_stack: DevStack, tmp_path: Path)
             return runs[0] if runs and runs[0]["step"] == "pause" else None
 
         run = await eventually(waiting, timeout=30)
-    assert run["status"] == "running"
+    assert (run["status"], run["phase"]) == ("running", "waiting")
     assert await dev_stack.stop() == 0
     assert dev_stack.ports_still_open() == []
 

@@ -10,9 +10,9 @@ import httpx
 import pytest
 from temporalio.client import Client
 
-from api.dispatch import Dispatcher
+from journeys.dispatch import Dispatcher
 from api.outbox import OutboxRelay
-from api.registry import FlowRegistry
+from journeys.registry import FlowRegistry
 from journeys.config import Settings
 from journeys.domain.events import IncomingEvent
 from journeys.domain.runs import workflow_id

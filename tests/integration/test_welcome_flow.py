@@ -63,7 +63,7 @@ async def test_tag_enrols_contact_sends_rendered_email_and_shows_run(
     run = await eventually(run_listed)
     assert run["contact_id"] == contact["id"]
     assert run["workflow_id"] == workflow_id(flow_id, contact["id"])
-    assert (run["status"], run["phase"]) == ("running", "running")
+    assert (run["status"], run["phase"]) == ("running", "waiting")
 
     found = [wf.id async for wf in client.list_workflows(f"FlowId = '{flow_id}'")]
     assert found == [workflow_id(flow_id, contact["id"])]

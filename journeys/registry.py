@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 
-from journeys.domain.events import IncomingEvent, fires
+from journeys.domain.events import IncomingEvent, event_type_for, fires
 from journeys.domain.flow import FlowDefinition
 from journeys.domain.triggers import Trigger
 from journeys.store import flows
@@ -41,7 +41,7 @@ class ActiveFlow:
 
 
 class FlowRegistry:
-    """Active flows indexed by (audience, trigger type), so matching an event costs no query."""
+    """Active flows indexed by (audience, event type), so matching an event costs no query."""
 
     def __init__(self, pool: asyncpg.Pool, dsn: str) -> None:
         self._pool = pool
@@ -100,7 +100,9 @@ class FlowRegistry:
         index: dict[tuple[str, str], list[tuple[ActiveFlow, Trigger]]] = defaultdict(list)
         for flow in self._flows.values():
             for trigger in flow.definition.triggers:
-                index[(flow.audience_id, trigger.type)].append((flow, trigger))
+                event_type = event_type_for(trigger.type)
+                if event_type is not None:
+                    index[(flow.audience_id, event_type)].append((flow, trigger))
         self._index = dict(index)
 
     async def _listen(self) -> None:

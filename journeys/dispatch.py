@@ -1,8 +1,9 @@
-"""From a stored event to Temporal: match triggers, then signal-with-start each contact run."""
+"""From a stored event to Temporal: start or signal every contact run the event concerns."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -14,8 +15,8 @@ from temporalio.common import (
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
 )
+from temporalio.service import RPCError, RPCStatusCode
 
-from api.registry import ActiveFlow, FlowRegistry
 from journeys.domain import search
 from journeys.domain.durations import parse_duration
 from journeys.domain.events import IncomingEvent
@@ -28,7 +29,10 @@ from journeys.domain.runs import (
     Phase,
     workflow_id,
 )
+from journeys.registry import ActiveFlow, FlowRegistry
 from journeys.store import enrollments, events
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class DispatchResult:
     event_id: str
     duplicate: bool
     enrolments: list[Enrolment] = field(default_factory=list)
+    signalled: int = 0
 
 
 class Dispatcher:
@@ -59,10 +64,10 @@ class Dispatcher:
         self._registry = registry
         self._task_queue = task_queue
 
-    async def dispatch(self, event: IncomingEvent) -> DispatchResult:
+    async def dispatch(self, event: IncomingEvent, conn: asyncpg.Connection | None = None) -> DispatchResult:
         """Stores the event, then delivers it (see `deliver`)."""
         stored, _new = await events.record(
-            self._pool,
+            conn or self._pool,
             idempotency_key=event.idempotency_key,
             audience_id=event.audience_id,
             contact_id=event.contact_id,
@@ -73,11 +78,12 @@ class Dispatcher:
         return await self.deliver(event, stored)
 
     async def deliver(self, event: IncomingEvent, stored: dict[str, Any]) -> DispatchResult:
-        """Enrols the contact in every flow a stored event triggers.
+        """Enrols the contact in every flow the stored event triggers and tells its open runs.
 
-        Returns only once Temporal accepted every signal, so a 2xx built on it is durable. A
-        repeated delivery of a dispatched event does nothing; of an undispatched one (the
-        first attempt failed half-way) finishes the job, and workflows drop the repeat signal.
+        Returns only once Temporal accepted every start and signal, so a 2xx built on it is
+        durable. A repeated delivery of a dispatched event does nothing; of an undispatched one
+        (the first attempt failed half-way) finishes the job, and workflows drop the repeated
+        signal by event id.
         """
         if stored["dispatched_at"] is not None:
             return DispatchResult(event_id=stored["id"], duplicate=True)
@@ -88,12 +94,44 @@ class Dispatcher:
         enrolments = await asyncio.gather(
             *(self._enrol(flow, trigger.type, event.contact_id, signal) for flow, trigger in matches)
         )
+        # Runs already under way hear every event about their contact (exit goals, waits).
+        started = {e.workflow_id for e in enrolments if e.outcome != "refused"}
+        others = [
+            run["workflow_id"]
+            for run in await enrollments.running_for_contact(self._pool, event.contact_id)
+            if run["workflow_id"] not in started
+        ]
+        await asyncio.gather(*(self._signal(wf_id, signal) for wf_id in others))
         await events.mark_dispatched(self._pool, stored["id"])
-        return DispatchResult(event_id=stored["id"], duplicate=False, enrolments=list(enrolments))
+        return DispatchResult(
+            event_id=stored["id"], duplicate=False, enrolments=list(enrolments), signalled=len(others)
+        )
 
-    async def enrol(self, flow: ActiveFlow, contact_id: str, signal: FlowEvent) -> Enrolment:
-        """Enrols one contact into one flow (used by manual adds)."""
-        return await self._enrol(flow, signal.type, contact_id, signal)
+    async def dispatch_to(
+        self, flow: ActiveFlow, contact_id: str, *, event_type: str, idempotency_key: str,
+        data: dict[str, Any] | None = None,
+    ) -> Enrolment:
+        """Records an event addressed to one flow (manual add, flow API) and enrols the contact."""
+        payload = {"flow_id": flow.id, **(data or {})}
+        stored, _ = await events.record(
+            self._pool, idempotency_key=idempotency_key, audience_id=flow.audience_id,
+            contact_id=contact_id, type=event_type, data=payload,
+        )
+        wf_id = workflow_id(flow.id, contact_id)
+        if stored["dispatched_at"] is not None:
+            return Enrolment(flow.id, wf_id, "already_in_flow", "this request was already handled")
+        signal = FlowEvent(id=stored["id"], type=event_type, occurred_at=stored["occurred_at"], data=payload)
+        enrolment = await self._enrol(flow, event_type, contact_id, signal)
+        await events.mark_dispatched(self._pool, stored["id"])
+        return enrolment
+
+    async def _signal(self, wf_id: str, signal: FlowEvent) -> None:
+        try:
+            await self._client.get_workflow_handle(wf_id).signal(EVENT_SIGNAL, signal)
+        except RPCError as err:
+            # The run ended between the query and the signal: nothing to tell it any more.
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
 
     async def _enrol(
         self, flow: ActiveFlow, trigger_type: str, contact_id: str, signal: FlowEvent

@@ -1,0 +1,159 @@
+"""Changes to contacts and the events they cause, shared by the API and by flow steps.
+
+Each function changes the contact and stores the events in the caller's transaction, then
+returns them for delivery after commit: a change is never recorded without its events.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from journeys.domain.events import IncomingEvent
+from journeys.store import contacts, events, groups
+
+Pending = list[tuple[IncomingEvent, dict[str, Any]]]
+
+# Standard columns a flow step or API call may set directly; anything else is a custom field.
+STANDARD_FIELDS = frozenset({"first_name", "last_name", "phone", "timezone", "birthday"})
+
+
+async def _record(
+    conn: asyncpg.Connection, pending: Pending, *, audience_id: str, contact_id: str, type: str,
+    key: str, data: dict[str, Any],
+) -> None:
+    event = IncomingEvent(
+        type=type, audience_id=audience_id, contact_id=contact_id, idempotency_key=key, data=data
+    )
+    stored, _ = await events.record(
+        conn, idempotency_key=key, audience_id=audience_id, contact_id=contact_id, type=type, data=data
+    )
+    pending.append((event, stored))
+
+
+async def add_tags(
+    conn: asyncpg.Connection, *, audience_id: str, contact_id: str, names: list[str], key: str
+) -> tuple[list[str], Pending]:
+    """Tags the contact; each tag it did not have yet becomes a `tag_added` event."""
+    added = await contacts.add_tags(conn, audience_id=audience_id, contact_id=contact_id, names=names)
+    pending: Pending = []
+    for tag in added:
+        await _record(
+            conn, pending, audience_id=audience_id, contact_id=contact_id, type="tag_added",
+            key=f"tag_added:{contact_id}:{tag}:{key}", data={"tag": tag},
+        )
+    return added, pending
+
+
+async def remove_tags(
+    conn: asyncpg.Connection, *, audience_id: str, contact_id: str, names: list[str], key: str
+) -> tuple[list[str], Pending]:
+    """Untags the contact; each tag it had becomes a `tag_removed` event."""
+    removed = await contacts.remove_tags(conn, contact_id=contact_id, names=names)
+    pending: Pending = []
+    for tag in removed:
+        await _record(
+            conn, pending, audience_id=audience_id, contact_id=contact_id, type="tag_removed",
+            key=f"tag_removed:{contact_id}:{tag}:{key}", data={"tag": tag},
+        )
+    return removed, pending
+
+
+async def join_groups(
+    conn: asyncpg.Connection, *, audience_id: str, contact_id: str, names: list[str], key: str
+) -> tuple[list[str], Pending]:
+    """Puts the contact in groups; each new membership becomes a `joined_group` event."""
+    joined = await groups.join(conn, audience_id=audience_id, contact_id=contact_id, names=names)
+    pending: Pending = []
+    for group in joined:
+        await _record(
+            conn, pending, audience_id=audience_id, contact_id=contact_id, type="joined_group",
+            key=f"joined_group:{contact_id}:{group}:{key}", data={"group": group},
+        )
+    return joined, pending
+
+
+async def leave_groups(
+    conn: asyncpg.Connection, *, audience_id: str, contact_id: str, names: list[str], key: str
+) -> tuple[list[str], Pending]:
+    """Takes the contact out of groups; each ended membership becomes a `left_group` event."""
+    left = await groups.leave(conn, contact_id=contact_id, names=names)
+    pending: Pending = []
+    for group in left:
+        await _record(
+            conn, pending, audience_id=audience_id, contact_id=contact_id, type="left_group",
+            key=f"left_group:{contact_id}:{group}:{key}", data={"group": group},
+        )
+    return left, pending
+
+
+async def set_fields(
+    conn: asyncpg.Connection, *, contact: dict[str, Any], values: dict[str, Any], key: str
+) -> tuple[dict[str, Any], Pending]:
+    """Sets fields (standard or custom); each value that changes becomes a `field_changed` event.
+
+    Returns:
+        The updated contact and the pending events.
+    """
+    pending: Pending = []
+    standard = {k: v for k, v in values.items() if k in STANDARD_FIELDS}
+    custom = {k: v for k, v in values.items() if k not in STANDARD_FIELDS}
+    changed = {k: v for k, v in standard.items() if contact.get(k) != v}
+    changed |= {k: v for k, v in custom.items() if (contact.get("fields") or {}).get(k) != v}
+    if not changed:
+        return contact, pending
+    updated = await contacts.set_fields(conn, contact["id"], standard=standard, custom=custom)
+    for name, value in changed.items():
+        previous = contact.get(name) if name in STANDARD_FIELDS else (contact.get("fields") or {}).get(name)
+        await _record(
+            conn, pending, audience_id=contact["audience_id"], contact_id=contact["id"],
+            type="field_changed", key=f"field_changed:{contact['id']}:{name}:{key}",
+            data={"field": name, "value": value, "previous": previous},
+        )
+    return updated, pending
+
+
+async def unsubscribe(
+    conn: asyncpg.Connection, *, contact: dict[str, Any], channels: list[str], key: str
+) -> tuple[list[str], Pending]:
+    """Ends marketing consent on the channels; each one that changes becomes an `unsubscribed` event."""
+    pending: Pending = []
+    done = await contacts.unsubscribe(conn, contact["id"], channels)
+    for channel in done:
+        await _record(
+            conn, pending, audience_id=contact["audience_id"], contact_id=contact["id"],
+            type="unsubscribed", key=f"unsubscribed:{contact['id']}:{channel}:{key}",
+            data={"channel": channel},
+        )
+    return done, pending
+
+
+async def after_upsert(
+    conn: asyncpg.Connection, *, before: dict[str, Any] | None, after: dict[str, Any],
+    given: dict[str, Any], key: str,
+) -> Pending:
+    """The events an upsert causes: a new email subscription, and each field that changed."""
+    pending: Pending = []
+    ids = {"audience_id": after["audience_id"], "contact_id": after["id"]}
+    if after["status"] == "subscribed" and (before is None or before["status"] != "subscribed"):
+        await _record(
+            conn, pending, **ids, type="subscribed_email", key=f"subscribed_email:{after['id']}:{key}",
+            data={"imported": bool(given.get("imported", False))},
+        )
+    if before is None:
+        return pending
+    changed = {
+        name: after[name] for name in STANDARD_FIELDS if name in given and before.get(name) != after.get(name)
+    }
+    old_custom = before.get("fields") or {}
+    changed |= {
+        name: value for name, value in (given.get("fields") or {}).items() if old_custom.get(name) != value
+    }
+    for name, value in changed.items():
+        previous = before.get(name) if name in STANDARD_FIELDS else old_custom.get(name)
+        await _record(
+            conn, pending, **ids, type="field_changed", key=f"field_changed:{after['id']}:{name}:{key}",
+            data={"field": name, "value": value, "previous": previous},
+        )
+    return pending
