@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import httpx
 import yaml
 
+from journeys import flowfile
 from journeys.config import Settings
 
 
@@ -94,11 +96,31 @@ def _api_client(settings: Settings, args: argparse.Namespace) -> httpx.Client:
     return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
 
 
-def _read_flow(path: str) -> dict[str, Any]:
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _expand(text: str, path: str) -> str:
+    """Replaces `${NAME}` with the environment variable, so one file serves every environment."""
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in os.environ:
+            raise SystemExit(f"{path}: ${{{name}}} is not set in the environment")
+        return os.environ[name]
+
+    return _VAR.sub(value, text)
+
+
+def _read_flow(path: str, audience: str | None = None) -> dict[str, Any]:
     text = sys.stdin.read() if path == "-" else Path(path).read_text()
-    data = yaml.safe_load(text)
+    try:
+        data = flowfile.load(_expand(text, path))
+    except yaml.YAMLError as exc:
+        raise SystemExit(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise SystemExit(f"{path}: a flow file holds one mapping (name, audience_id, triggers, steps)")
+    if audience:
+        data["audience_id"] = audience
     return data
 
 
@@ -114,20 +136,51 @@ def _print_problem(response: httpx.Response) -> None:
 
 
 def _flow_apply(settings: Settings, args: argparse.Namespace) -> int:
-    definition = _read_flow(args.file)
+    """Creates the flow, or updates the live flow of the same name in the audience."""
+    definition = _read_flow(args.file, args.audience)
     with _api_client(settings, args) as client:
-        response = client.post("/v1/flows", json=definition)
+        existing = None
+        if isinstance(definition.get("audience_id"), str) and isinstance(definition.get("name"), str):
+            listed = client.get("/v1/flows", params={"audience_id": definition["audience_id"], "limit": 1000})
+            if listed.status_code == 200:
+                existing = next(
+                    (f for f in listed.json()["flows"]
+                     if f["name"].lower() == definition["name"].lower() and f["status"] != "archived"),
+                    None,
+                )
+        if existing:
+            response = client.put(f"/v1/flows/{existing['id']}", json=definition)
+        else:
+            response = client.post("/v1/flows", json=definition)
         if response.status_code >= 400:
             _print_problem(response)
             return 1
         flow = response.json()
-        if args.activate:
+        if args.activate and flow["status"] != "active":
             response = client.post(f"/v1/flows/{flow['id']}/activate")
             if response.status_code >= 400:
                 _print_problem(response)
                 return 1
     print(flow["id"])
     return 0
+
+
+def _flow_validate(settings: Settings, args: argparse.Namespace) -> int:
+    """Prints every violation with its path; exits 1 if there is any."""
+    definition = _read_flow(args.file, args.audience)
+    with _api_client(settings, args) as client:
+        response = client.post("/v1/flows/validate", json=definition)
+    if response.status_code >= 400:
+        _print_problem(response)
+        return 2
+    report = response.json()
+    for violation in report["violations"]:
+        blocks = " (blocks activation)" if violation.get("blocks") == "activation" else ""
+        print(f"{args.file}: {violation['path']}: {violation['message']} [{violation['code']}]{blocks}")
+    if report["valid"]:
+        print(f"{args.file}: valid")
+        return 0
+    return 1
 
 
 def _flow_export(settings: Settings, args: argparse.Namespace) -> int:
@@ -140,7 +193,7 @@ def _flow_export(settings: Settings, args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(definition, indent=2))
     else:
-        print(yaml.safe_dump(definition, sort_keys=False, allow_unicode=True), end="")
+        print(flowfile.dump(definition), end="")
     return 0
 
 
@@ -159,15 +212,20 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("name")
 
     flow = sub.add_parser("flow", help="flow files").add_subparsers(dest="action", required=True)
-    for name, help_text in (("apply", "create a flow from a YAML/JSON file; prints its id"),
-                            ("export", "print a flow's definition")):
+    for name, help_text in (
+        ("apply", "create a flow from a YAML/JSON file, or update the one of that name; prints its id"),
+        ("validate", "check a flow file; prints each violation with its path, exits 1 if any"),
+        ("export", "print a flow's definition"),
+    ):
         cmd = flow.add_parser(name, help=help_text)
         cmd.add_argument("--api-url")
         cmd.add_argument("--api-key")
+        if name in ("apply", "validate"):
+            cmd.add_argument("-f", "--file", required=True, help="flow file (${VAR} is expanded), or -")
+            cmd.add_argument("--audience", help="audience id, overriding the file's audience_id")
         if name == "apply":
-            cmd.add_argument("-f", "--file", required=True, help="flow file, or - for stdin")
             cmd.add_argument("--activate", action="store_true", help="activate it too")
-        else:
+        if name == "export":
             cmd.add_argument("flow_id")
             cmd.add_argument("--format", choices=["yaml", "json"], default="yaml")
     return parser
@@ -180,6 +238,7 @@ _COMMANDS = {
     ("migrate", None): _migrate,
     ("apikey", "create"): _apikey_create,
     ("flow", "apply"): _flow_apply,
+    ("flow", "validate"): _flow_validate,
     ("flow", "export"): _flow_export,
 }
 

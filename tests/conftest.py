@@ -64,6 +64,7 @@ def settings(
         smtp_port=mail.port,
         task_queue=f"test-{uuid.uuid4().hex[:8]}",
         mail_from="Journeys Test <flows@journeys.test>",
+        sms_provider="outbox",
     )
 
 

@@ -20,7 +20,7 @@ from journeys.domain.flow import FlowDefinition
 from journeys.domain.runs import CONTROL_WORKFLOW_NAME, FlowControlInput, control_workflow_id
 from journeys.domain.validation import Violation, violations
 from journeys.registry import ActiveFlow
-from journeys.store import contacts, flows
+from journeys.store import audiences, contacts, flows
 
 router = APIRouter(prefix="/flows", tags=["flows"])
 
@@ -142,6 +142,11 @@ async def validate_flow(
     parsed, found = schema_violations(definition)
     if parsed is not None:
         found = violations(parsed, await context_for(pool, settings, parsed, flow_id))
+        if await audiences.get(pool, parsed.audience_id) is None:
+            found.insert(0, Violation(
+                path="audience_id", code="unknown_audience",
+                message=f"audience {parsed.audience_id} does not exist",
+            ))
     return ValidationReport(valid=not found, violations=found)
 
 

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from journeys.domain.triggers import EventName
 from journeys.domain.refs import EmailRef, FieldName, Name
 
 
@@ -86,7 +87,7 @@ class EventCondition(_Condition):
     """An event with this name happened to the contact, ever or within N days."""
 
     type: Literal["event"] = "event"
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{2,30}$")]
+    name: EventName
     within_days: int | None = Field(None, ge=1, le=3650)
 
 

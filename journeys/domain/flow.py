@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from journeys.domain.conditions import ConditionSet
 from journeys.domain.durations import Duration
+from journeys.domain.triggers import EventName
 from journeys.domain.refs import FieldName, Name, TimeOfDay
 from journeys.domain.steps import Step
 from journeys.domain.triggers import Trigger
@@ -40,7 +41,7 @@ class PurchasedGoal(_Settings):
 
 class EventGoal(_Settings):
     type: Literal["event"] = "event"
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{2,30}$")]
+    name: EventName
 
 
 class JoinedGroupGoal(_Settings):
@@ -124,8 +125,21 @@ class FlowDefinition(BaseModel):
         return any(t.transactional for t in self.triggers)
 
     def authored(self) -> dict[str, Any]:
-        """The definition as JSON-ready data, without defaults the author left out."""
-        return self.model_dump(mode="json", exclude_unset=True)
+        """The definition as JSON-ready data, without defaults the author left out.
+
+        Keys come in model order, except that `id` and `type` lead every step, trigger and
+        condition, as authors write them.
+        """
+        return _leading_ids(self.model_dump(mode="json", exclude_unset=True))
+
+
+def _leading_ids(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_leading_ids(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    first = {k: value[k] for k in ("id", "type") if k in value}
+    return first | {k: _leading_ids(v) for k, v in value.items() if k not in first}
 
 
 def walk_steps(steps: list[Step], path: str) -> Iterator[tuple[str, Step]]:

@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from journeys.domain.durations import Duration
 from journeys.domain.refs import EmailRef, FieldName, Name, TimeOfDay, Url
 
-Keyword = Annotated[str, Field(pattern=r"^[A-Za-z0-9]{2,30}$", description="2–30 letters or digits")]
+def _keyword(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9]{2,30}", value):
+        raise ValueError(f"{value!r} is not a keyword: use 2–30 letters or digits, no spaces")
+    return value
+
+
+def _event_name(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_-]{2,30}", value):
+        raise ValueError(f"{value!r} is not an event name: use 2–30 letters, digits, `_` or `-`")
+    return value
+
+
+Keyword = Annotated[
+    str, AfterValidator(_keyword), Field(json_schema_extra={"pattern": "^[A-Za-z0-9]{2,30}$"})
+]
 EventName = Annotated[
-    str, Field(pattern=r"^[A-Za-z0-9_-]{2,30}$", description="2–30 letters, digits, `_` or `-`")
+    str, AfterValidator(_event_name), Field(json_schema_extra={"pattern": "^[A-Za-z0-9_-]{2,30}$"})
 ]
 ProductIds = Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1, max_length=100)]
 
