@@ -14,6 +14,8 @@ from temporalio.worker import Worker
 
 from api.app import create_app
 from journeys.config import Settings
+from journeys.dispatch import Dispatcher
+from journeys.registry import FlowRegistry
 from journeys.embedded.mailcatcher import MailCatcher
 from journeys.embedded.postgres import EmbeddedPostgres
 from journeys.embedded.process import free_port
@@ -82,8 +84,13 @@ async def client(settings: Settings) -> Client:
 
 @pytest.fixture(scope="session")
 async def worker(client: Client, settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[Worker]:
-    async with build_worker(client, settings, pool) as running:
+    """The worker, with a dispatcher so steps that tag contacts can start other flows."""
+    registry = FlowRegistry(pool, settings.effective_database_url)
+    await registry.start()
+    dispatcher = Dispatcher(pool, client, registry, task_queue=settings.task_queue)
+    async with build_worker(client, settings, pool, dispatcher=dispatcher) as running:
         yield running
+    await registry.close()
 
 
 @pytest.fixture(scope="session")

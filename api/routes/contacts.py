@@ -48,7 +48,8 @@ class ContactUpsert(BaseModel):
     status: Literal["subscribed", "unsubscribed", "pending", "transactional"] | None = None
     first_name: str | None = Field(None, max_length=100)
     last_name: str | None = Field(None, max_length=100)
-    phone: str | None = Field(None, max_length=32)
+    phone: str | None = Field(None, max_length=32, description="E.164, e.g. +33612345678.")
+    sms_status: Literal["subscribed", "unsubscribed", "none"] | None = None
     timezone: TimeZone | None = None
     birthday: Annotated[str, AfterValidator(_birthday)] | None = None
     fields: dict[str, Any] | None = Field(None, description="Custom fields, merged into stored ones.")
@@ -66,6 +67,7 @@ class ContactPublic(BaseModel):
     first_name: str | None
     last_name: str | None
     phone: str | None
+    sms_status: str
     timezone: str | None
     birthday: str | None
     fields: dict[str, Any]

@@ -28,6 +28,7 @@ async def upsert(
     first_name: str | None = None,
     last_name: str | None = None,
     phone: str | None = None,
+    sms_status: str | None = None,
     timezone: str | None = None,
     birthday: str | None = None,
     fields: dict[str, Any] | None = None,
@@ -40,9 +41,9 @@ async def upsert(
     row = await conn.fetchrow(
         f"""
         INSERT INTO contacts (audience_id, email, subscriber_hash, status, first_name, last_name,
-                              phone, timezone, birthday, fields)
+                              phone, timezone, birthday, fields, sms_status)
         VALUES ($1::uuid, $2, $3, COALESCE($4, 'subscribed'), $5, $6, $7, $8, $9,
-                COALESCE($10::jsonb, '{{}}'::jsonb))
+                COALESCE($10::jsonb, '{{}}'::jsonb), COALESCE($11, 'none'))
         ON CONFLICT (audience_id, subscriber_hash) DO UPDATE SET
             email = EXCLUDED.email,
             status = COALESCE($4, contacts.status),
@@ -52,6 +53,7 @@ async def upsert(
             timezone = COALESCE($8, contacts.timezone),
             birthday = COALESCE($9, contacts.birthday),
             fields = contacts.fields || COALESCE($10::jsonb, '{{}}'::jsonb),
+            sms_status = COALESCE($11, contacts.sms_status),
             updated_at = now()
         RETURNING {_COLUMNS}, (xmax = 0) AS created
         """,
@@ -65,6 +67,7 @@ async def upsert(
         timezone,
         birthday,
         fields,
+        sms_status,
     )
     data = dict(row)
     created = data.pop("created")
