@@ -81,6 +81,14 @@ async def test_flow_apply_prints_id_and_reports_problems(
         assert (await app_client.get(f"/v1/flows/{flow_id}")).json()["name"] == "From file"
         exported = await asyncio.to_thread(_journeys, settings, "flow", "export", flow_id, *common)
         assert "name: From file" in exported.stdout
+        # Applying the file again (edited) updates the flow of that name instead of adding one.
+        good.write_text(good.read_text().replace("subject: Hi", "subject: Hello again"))
+        again = await asyncio.to_thread(
+            _journeys, settings, "flow", "apply", "-f", str(good), "--activate", *common
+        )
+        assert again.stdout.strip() == flow_id, again.stderr
+        flow = (await app_client.get(f"/v1/flows/{flow_id}")).json()
+        assert (flow["status"], flow["definition"]["steps"][0]["subject"]) == ("active", "Hello again")
         failed = await asyncio.to_thread(_journeys, settings, "flow", "apply", "-f", str(bad), *common)
         assert failed.returncode == 1
         assert "steps[0].type" in failed.stderr
