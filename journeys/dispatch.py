@@ -94,12 +94,12 @@ class Dispatcher:
         enrolments = await asyncio.gather(
             *(self._enrol(flow, trigger.type, event.contact_id, signal) for flow, trigger in matches)
         )
-        # Runs already under way hear every event about their contact (exit goals, waits).
+        # Runs already under way hear the events they react to (exit goals, waits).
         started = {e.workflow_id for e in enrolments if e.outcome != "refused"}
         others = [
             run["workflow_id"]
             for run in await enrollments.running_for_contact(self._pool, event.contact_id)
-            if run["workflow_id"] not in started
+            if run["workflow_id"] not in started and self._registry.cares(run["flow_id"], event.type)
         ]
         await asyncio.gather(*(self._signal(wf_id, signal) for wf_id in others))
         await events.mark_dispatched(self._pool, stored["id"])

@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 
-from journeys.domain.events import IncomingEvent, event_type_for, fires
+from journeys.domain.events import IncomingEvent, event_type_for, fires, interests
 from journeys.domain.flow import FlowDefinition
 from journeys.domain.triggers import Trigger
 from journeys.store import flows
@@ -28,15 +28,18 @@ class ActiveFlow:
     version: int
     definition: FlowDefinition
     activated_at: datetime
+    interests: frozenset[str] = frozenset()
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> ActiveFlow:
+        definition = FlowDefinition.model_validate(row["definition"])
         return cls(
             id=row["id"],
             audience_id=row["audience_id"],
             version=row["version"],
-            definition=FlowDefinition.model_validate(row["definition"]),
+            definition=definition,
             activated_at=row["activated_at"],
+            interests=interests(definition),
         )
 
 
@@ -51,6 +54,7 @@ class FlowRegistry:
         self._listener: asyncpg.Connection | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
+        self._refreshing = asyncio.Lock()
 
     async def start(self) -> None:
         """Listens for changes first, then loads, so no change between the two is missed."""
@@ -66,18 +70,28 @@ class FlowRegistry:
 
     async def reload(self) -> None:
         """Reloads every active flow."""
-        rows = await flows.list_active(self._pool)
-        self._flows = {row["id"]: ActiveFlow.from_row(row) for row in rows}
-        self._reindex()
+        async with self._refreshing:
+            rows = await flows.list_active(self._pool)
+            self._flows = {row["id"]: ActiveFlow.from_row(row) for row in rows}
+            self._reindex()
 
     async def refresh(self, flow_id: str) -> None:
-        """Reloads one flow after it changed (also called directly by the route that changed it)."""
-        row = await flows.get(self._pool, flow_id)
-        if row and row["status"] == "active":
-            self._flows[flow_id] = ActiveFlow.from_row(row)
-        else:
-            self._flows.pop(flow_id, None)
-        self._reindex()
+        """Reloads one flow after it changed (also called directly by the route that changed it).
+
+        Refreshes run one at a time: a late NOTIFY's read must not land after, and undo, a
+        newer read of the same flow.
+        """
+        async with self._refreshing:
+            row = await flows.get(self._pool, flow_id)
+            if row and row["status"] == "active":
+                self._flows[flow_id] = ActiveFlow.from_row(row)
+            else:
+                self._flows.pop(flow_id, None)
+            self._reindex()
+
+    def holds(self, flow_id: str) -> bool:
+        """Whether the flow is active as far as this registry knows."""
+        return flow_id in self._flows
 
     def matching(
         self, event: IncomingEvent, occurred_at: datetime
@@ -92,6 +106,15 @@ class FlowRegistry:
             for flow, trigger in candidates
             if flow.activated_at <= occurred_at and fires(trigger, event)
         ]
+
+    def cares(self, flow_id: str, event_type: str) -> bool:
+        """Whether open runs of the flow react to this event type.
+
+        Runs of flows this registry does not hold (paused, or of an older version) are told
+        everything: a needless signal costs little, a missed exit goal costs a wrong email.
+        """
+        flow = self._flows.get(flow_id)
+        return flow is None or event_type in flow.interests
 
     def __len__(self) -> int:
         return len(self._flows)

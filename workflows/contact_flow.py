@@ -14,7 +14,7 @@ with workflow.unsafe.imports_passed_through():
     from journeys.domain import search
     from journeys.domain.conditions import ConditionSet
     from journeys.domain.durations import parse_duration
-    from journeys.domain.events import meets_goal
+    from journeys.domain.events import condition_events, meets_goal
     from journeys.domain.runs import (
         CONTROL_SIGNAL,
         EVENT_SIGNAL,
@@ -111,7 +111,7 @@ class ContactFlowWorkflow:
         self._sent = 0
         self._seen: deque[str] = deque(maxlen=_SEEN_EVENTS)
         self._enrolled_by: FlowEvent | None = None
-        self._events_heard = 0
+        self._heard: dict[str, int] = {}
         self._paused = False
         self._stop: str | None = None
         self._done: list[str] = []
@@ -127,7 +127,7 @@ class ContactFlowWorkflow:
         if self._enrolled_by is None:
             self._enrolled_by = event
             return
-        self._events_heard += 1
+        self._heard[event.type] = self._heard.get(event.type, 0) + 1
         for goal in self._input.definition.settings.exit_when:
             if self._stop is None and meets_goal(goal, event.type, event.data):
                 self._stop = f"reached the exit goal `{goal.type}`"
@@ -307,15 +307,17 @@ class ContactFlowWorkflow:
         self._enter_phase(
             Phase.WAITING, step.id, f"Waiting for `{step.id}` conditions until {_when(deadline)}."
         )
+        # Re-check only when an event that can change the answer arrives.
+        relevant = condition_events(step.conditions)
         matched = await self._evaluate(step.conditions)
         while not matched and self._stop is None:
-            heard = self._events_heard
+            heard = self._count(relevant)
             remaining = deadline - workflow.now()
             if remaining <= timedelta(0):
                 break
             try:
                 await workflow.wait_condition(
-                    lambda: self._events_heard != heard or self._stop is not None,
+                    lambda: self._count(relevant) != heard or self._stop is not None,
                     timeout=remaining,
                     timeout_summary=f"{step.id}: timeout",
                 )
@@ -326,6 +328,9 @@ class ContactFlowWorkflow:
         if self._stop:
             raise _Leave(self._stop)
         await self._run_steps(step.matched if matched else step.timed_out)
+
+    def _count(self, types: frozenset[str]) -> int:
+        return sum(self._heard.get(t, 0) for t in types)
 
     async def _evaluate(self, conditions: ConditionSet) -> bool:
         result: EvaluateResult = await workflow.execute_activity(

@@ -13,15 +13,18 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from journeys.domain import triggers as t
+from journeys.domain.conditions import ConditionSet
 from journeys.domain.flow import (
     EventGoal,
     ExitGoal,
     FieldChangedGoal,
+    FlowDefinition,
     JoinedGroupGoal,
     PurchasedGoal,
     TagAddedGoal,
 )
 from journeys.domain.refs import EmailRef, url_matches
+from journeys.domain.steps import WaitForTrigger
 
 
 class IncomingEvent(BaseModel):
@@ -181,3 +184,37 @@ def meets_goal(goal: ExitGoal, event_type: str, data: dict[str, Any]) -> bool:
             and (goal.value is None or _same(goal.value, data.get("value")))
         )
     return False
+
+
+# Condition type → the events that can change its answer.
+_CONDITION_EVENTS: dict[str, frozenset[str]] = {
+    "tag": frozenset({"tag_added", "tag_removed"}),
+    "group": frozenset({"joined_group", "left_group"}),
+    "field": frozenset({"field_changed"}),
+    "email_status": frozenset({"unsubscribed", "subscribed_email"}),
+    "sms_status": frozenset({"unsubscribed", "subscribed_sms"}),
+    "email_activity": frozenset({"email_opened", "email_clicked"}),
+    "purchased": frozenset({"order_placed"}),
+    "event": frozenset({"custom_event"}),
+}
+_GOAL_EVENTS: dict[str, str] = {
+    "tag_added": "tag_added",
+    "purchased": "order_placed",
+    "event": "custom_event",
+    "joined_group": "joined_group",
+    "field_changed": "field_changed",
+}
+
+
+def condition_events(conditions: ConditionSet) -> frozenset[str]:
+    """Event types that may change whether the conditions hold."""
+    return frozenset().union(*(_CONDITION_EVENTS[c.type] for c in conditions.conditions))
+
+
+def interests(definition: FlowDefinition) -> frozenset[str]:
+    """Event types a run of this flow reacts to once started (exit goals, wait-for-trigger)."""
+    found = {_GOAL_EVENTS[goal.type] for goal in definition.settings.exit_when}
+    for _, step in definition.walk():
+        if isinstance(step, WaitForTrigger):
+            found |= condition_events(step.conditions)
+    return frozenset(found)
