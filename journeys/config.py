@@ -74,6 +74,21 @@ class Settings(BaseSettings):
         200, description="Workflow tasks one worker runs at once."
     )
 
+    # Operations: logging, health and metrics.
+    log_level: str = Field("INFO", description="Log level of `journeys` processes.")
+    worker_metrics_host: str = Field(
+        "127.0.0.1", description="IP address the worker's Prometheus endpoint binds to."
+    )
+    worker_metrics_port: int = Field(
+        9464, description="Port of the worker's Prometheus endpoint `/metrics`; 0 turns it off."
+    )
+    api_metrics: bool = Field(
+        True, description="Serve request metrics at `/metrics` on the API port (no API key)."
+    )
+    readiness_timeout_seconds: float = Field(
+        2.0, description="Time each `/readyz` dependency check may take before it fails."
+    )
+
     @model_validator(mode="after")
     def _no_dev_secret_in_production(self) -> Settings:
         if self.env == "production" and self.secret_key.get_secret_value() == DEV_SECRET:
