@@ -19,7 +19,9 @@ class Settings(BaseSettings):
     `journeys dev` starts on the configured port".
     """
 
-    model_config = SettingsConfigDict(env_prefix="JOURNEYS_", extra="ignore")
+    # env_ignore_empty: `JOURNEYS_X=` (what compose passes for an unset `${X:-}`) means
+    # "not set", never an empty SMTP login or DSN.
+    model_config = SettingsConfigDict(env_prefix="JOURNEYS_", extra="ignore", env_ignore_empty=True)
 
     env: Literal["development", "production"] = Field(
         "development", description="`production` refuses development secrets."
