@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import subprocess
 
 import pytest
 from temporalio.common import SearchAttributeIndexedValueType
@@ -182,6 +184,17 @@ def test_mounted_deploy_files_exist(services: dict) -> None:
             source = volume.split(":")[0]
             if source.startswith("./"):
                 assert (ROOT / source).exists(), f"{name} mounts missing {source}"
+
+
+@pytest.mark.parametrize(
+    "script", sorted((ROOT / "deploy").rglob("*.sh")), ids=lambda p: p.name
+)
+def test_deploy_scripts_are_valid_posix_shell(script) -> None:  # type: ignore[no-untyped-def]
+    # The images run them with /bin/sh (dash or busybox), not bash.
+    result = subprocess.run(["sh", "-n", str(script)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert script.read_text().startswith("#!/bin/sh\n")
+    assert os.access(script, os.X_OK), f"{script.name} must be executable (initdb.d runs it)"
 
 
 def test_dockerfile_is_multi_stage_slim_non_root_without_dev_extras() -> None:
