@@ -76,6 +76,10 @@ class Settings(BaseSettings):
         200, description="Workflow tasks one worker runs at once."
     )
 
+    worker_graceful_shutdown_seconds: float = Field(
+        30.0, description="On SIGTERM, time running activities get to finish before cancellation."
+    )
+
     # Operations: logging, health and metrics.
     log_level: str = Field("INFO", description="Log level of `journeys` processes.")
     worker_metrics_host: str = Field(

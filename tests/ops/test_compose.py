@@ -159,6 +159,12 @@ def test_app_commands_are_journeys_commands(services: dict) -> None:
         assert name in commands
 
 
+def test_workers_get_time_to_finish_activities_before_sigkill(services: dict) -> None:
+    grace = services["worker"]["stop_grace_period"]
+    assert grace.endswith("s")
+    assert int(grace[:-1]) > Settings().worker_graceful_shutdown_seconds
+
+
 def test_scalable_services_have_no_fixed_container_name(services: dict) -> None:
     for name in ("api", "worker"):
         assert "container_name" not in services[name]
