@@ -8,6 +8,7 @@ path, so the number of series stays bounded whatever clients send.
 from __future__ import annotations
 
 import time
+
 from fastapi import FastAPI, Request, Response
 from fastapi.routing import iter_route_contexts
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram

@@ -108,7 +108,8 @@ def _apikey_list(settings: Settings, _args: argparse.Namespace) -> int:
     ]
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     for row in table:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        print("  ".join(cells).rstrip())
     return 0
 
 
@@ -126,8 +127,8 @@ def _apikey_revoke(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"{len(keys)} active keys match {args.key!r}; name one by its prefix"
                       " or pass --all:", file=sys.stderr)
                 for key in keys:
-                    print(f"  {key['prefix']}  {key['name']}  created {key['created_at']:%Y-%m-%d %H:%M}",
-                          file=sys.stderr)
+                    created = f"{key['created_at']:%Y-%m-%d %H:%M}"
+                    print(f"  {key['prefix']}  {key['name']}  created {created}", file=sys.stderr)
                 return 1
             await apikeys.revoke(conn, [key["id"] for key in keys])
         for key in keys:
@@ -272,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
         # A readable refusal instead of a traceback: this is what an operator sees first.
         print(f"invalid configuration ({exc.error_count()} error(s)):", file=sys.stderr)
         for err in exc.errors():
-            where = "JOURNEYS_" + "_".join(str(p) for p in err["loc"]).upper() if err["loc"] else "settings"
+            loc = "_".join(str(part) for part in err["loc"]).upper()
+            where = f"JOURNEYS_{loc}" if loc else "settings"
             print(f"  {where}: {err['msg'].removeprefix('Value error, ')}", file=sys.stderr)
         return 2
     if args.command in ("dev", "worker", "api", "migrate"):

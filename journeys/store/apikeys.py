@@ -37,7 +37,9 @@ async def list_all(conn: asyncpg.Connection | asyncpg.Pool) -> list[dict]:
     return [dict(r) for r in rows]
 
 
-async def active_matching(conn: asyncpg.Connection | asyncpg.Pool, prefix_or_name: str) -> list[dict]:
+async def active_matching(
+    conn: asyncpg.Connection | asyncpg.Pool, prefix_or_name: str
+) -> list[dict]:
     """Unrevoked keys whose prefix, else whose name, equals `prefix_or_name`.
 
     A prefix match wins, so `revoke jrn_AbCd` never also hits a key *named* `jrn_AbCd`.

@@ -14,7 +14,9 @@ from journeys.config import Settings
 
 
 @pytest.fixture
-def journeys(settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+def journeys(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):  # type: ignore[no-untyped-def]
     """Runs a `journeys` command in-process against the test database: (exit code, out, err)."""
     monkeypatch.setenv("JOURNEYS_DATABASE_URL", settings.effective_database_url)
 

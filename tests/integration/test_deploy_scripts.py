@@ -116,12 +116,16 @@ async def test_backup_and_restore_procedure_of_the_operations_guide(tmp_path: Pa
         for database in databases[1:]:  # stand-ins for Temporal's tables, owned by its role
             conn = await asyncpg.connect(_dsn(source, "temporal", database))
             try:
-                await conn.execute("CREATE TABLE shards (id int PRIMARY KEY); INSERT INTO shards VALUES (1)")
+                await conn.execute(
+                    "CREATE TABLE shards (id int PRIMARY KEY); INSERT INTO shards VALUES (1)"
+                )
             finally:
                 await conn.close()
         for database in databases:
             with open(tmp_path / f"{database}.dump", "wb") as out:
-                await asyncio.to_thread(_pg, "pg_dump", source, "--format=custom", database, stdout=out)
+                await asyncio.to_thread(
+                    _pg, "pg_dump", source, "--format=custom", database, stdout=out
+                )
     finally:
         await source.stop()
 

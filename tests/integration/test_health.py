@@ -63,7 +63,9 @@ async def test_readyz_is_503_naming_postgres_while_it_is_down(
         async with serving(settings) as http:
             ready = await http.get("/readyz")
             assert ready.status_code == 200
-            assert ready.json() == {"status": "ready", "checks": {"postgres": "ok", "temporal": "ok"}}
+            assert ready.json() == {
+                "status": "ready", "checks": {"postgres": "ok", "temporal": "ok"},
+            }
 
             await own.stop()
             response, took = await _readyz(http)
