@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test bench install clean
+.PHONY: dev test bench install clean docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ dev: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The settings tables of README.md and docs/configuration.md, regenerated from journeys/config.py.
+docs: $(STAMP)
+	$(BIN)/python -m journeys.settings_doc README.md docs/configuration.md
 
 clean:
 	rm -rf $(VENV) .journeys .pytest_cache

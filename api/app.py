@@ -7,11 +7,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import problems
-from journeys.dispatch import Dispatcher
+from api import metrics, problems
 from api.outbox import OutboxRelay
+from api.routes import health, v1
+from journeys.dispatch import Dispatcher
 from journeys.registry import FlowRegistry
-from api.routes import v1
 from journeys import __version__
 from journeys.config import Settings
 from journeys.domain.flow import TYPE_TAGS
@@ -59,4 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     problems.install(app, tags=TYPE_TAGS)
     app.include_router(v1)
+    app.include_router(health.router)
+    if settings.api_metrics:
+        metrics.install(app)
     return app

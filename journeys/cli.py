@@ -14,14 +14,15 @@ from typing import Any
 
 import httpx
 import yaml
+from pydantic import ValidationError
 
 from journeys import flowfile
 from journeys.config import Settings
 
 
-def _configure_logging() -> None:
+def _configure_logging(settings: Settings) -> None:
     logging.basicConfig(
-        level=os.environ.get("JOURNEYS_LOG_LEVEL", "INFO").upper(),
+        level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     # aiosmtpd logs every SMTP conversation at INFO.
@@ -52,7 +53,7 @@ def _api(settings: Settings, args: argparse.Namespace) -> int:
         host=settings.api_host,
         port=settings.api_port,
         workers=1,
-        log_level=args.log_level,
+        log_level=args.log_level or settings.log_level.lower(),
         proxy_headers=True,
     )
     return 0
@@ -79,6 +80,75 @@ def _apikey_create(settings: Settings, args: argparse.Namespace) -> int:
             await conn.close()
 
     print(asyncio.run(create()))
+    return 0
+
+
+async def _with_connection(settings: Settings, work: Any) -> Any:
+    import asyncpg
+
+    conn = await asyncpg.connect(settings.effective_database_url)
+    try:
+        return await work(conn)
+    finally:
+        await conn.close()
+
+
+def _apikey_list(settings: Settings, _args: argparse.Namespace) -> int:
+    from journeys.store import apikeys
+
+    rows = asyncio.run(_with_connection(settings, apikeys.list_all))
+
+    def when(value: Any) -> str:
+        return value.strftime("%Y-%m-%d %H:%M") if value else "-"
+
+    table = [("PREFIX", "NAME", "CREATED", "LAST USED", "STATUS")] + [
+        (
+            r["prefix"], r["name"], when(r["created_at"]), when(r["last_used_at"]),
+            f"revoked {when(r['revoked_at'])}" if r["revoked_at"] else "active",
+        )
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for row in table:
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        print("  ".join(cells).rstrip())
+    return 0
+
+
+def _apikey_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    from journeys.store import apikeys
+
+    async def revoke(conn: Any) -> int:
+        async with conn.transaction():
+            keys = await apikeys.active_matching(conn, args.key)
+            if not keys:
+                print(f"no active key has the prefix or name {args.key!r}", file=sys.stderr)
+                return 1
+            if len(keys) > 1 and not args.all:
+                # Rotation creates a second key under the same name: never revoke both by accident.
+                print(f"{len(keys)} active keys match {args.key!r}; name one by its prefix"
+                      " or pass --all:", file=sys.stderr)
+                for key in keys:
+                    created = f"{key['created_at']:%Y-%m-%d %H:%M}"
+                    print(f"  {key['prefix']}  {key['name']}  created {created}", file=sys.stderr)
+                return 1
+            await apikeys.revoke(conn, [key["id"] for key in keys])
+        for key in keys:
+            print(f"revoked {key['prefix']} ({key['name']})")
+        return 0
+
+    return asyncio.run(_with_connection(settings, revoke))
+
+
+def _config(settings: Settings, args: argparse.Namespace) -> int:
+    if args.markdown:
+        from journeys.settings_doc import settings_table
+
+        print(settings_table(), end="")
+    else:
+        from journeys.redact import render_env
+
+        print(render_env(settings), end="")
     return 0
 
 
@@ -204,12 +274,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("dev", help="run the whole stack embedded (Postgres, Temporal, worker, API, mail)")
     sub.add_parser("worker", help="run a worker against the configured Postgres and Temporal")
     api = sub.add_parser("api", help="run the HTTP API")
-    api.add_argument("--log-level", default="info")
+    api.add_argument("--log-level", help="uvicorn's log level (default: JOURNEYS_LOG_LEVEL)")
     sub.add_parser("migrate", help="apply database migrations")
+    config = sub.add_parser("config", help="print the effective configuration, secrets masked")
+    config.add_argument("--markdown", action="store_true",
+                        help="print the documented settings table instead (docs/configuration.md)")
 
     key = sub.add_parser("apikey", help="manage API keys").add_subparsers(dest="action", required=True)
     create = key.add_parser("create", help="create a key and print it (only line on stdout)")
     create.add_argument("name")
+    key.add_parser("list", help="list keys: prefix, name, dates, status (never the key)")
+    revoke = key.add_parser("revoke", help="revoke a key by its prefix (jrn_xxxx) or its name")
+    revoke.add_argument("key", metavar="PREFIX_OR_NAME")
+    revoke.add_argument("--all", action="store_true", help="revoke every active key of that name")
 
     flow = sub.add_parser("flow", help="flow files").add_subparsers(dest="action", required=True)
     for name, help_text in (
@@ -237,6 +314,9 @@ _COMMANDS = {
     ("api", None): _api,
     ("migrate", None): _migrate,
     ("apikey", "create"): _apikey_create,
+    ("apikey", "list"): _apikey_list,
+    ("apikey", "revoke"): _apikey_revoke,
+    ("config", None): _config,
     ("flow", "apply"): _flow_apply,
     ("flow", "validate"): _flow_validate,
     ("flow", "export"): _flow_export,
@@ -246,9 +326,18 @@ _COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `journeys` console script."""
     args = build_parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        # A readable refusal instead of a traceback: this is what an operator sees first.
+        print(f"invalid configuration ({exc.error_count()} error(s)):", file=sys.stderr)
+        for err in exc.errors():
+            loc = "_".join(str(part) for part in err["loc"]).upper()
+            where = f"JOURNEYS_{loc}" if loc else "settings"
+            print(f"  {where}: {err['msg'].removeprefix('Value error, ')}", file=sys.stderr)
+        return 2
     if args.command in ("dev", "worker", "api", "migrate"):
-        _configure_logging()
-    settings = Settings()
+        _configure_logging(settings)
     handler = _COMMANDS[(args.command, getattr(args, "action", None))]
     return handler(settings, args)
 

@@ -20,7 +20,9 @@ class Settings(BaseSettings):
     `journeys dev` starts on the configured port".
     """
 
-    model_config = SettingsConfigDict(env_prefix="JOURNEYS_", extra="ignore")
+    # env_ignore_empty: `JOURNEYS_X=` (what compose passes for an unset `${X:-}`) means
+    # "not set", never an empty SMTP login or DSN.
+    model_config = SettingsConfigDict(env_prefix="JOURNEYS_", extra="ignore", env_ignore_empty=True)
 
     env: Literal["development", "production"] = Field(
         "development", description="`production` refuses development secrets."
@@ -84,6 +86,24 @@ class Settings(BaseSettings):
     twilio_api_url: str = Field("https://api.twilio.com", description="Twilio API base URL.")
     webhook_secret: SecretStr | None = Field(
         None, description="Signs webhook-step requests; unset = derived from JOURNEYS_SECRET_KEY."
+    )
+    worker_graceful_shutdown_seconds: float = Field(
+        30.0, description="On SIGTERM, time running activities get to finish before cancellation."
+    )
+
+    # Operations: logging, health and metrics.
+    log_level: str = Field("INFO", description="Log level of `journeys` processes.")
+    worker_metrics_host: str = Field(
+        "127.0.0.1", description="IP address the worker's Prometheus endpoint binds to."
+    )
+    worker_metrics_port: int = Field(
+        9464, description="Port of the worker's Prometheus endpoint `/metrics`; 0 turns it off."
+    )
+    api_metrics: bool = Field(
+        True, description="Serve request metrics at `/metrics` on the API port (no API key)."
+    )
+    readiness_timeout_seconds: float = Field(
+        2.0, description="Time each `/readyz` dependency check may take before it fails."
     )
 
     @model_validator(mode="after")

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from datetime import timedelta
 
 import asyncpg
 from temporalio.client import Client
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from activities.contacts import ContactActivities
@@ -111,12 +113,41 @@ def build_worker(
         max_cached_workflows=settings.worker_max_cached_workflows,
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
+        # A deploy's SIGTERM lets an email being sent finish; a cancelled one is retried.
+        graceful_shutdown_timeout=timedelta(seconds=settings.worker_graceful_shutdown_seconds),
     )
+
+
+def metrics_runtime(settings: Settings) -> Runtime | None:
+    """A Temporal runtime serving the SDK's metrics at `/metrics`, or None when turned off.
+
+    The metrics come from the SDK core (polls, task latencies, slots, sticky cache), so every
+    client and worker created with this runtime reports into the same endpoint.
+
+    Raises:
+        RuntimeError: the address is taken or invalid; the message says which setting to change.
+    """
+    if not settings.worker_metrics_port:
+        return None
+    address = f"{settings.worker_metrics_host}:{settings.worker_metrics_port}"
+    try:
+        return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address)))
+    except ValueError as exc:
+        raise RuntimeError(
+            f"cannot serve worker metrics on {address}: {exc}. Set JOURNEYS_WORKER_METRICS_PORT"
+            " to a free port (each worker on one host needs its own), or to 0 to turn them off"
+        ) from exc
 
 
 async def run_worker(settings: Settings) -> None:
     """Runs a worker until SIGINT/SIGTERM, then drains it and closes the pool."""
-    client = await connect_client(settings)
+    runtime = metrics_runtime(settings)
+    client = await connect_client(settings, runtime=runtime)
+    if runtime is not None:
+        log.info(
+            "worker metrics on http://%s:%s/metrics",
+            settings.worker_metrics_host, settings.worker_metrics_port,
+        )
     dsn = settings.effective_database_url
     pool = await create_pool(dsn, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
     registry = FlowRegistry(pool, dsn)

@@ -26,3 +26,38 @@ async def verify(conn: asyncpg.Connection | asyncpg.Pool, key: str) -> str | Non
         " WHERE key_hash = $1 AND revoked_at IS NULL RETURNING name",
         hash_api_key(key),
     )
+
+
+async def list_all(conn: asyncpg.Connection | asyncpg.Pool) -> list[dict]:
+    """Every key, oldest first: name, prefix and dates (never the hash)."""
+    rows = await conn.fetch(
+        "SELECT id::text, name, prefix, created_at, last_used_at, revoked_at"
+        " FROM api_keys ORDER BY created_at, prefix"
+    )
+    return [dict(r) for r in rows]
+
+
+async def active_matching(
+    conn: asyncpg.Connection | asyncpg.Pool, prefix_or_name: str
+) -> list[dict]:
+    """Unrevoked keys whose prefix, else whose name, equals `prefix_or_name`.
+
+    A prefix match wins, so `revoke jrn_AbCd` never also hits a key *named* `jrn_AbCd`.
+    """
+    select = (
+        "SELECT id::text, name, prefix, created_at, last_used_at, revoked_at FROM api_keys"
+        " WHERE revoked_at IS NULL AND {} = $1 ORDER BY created_at"
+    )
+    rows = await conn.fetch(select.format("prefix"), prefix_or_name)
+    if not rows:
+        rows = await conn.fetch(select.format("name"), prefix_or_name)
+    return [dict(r) for r in rows]
+
+
+async def revoke(conn: asyncpg.Connection | asyncpg.Pool, key_ids: list[str]) -> int:
+    """Revokes keys by id; returns how many were still active."""
+    result = await conn.execute(
+        "UPDATE api_keys SET revoked_at = now() WHERE id = ANY($1::uuid[]) AND revoked_at IS NULL",
+        key_ids,
+    )
+    return int(result.split()[-1])
