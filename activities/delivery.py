@@ -102,22 +102,6 @@ class DeliveryActivities:
         default_name, default_address = parseaddr(self._default_from)
         sender = format_sender(input.from_name or default_name or None, input.from_email or default_address)
         message_id = message_id_for(input.idempotency_key, sender)
-        record = await messages.claim(
-            self._pool,
-            idempotency_key=input.idempotency_key,
-            channel="email",
-            flow_id=input.flow_id,
-            step_id=input.step_id,
-            contact_id=input.contact_id,
-            workflow_id=input.workflow_id,
-            recipient=contact["email"],
-            subject=subject,
-            message_id=message_id,
-        )
-        if record["status"] == "sent":
-            return SendResult(status="duplicate", message_id=record["message_id"])
-        if record["status"] == "failed":
-            return SendResult(status="skipped", reason="an earlier attempt was refused for good")
         message = build_message(
             sender=sender,
             to=contact["email"],
@@ -129,17 +113,17 @@ class DeliveryActivities:
             message_id=message_id,
             headers={"X-Journeys-Flow": input.flow_id, "X-Journeys-Step": input.step_id},
         )
-        try:
+
+        async def send() -> str:
             await self._email.send(message)
-        except PermanentSendError as exc:
-            await messages.mark_failed(self._pool, input.idempotency_key, str(exc))
-            raise _refused(exc) from exc
-        except TransientSendError as exc:
-            raise _retry(exc) from exc
-        await messages.mark_sent(self._pool, input.idempotency_key)
-        if self._after_send:
+            return message_id
+
+        result = await self._send_once(
+            input, channel="email", recipient=contact["email"], subject=subject, message_id=message_id, send=send
+        )
+        if result.status == "sent" and self._after_send:
             await self._after_send(input)
-        return SendResult(status="sent", message_id=message_id)
+        return result
 
     @activity.defn(name=ActivityName.SEND_SMS)
     async def send_sms(self, input: SendSmsInput) -> SendResult:
@@ -151,28 +135,43 @@ class DeliveryActivities:
             return early
         assert contact is not None
         body = render(input.body, self._context(input, contact))
+        sms = self._sms
+
+        async def send() -> str:
+            return await sms.send(to=contact["phone"], body=body, idempotency_key=input.idempotency_key)
+
+        return await self._send_once(
+            input, channel="sms", recipient=contact["phone"], subject=None,
+            message_id=input.idempotency_key, send=send,
+        )
+
+    async def _send_once(
+        self, input: Delivery, *, channel: str, recipient: str, subject: str | None, message_id: str,
+        send: Callable[[], Awaitable[str]],
+    ) -> SendResult:
+        """Claims the send in `messages`, sends unless an earlier attempt did, records the outcome."""
         record = await messages.claim(
             self._pool,
             idempotency_key=input.idempotency_key,
-            channel="sms",
+            channel=channel,
             flow_id=input.flow_id,
             step_id=input.step_id,
             contact_id=input.contact_id,
             workflow_id=input.workflow_id,
-            recipient=contact["phone"],
-            subject=None,
-            message_id=input.idempotency_key,
+            recipient=recipient,
+            subject=subject,
+            message_id=message_id,
         )
         if record["status"] == "sent":
             return SendResult(status="duplicate", message_id=record["message_id"])
         if record["status"] == "failed":
             return SendResult(status="skipped", reason="an earlier attempt was refused for good")
         try:
-            provider_id = await self._sms.send(to=contact["phone"], body=body, idempotency_key=input.idempotency_key)
+            sent_id = await send()
         except PermanentSendError as exc:
             await messages.mark_failed(self._pool, input.idempotency_key, str(exc))
             raise _refused(exc) from exc
         except TransientSendError as exc:
             raise _retry(exc) from exc
         await messages.mark_sent(self._pool, input.idempotency_key)
-        return SendResult(status="sent", message_id=provider_id)
+        return SendResult(status="sent", message_id=sent_id)

@@ -32,60 +32,51 @@ async def _record(
     pending.append((event, stored))
 
 
-async def add_tags(
-    conn: asyncpg.Connection, *, audience_id: str, contact_id: str, names: list[str], key: str
+async def _labels(
+    conn: asyncpg.Connection, change: Any, event_type: str, *, audience_id: str, contact_id: str,
+    names: list[str], key: str,
 ) -> tuple[list[str], Pending]:
-    """Tags the contact; each tag it did not have yet becomes a `tag_added` event."""
-    added = await contacts.add_tags(conn, audience_id=audience_id, contact_id=contact_id, names=names)
+    """Applies a tag/group change; each name it actually changed becomes one event."""
+    done = await change(conn, audience_id=audience_id, contact_id=contact_id, names=names)
     pending: Pending = []
-    for tag in added:
+    field = "group" if "group" in event_type else "tag"
+    for name in done:
         await _record(
-            conn, pending, audience_id=audience_id, contact_id=contact_id, type="tag_added",
-            key=f"tag_added:{contact_id}:{tag}:{key}", data={"tag": tag},
+            conn, pending, audience_id=audience_id, contact_id=contact_id, type=event_type,
+            key=f"{event_type}:{contact_id}:{name}:{key}", data={field: name},
         )
-    return added, pending
+    return done, pending
 
 
-async def remove_tags(
-    conn: asyncpg.Connection, *, audience_id: str, contact_id: str, names: list[str], key: str
-) -> tuple[list[str], Pending]:
+async def _untag(conn: asyncpg.Connection, *, audience_id: str, contact_id: str, names: list[str]) -> list[str]:
+    return await contacts.remove_tags(conn, contact_id=contact_id, names=names)
+
+
+async def _leave(conn: asyncpg.Connection, *, audience_id: str, contact_id: str, names: list[str]) -> list[str]:
+    return await groups.leave(conn, contact_id=contact_id, names=names)
+
+
+async def add_tags(conn: asyncpg.Connection, **change: Any) -> tuple[list[str], Pending]:
+    """Tags the contact; each tag it did not have yet becomes a `tag_added` event.
+
+    Keyword arguments: audience_id, contact_id, names, key (what makes the events idempotent).
+    """
+    return await _labels(conn, contacts.add_tags, "tag_added", **change)
+
+
+async def remove_tags(conn: asyncpg.Connection, **change: Any) -> tuple[list[str], Pending]:
     """Untags the contact; each tag it had becomes a `tag_removed` event."""
-    removed = await contacts.remove_tags(conn, contact_id=contact_id, names=names)
-    pending: Pending = []
-    for tag in removed:
-        await _record(
-            conn, pending, audience_id=audience_id, contact_id=contact_id, type="tag_removed",
-            key=f"tag_removed:{contact_id}:{tag}:{key}", data={"tag": tag},
-        )
-    return removed, pending
+    return await _labels(conn, _untag, "tag_removed", **change)
 
 
-async def join_groups(
-    conn: asyncpg.Connection, *, audience_id: str, contact_id: str, names: list[str], key: str
-) -> tuple[list[str], Pending]:
+async def join_groups(conn: asyncpg.Connection, **change: Any) -> tuple[list[str], Pending]:
     """Puts the contact in groups; each new membership becomes a `joined_group` event."""
-    joined = await groups.join(conn, audience_id=audience_id, contact_id=contact_id, names=names)
-    pending: Pending = []
-    for group in joined:
-        await _record(
-            conn, pending, audience_id=audience_id, contact_id=contact_id, type="joined_group",
-            key=f"joined_group:{contact_id}:{group}:{key}", data={"group": group},
-        )
-    return joined, pending
+    return await _labels(conn, groups.join, "joined_group", **change)
 
 
-async def leave_groups(
-    conn: asyncpg.Connection, *, audience_id: str, contact_id: str, names: list[str], key: str
-) -> tuple[list[str], Pending]:
+async def leave_groups(conn: asyncpg.Connection, **change: Any) -> tuple[list[str], Pending]:
     """Takes the contact out of groups; each ended membership becomes a `left_group` event."""
-    left = await groups.leave(conn, contact_id=contact_id, names=names)
-    pending: Pending = []
-    for group in left:
-        await _record(
-            conn, pending, audience_id=audience_id, contact_id=contact_id, type="left_group",
-            key=f"left_group:{contact_id}:{group}:{key}", data={"group": group},
-        )
-    return left, pending
+    return await _labels(conn, _leave, "left_group", **change)
 
 
 async def set_fields(
