@@ -337,21 +337,19 @@ async def archive_flow(
 # --- contacts in the flow -----------------------------------------------------------------------
 
 
-@router.post("/{flow_id}/contacts", responses=ERRORS)
-async def add_contacts(
-    flow_id: str, body: ManualAdd, pool: PoolDep, registry: RegistryDep, dispatcher: DispatcherDep,
-    _key: ApiKeyDep,
+async def _enrol_by_hand(
+    pool: asyncpg.Pool, dispatcher: Any, flow_id: str, refs: list[str], trigger_type: str
 ) -> ManualAddResult:
-    """Enrols contacts by hand (the `manual_add` trigger)."""
+    """Enrols contacts named by the caller through a trigger that addresses one flow."""
     flow = await require_flow(pool, flow_id)
     definition = FlowDefinition.model_validate(flow["definition"])
-    if not any(t.type == "manual_add" for t in definition.triggers):
-        raise ProblemError(409, "this flow has no manual_add trigger")
+    if not any(t.type == trigger_type for t in definition.triggers):
+        raise ProblemError(409, f"this flow has no {trigger_type} trigger")
     if flow["status"] != "active":
         raise ProblemError(409, f"the flow is {flow['status']}: only active flows enrol contacts")
     active = ActiveFlow.from_row(flow)
     enrolled, missing = [], []
-    for ref in dict.fromkeys(body.contacts):
+    for ref in dict.fromkeys(refs):
         contact = await contacts.resolve(pool, flow["audience_id"], ref)
         if contact is None:
             missing.append(ref)
@@ -359,12 +357,41 @@ async def add_contacts(
         result = await dispatcher.dispatch_to(
             active,
             contact["id"],
-            event_type="manual_add",
-            idempotency_key=f"manual_add:{flow_id}:{contact['id']}:{uuid.uuid4().hex}",
+            event_type=trigger_type,
+            idempotency_key=f"{trigger_type}:{flow_id}:{contact['id']}:{uuid.uuid4().hex}",
         )
-        enrolled.append({"contact": ref, "workflow_id": result.workflow_id, "outcome": result.outcome,
-                         "reason": result.reason})
+        enrolled.append(
+            {"contact": ref, "workflow_id": result.workflow_id, "outcome": result.outcome, "reason": result.reason}
+        )
     return ManualAddResult(enrolled=enrolled, not_found=missing)
+
+
+@router.post("/{flow_id}/contacts", responses=ERRORS)
+async def add_contacts(
+    flow_id: str, body: ManualAdd, pool: PoolDep, dispatcher: DispatcherDep, _key: ApiKeyDep
+) -> ManualAddResult:
+    """Enrols contacts by hand (the `manual_add` trigger)."""
+    return await _enrol_by_hand(pool, dispatcher, flow_id, body.contacts, "manual_add")
+
+
+class FlowTrigger(BaseModel):
+    """One contact, as Mailchimp's journey trigger endpoint takes it."""
+
+    email_address: str = Field(min_length=3, max_length=254, description="Email, id or subscriber hash.")
+
+
+@router.post("/{flow_id}/trigger", responses=ERRORS)
+async def trigger_flow(
+    flow_id: str, body: FlowTrigger, pool: PoolDep, dispatcher: DispatcherDep, _key: ApiKeyDep
+) -> ManualAddResult:
+    """The flow's trigger URL (the `flow_api` trigger): enrols one contact."""
+    result = await _enrol_by_hand(pool, dispatcher, flow_id, [body.email_address], "flow_api")
+    if result.not_found:
+        raise ProblemError(
+            404, f"contact {body.email_address!r} is not in the flow's audience",
+            errors=[FieldError(field="email_address", message="no such contact in the audience")],
+        )
+    return result
 
 
 @router.get("/{flow_id}/runs", responses=ERRORS)

@@ -205,3 +205,28 @@ async def test_split_exit_and_unsubscribe(
     assert all(subjects in (["A"], ["B"]) for subjects in got)
     statuses = {(await app_client.get(f"/v1/audiences/{audience_id}/contacts/{c['id']}")).json()["status"] for c in contacts}
     assert statuses == {"unsubscribed"}
+
+
+async def test_manual_add_and_flow_api_enrol_only_into_their_flow(
+    app_client: httpx.AsyncClient, audience_id: str, mail: MailCatcher, client: Client, worker: object
+) -> None:
+    flows = []
+    for trigger in ("manual_add", "flow_api"):
+        created = await app_client.post("/v1/flows", json={
+            "name": f"By hand {trigger}", "audience_id": audience_id, "triggers": [{"type": trigger}],
+            "steps": [_email("hi", f"Hi from {trigger}")]})
+        await app_client.post(f"/v1/flows/{created.json()['id']}/activate")
+        flows.append(created.json()["id"])
+    a, b = await _contact(app_client, audience_id), await _contact(app_client, audience_id)
+    added = (await app_client.post(f"/v1/flows/{flows[0]}/contacts", json={"contacts": [a["email"], "nobody@x.io"]})).json()
+    assert [e["outcome"] for e in added["enrolled"]] == ["started"] and added["not_found"] == ["nobody@x.io"]
+    triggered = await app_client.post(f"/v1/flows/{flows[1]}/trigger", json={"email_address": b["subscriber_hash"]})
+    assert triggered.status_code == 200, triggered.text
+    for flow_id, contact in zip(flows, (a, b), strict=True):
+        await client.get_workflow_handle(workflow_id(flow_id, contact["id"])).result()
+    assert [m.subject for m in mail.to(a["email"])] == ["Hi from manual_add"]
+    assert [m.subject for m in mail.to(b["email"])] == ["Hi from flow_api"]
+    wrong = await app_client.post(f"/v1/flows/{flows[0]}/trigger", json={"email_address": a["email"]})
+    assert wrong.status_code == 409
+    missing = await app_client.post(f"/v1/flows/{flows[1]}/trigger", json={"email_address": "ghost@x.io"})
+    assert missing.status_code == 404 and missing.json()["errors"][0]["field"] == "email_address"
