@@ -21,7 +21,14 @@ from journeys.domain.runs import (
     ResolveWaitResult,
 )
 from journeys.domain.schedule import wait_until
-from journeys.domain.steps import AddTag, AddToGroup, RemoveFromGroup, RemoveTag, Unsubscribe, UpdateField
+from journeys.domain.steps import (
+    AddTag,
+    AddToGroup,
+    RemoveFromGroup,
+    RemoveTag,
+    Unsubscribe,
+    UpdateField,
+)
 from journeys.domain.templating import contact_context, render
 from journeys.store import conditions, contacts
 

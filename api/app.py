@@ -10,11 +10,11 @@ from fastapi import FastAPI
 from api import metrics, problems
 from api.outbox import OutboxRelay
 from api.routes import health, v1
-from journeys.dispatch import Dispatcher
-from journeys.registry import FlowRegistry
 from journeys import __version__
 from journeys.config import Settings
+from journeys.dispatch import Dispatcher
 from journeys.domain.flow import TYPE_TAGS
+from journeys.registry import FlowRegistry
 from journeys.store.pool import create_pool
 from journeys.temporal import connect_client
 

@@ -11,10 +11,10 @@ import asyncpg
 from fastapi import Depends, Request
 from temporalio.client import Client
 
-from journeys.dispatch import Dispatcher
 from api.problems import ProblemError
-from journeys.registry import FlowRegistry
 from journeys.config import Settings
+from journeys.dispatch import Dispatcher
+from journeys.registry import FlowRegistry
 from journeys.security import hash_api_key
 from journeys.store import apikeys
 

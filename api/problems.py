@@ -80,9 +80,7 @@ def field_path(loc: tuple[Any, ...] | list[Any], tags: frozenset[str] = frozense
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
-        elif part in tags and isinstance(previous, int):
-            pass
-        elif isinstance(part, str) and part.startswith("function-"):
+        elif part in tags and isinstance(previous, int) or isinstance(part, str) and part.startswith("function-"):
             pass
         else:
             path += f".{part}" if path else str(part)
@@ -105,8 +103,7 @@ def validation_errors(errors: list[dict[str, Any]], tags: frozenset[str]) -> lis
         if where != "body":
             path = f"{where}.{path}"
         message = err.get("msg", "invalid")
-        if message.startswith("Value error, "):
-            message = message[len("Value error, ") :]
+        message = message.removeprefix("Value error, ")
         out.append(FieldError(field=path, message=message))
     return out
 

@@ -144,11 +144,10 @@ def _banner(settings: Settings, key: str, created: bool) -> None:
         lines.append(f"  Temporal UI  http://127.0.0.1:{settings.temporal_ui_port}")
     else:
         lines.append(f"  Temporal     {settings.temporal_address}")
+    outbox = f"  → {settings.home / 'sms' / 'outbox.jsonl'}" if settings.sms_provider == "outbox" else ""
     lines += [
-        f"  Mail catcher smtp://{settings.smtp_host}:{settings.smtp_port}"
-        f"  → {settings.home / 'mail'}",
-        f"  SMS          {settings.sms_provider}"
-        + (f"  → {settings.home / 'sms' / 'outbox.jsonl'}" if settings.sms_provider == "outbox" else ""),
+        f"  Mail catcher smtp://{settings.smtp_host}:{settings.smtp_port}  → {settings.home / 'mail'}",
+        f"  SMS          {settings.sms_provider}{outbox}",
         f"  API key      {key}" + ("   (new; saved in " if created else "   (from ")
         + f"{settings.home / 'dev-api-key'})",
         "",

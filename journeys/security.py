@@ -20,4 +20,4 @@ def hash_api_key(key: str) -> str:
 
 def subscriber_hash(email: str) -> str:
     """Mailchimp's member id: MD5 of the lower-cased address."""
-    return hashlib.md5(email.strip().lower().encode()).hexdigest()  # noqa: S324 - an id, not a secret
+    return hashlib.md5(email.strip().lower().encode()).hexdigest()

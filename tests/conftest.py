@@ -15,11 +15,11 @@ from temporalio.worker import Worker
 from api.app import create_app
 from journeys.config import Settings
 from journeys.dispatch import Dispatcher
-from journeys.registry import FlowRegistry
 from journeys.embedded.mailcatcher import MailCatcher
 from journeys.embedded.postgres import EmbeddedPostgres
 from journeys.embedded.process import free_port
 from journeys.embedded.temporal import DevTemporalServer
+from journeys.registry import FlowRegistry
 from journeys.store import apikeys
 from journeys.store.migrate import migrate
 from journeys.store.pool import create_pool

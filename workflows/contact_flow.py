@@ -317,7 +317,7 @@ class ContactFlowWorkflow:
                 break
             try:
                 await workflow.wait_condition(
-                    lambda: self._count(relevant) != heard or self._stop is not None,
+                    lambda heard=heard: self._count(relevant) != heard or self._stop is not None,
                     timeout=remaining,
                     timeout_summary=f"{step.id}: timeout",
                 )

@@ -37,7 +37,7 @@ def message_id_for(idempotency_key: str, from_address: str) -> str:
 
 
 _TAG = re.compile(r"<[^>]+>")
-_BLOCK = re.compile(r"</(p|div|h[1-6]|li|tr)>|<br\s*/?>", re.I)
+_BLOCK = re.compile(r"</(p|div|h[1-6]|li|tr)>|<br\s*/?>", re.IGNORECASE)
 
 
 def html_to_text(source: str) -> str:

@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from journeys.domain.triggers import EventName
 from journeys.domain.refs import EmailRef, FieldName, Name
+from journeys.domain.triggers import EventName
 
 
 class _Condition(BaseModel):

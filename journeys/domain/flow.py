@@ -9,10 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from journeys.domain.conditions import ConditionSet
 from journeys.domain.durations import Duration
-from journeys.domain.triggers import EventName
 from journeys.domain.refs import FieldName, Name, TimeOfDay
 from journeys.domain.steps import Step
-from journeys.domain.triggers import Trigger
+from journeys.domain.triggers import EventName, Trigger
 
 MAX_STEPS = 100
 MAX_WAIT_FOR_TRIGGER = 10

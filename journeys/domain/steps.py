@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from journeys.domain.conditions import ConditionSet
 from journeys.domain.durations import Duration
-from journeys.domain.refs import FieldName, Name, TimeOfDay, Url
+from journeys.domain.refs import FieldName, Name, TimeOfDay
 
 STEP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
@@ -81,9 +81,9 @@ class Webhook(_Step):
     def _no_body_on_get(self) -> Webhook:
         if self.method in ("GET", "DELETE") and self.body is not None:
             raise ValueError(f"a {self.method} webhook sends no body")
-        if self.format == "form" and self.body is not None:
-            if any(isinstance(v, (dict, list)) for v in self.body.values()):
-                raise ValueError("a form body holds flat values only")
+        flat = self.body is None or not any(isinstance(v, (dict, list)) for v in self.body.values())
+        if self.format == "form" and not flat:
+            raise ValueError("a form body holds flat values only")
         return self
 
 

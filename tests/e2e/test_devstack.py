@@ -23,7 +23,7 @@ def tour_script() -> str:
     """The shell blocks of the README's tour, minus the one that starts the stack."""
     readme = (ROOT / "README.md").read_text()
     section = readme.split("## A five-minute tour", 1)[1].split("\n## ", 1)[0]
-    blocks = re.findall(r"```sh\n(.*?)```", section, re.S)
+    blocks = re.findall(r"```sh\n(.*?)```", section, re.DOTALL)
     assert blocks and "make dev" in blocks[0], "the tour should start with `make dev`"
     return "\n".join(blocks[1:])
 
@@ -32,7 +32,7 @@ def _eml_subjects(folder: Path) -> list[str]:
     if not folder.exists():
         return []
     return [
-        re.search(r"^Subject: (.*)$", p.read_text(), re.M).group(1)  # type: ignore[union-attr]
+        re.search(r"^Subject: (.*)$", p.read_text(), re.MULTILINE).group(1)  # type: ignore[union-attr]
         for p in sorted(folder.glob("*.eml"))
     ]
 

@@ -159,12 +159,11 @@ async def test_valid_flow_is_valid_and_nothing_is_saved(app_client: httpx.AsyncC
 async def no_sms_client(settings: Settings, api_key: str) -> AsyncIterator[httpx.AsyncClient]:
     """The same API on a deployment with no SMS provider."""
     app = create_app(settings.model_copy(update={"sms_provider": "none"}))
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://journeys.test",
-            headers={"Authorization": f"Bearer {api_key}"},
-        ) as http:
-            yield http
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://journeys.test",
+        headers={"Authorization": f"Bearer {api_key}"},
+    ) as http:
+        yield http
 
 
 async def test_sms_flows_can_be_drafted_but_not_activated_without_sms(

@@ -10,13 +10,13 @@ import httpx
 import pytest
 from temporalio.client import Client
 
-from journeys.dispatch import Dispatcher
 from api.outbox import OutboxRelay
-from journeys.registry import FlowRegistry
 from journeys.config import Settings
+from journeys.dispatch import Dispatcher
 from journeys.domain.events import IncomingEvent
 from journeys.domain.runs import workflow_id
 from journeys.embedded.mailcatcher import MailCatcher
+from journeys.registry import FlowRegistry
 from journeys.store import contacts, events
 from tests.helpers import eventually, flow_body
 

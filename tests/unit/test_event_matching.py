@@ -1,13 +1,11 @@
 import uuid
 
 import pytest
+from pydantic import TypeAdapter
 
 from journeys.domain.events import IncomingEvent, event_type_for, fires, meets_goal
 from journeys.domain.flow import EventGoal, FieldChangedGoal, PurchasedGoal, TagAddedGoal
-from journeys.domain.triggers import TRIGGER_MODELS, TRIGGER_TYPES
-from pydantic import TypeAdapter
-
-from journeys.domain.triggers import Trigger
+from journeys.domain.triggers import TRIGGER_MODELS, TRIGGER_TYPES, Trigger
 
 trigger = TypeAdapter(Trigger).validate_python
 
