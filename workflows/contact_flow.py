@@ -65,6 +65,9 @@ with workflow.unsafe.imports_passed_through():
 # two-email flow went from 39 to 29 history events per contact). Sends and contact changes stay
 # regular activities: they talk to the outside world and retry for hours.
 
+# Phases worth a search-attribute update: where a contact spends time, and how it ended.
+_AT_REST = frozenset({Phase.WAITING, Phase.PAUSED, Phase.COMPLETED, Phase.EXITED, Phase.SKIPPED})
+
 # Remembered event ids, so a redelivered event is ignored; old ones age out.
 _SEEN_EVENTS = 200
 _SHORT = timedelta(seconds=30)
@@ -120,6 +123,8 @@ class ContactFlowWorkflow:
         self._paused = False
         self._stop: str | None = None
         self._done: list[str] = []
+        self._published_phase: Phase = Phase.ENTERING  # what the starter set
+        self._published_step: str | None = None
 
     # --- messages ---------------------------------------------------------------------------
 
@@ -452,14 +457,23 @@ class ContactFlowWorkflow:
     # --- visibility -------------------------------------------------------------------------
 
     def _enter_phase(self, phase: Phase, step_id: str | None, details: str) -> None:
-        updates = []
-        if phase != self._phase:
-            updates.append(search.JOURNEY_PHASE.value_set(phase.value))
-        if step_id is not None and step_id != self._step_id:
-            updates.append(search.JOURNEY_STEP.value_set(step_id))
-        if updates:
-            workflow.upsert_search_attributes(updates)
-        self._phase, self._details = phase, details
+        """Records where the contact is; search attributes change only where it comes to rest.
+
+        Each upsert is a billable action and a history event, and a step that runs for
+        milliseconds is not worth finding: `JourneyPhase`/`JourneyStep` say where a contact
+        waits, holds or ended. The details and the `status` query follow every step.
+        """
         if step_id is not None:
             self._step_id = step_id
+        self._phase, self._details = phase, details
         workflow.set_current_details(details)
+        if phase not in _AT_REST:
+            return
+        updates = []
+        if phase != self._published_phase:
+            updates.append(search.JOURNEY_PHASE.value_set(phase.value))
+        if self._step_id is not None and self._step_id != self._published_step:
+            updates.append(search.JOURNEY_STEP.value_set(self._step_id))
+        if updates:
+            workflow.upsert_search_attributes(updates)
+        self._published_phase, self._published_step = phase, self._step_id
