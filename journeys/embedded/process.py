@@ -85,3 +85,14 @@ def _tail(log: Path | None, lines: int = 30) -> str:
 
 def running_as_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def dies_with_parent(args: list[str], *, sig: str = "TERM") -> list[str]:
+    """Wraps a command so the kernel signals it when this process dies, even by SIGKILL.
+
+    Embedded servers run in their own session (Ctrl-C is ours to handle), so without this a
+    killed `journeys dev` or test run would leave them behind. Uses util-linux `setpriv` where
+    there is one; elsewhere the command runs as given.
+    """
+    setpriv = shutil.which("setpriv") if sys.platform.startswith("linux") else None
+    return [setpriv, f"--pdeathsig={sig}", "--", *args] if setpriv else args

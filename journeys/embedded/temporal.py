@@ -9,7 +9,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from journeys.domain import search
-from journeys.embedded.process import find_binary, terminate, wait_until
+from journeys.embedded.process import dies_with_parent, find_binary, terminate, wait_until
 
 # Measured on this kind of machine: WAL with normal sync doubles workflow starts per second.
 SQLITE_PRAGMAS = ["journal_mode=wal", "synchronous=normal"]
@@ -66,7 +66,7 @@ class DevTemporalServer:
         out = open(self.log_file, "ab") if self.log_file else asyncio.subprocess.DEVNULL  # noqa: SIM115
         try:
             self._process = await asyncio.create_subprocess_exec(
-                *self.command(), stdout=out, stderr=out, start_new_session=True
+                *dies_with_parent(self.command()), stdout=out, stderr=out, start_new_session=True
             )
         finally:
             if self.log_file:
