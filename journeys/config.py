@@ -73,6 +73,17 @@ class Settings(BaseSettings):
     worker_max_concurrent_workflow_tasks: int = Field(
         200, description="Workflow tasks one worker runs at once."
     )
+    worker_workflow_task_pollers: int = Field(
+        5, ge=1, description="Concurrent workflow-task long polls per worker (SDK default 5)."
+    )
+    worker_activity_task_pollers: int = Field(
+        5, ge=1, description="Concurrent activity-task long polls per worker (SDK default 5)."
+    )
+    worker_processes: int = Field(
+        1,
+        ge=1,
+        description="Processes `journeys worker` runs; each has its own GIL and sticky cache.",
+    )
 
     @model_validator(mode="after")
     def _no_dev_secret_in_production(self) -> Settings:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+from typing import Any
 
 import asyncpg
 from temporalio.client import Client
@@ -14,6 +16,7 @@ from activities.delivery import AfterSendHook, DeliveryActivities
 from activities.enrollment import EnrollmentActivities
 from journeys.channels.email import EmailSender, SmtpConfig
 from journeys.config import Settings
+from journeys.embedded.process import find_binary, terminate
 from journeys.store.pool import create_pool
 from journeys.temporal import connect_client
 from workflows.contact_flow import ContactFlowWorkflow
@@ -53,6 +56,20 @@ def activities_for(
     ]
 
 
+def worker_tuning(settings: Settings) -> dict[str, Any]:
+    """The `Worker` keyword arguments that tune it, from settings.
+
+    Shared with the benchmarks' raw-Temporal baseline worker, so both run with the same tuning.
+    """
+    return {
+        "max_cached_workflows": settings.worker_max_cached_workflows,
+        "max_concurrent_activities": settings.worker_max_concurrent_activities,
+        "max_concurrent_workflow_tasks": settings.worker_max_concurrent_workflow_tasks,
+        "max_concurrent_workflow_task_polls": settings.worker_workflow_task_pollers,
+        "max_concurrent_activity_task_polls": settings.worker_activity_task_pollers,
+    }
+
+
 def build_worker(
     client: Client,
     settings: Settings,
@@ -67,14 +84,26 @@ def build_worker(
         task_queue=task_queue or settings.task_queue,
         workflows=WORKFLOWS,
         activities=activities_for(settings, pool, after_send=after_send),
-        max_cached_workflows=settings.worker_max_cached_workflows,
-        max_concurrent_activities=settings.worker_max_concurrent_activities,
-        max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
+        **worker_tuning(settings),
     )
 
 
+async def _start_extra_processes(settings: Settings) -> list[asyncio.subprocess.Process]:
+    # One Python process is bound by one GIL; more processes use more cores. Each extra one
+    # is a plain `journeys worker` reading the same environment, told to start no others.
+    env = {**os.environ, "JOURNEYS_WORKER_PROCESSES": "1"}
+    return [
+        await asyncio.create_subprocess_exec(find_binary("journeys"), "worker", env=env)
+        for _ in range(settings.worker_processes - 1)
+    ]
+
+
 async def run_worker(settings: Settings) -> None:
-    """Runs a worker until SIGINT/SIGTERM, then drains it and closes the pool."""
+    """Runs a worker until SIGINT/SIGTERM, then drains it and closes the pool.
+
+    With `worker_processes` > 1 it also runs that many minus one `journeys worker` children
+    and stops them when it stops.
+    """
     client = await connect_client(settings)
     pool = await create_pool(
         settings.effective_database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
@@ -83,9 +112,15 @@ async def run_worker(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    extra = await _start_extra_processes(settings)
     try:
         async with build_worker(client, settings, pool):
-            log.info("worker polling task queue %s", settings.task_queue)
+            log.info(
+                "worker polling task queue %s (%d process(es))",
+                settings.task_queue,
+                settings.worker_processes,
+            )
             await stop.wait()
     finally:
+        await asyncio.gather(*(terminate(process) for process in extra))
         await pool.close()
