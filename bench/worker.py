@@ -21,7 +21,7 @@ from bench.raw import RawFlowWorkflow, raw_noop
 from journeys.config import Settings
 from journeys.store.pool import create_pool
 from journeys.temporal import connect_client
-from workers.worker import build_worker, worker_tuning
+from workers.worker import build_worker, email_sender, worker_tuning
 
 
 async def _build(kind: str, task_queue: str, settings: Settings, stack: AsyncExitStack) -> Worker:
@@ -41,7 +41,9 @@ async def _build(kind: str, task_queue: str, settings: Settings, stack: AsyncExi
         settings.effective_database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
     )
     stack.push_async_callback(pool.close)
-    return build_worker(client, settings, pool, task_queue=task_queue)
+    email = email_sender(settings)
+    stack.push_async_callback(email.aclose)
+    return build_worker(client, settings, pool, task_queue=task_queue, email=email)
 
 
 async def run(kind: str, task_queue: str) -> None:

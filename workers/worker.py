@@ -38,13 +38,22 @@ def smtp_config(settings: Settings) -> SmtpConfig:
     )
 
 
+def email_sender(settings: Settings) -> EmailSender:
+    """The SMTP sender, keeping `smtp_pool_size` connections open for reuse."""
+    return EmailSender(smtp_config(settings), pool_size=settings.smtp_pool_size)
+
+
 def activities_for(
-    settings: Settings, pool: asyncpg.Pool, *, after_send: AfterSendHook | None = None
+    settings: Settings,
+    pool: asyncpg.Pool,
+    *,
+    after_send: AfterSendHook | None = None,
+    email: EmailSender | None = None,
 ) -> list[object]:
-    """Every activity, bound to its dependencies."""
+    """Every activity, bound to its dependencies (`email`: a sender the caller will close)."""
     delivery = DeliveryActivities(
         pool,
-        EmailSender(smtp_config(settings)),
+        email or email_sender(settings),
         default_from=settings.mail_from,
         after_send=after_send,
     )
@@ -77,13 +86,14 @@ def build_worker(
     *,
     task_queue: str | None = None,
     after_send: AfterSendHook | None = None,
+    email: EmailSender | None = None,
 ) -> Worker:
     """A worker for the contact-flow task queue, tuned from settings."""
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=WORKFLOWS,
-        activities=activities_for(settings, pool, after_send=after_send),
+        activities=activities_for(settings, pool, after_send=after_send, email=email),
         **worker_tuning(settings),
     )
 
@@ -113,8 +123,9 @@ async def run_worker(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     extra = await _start_extra_processes(settings)
+    email = email_sender(settings)
     try:
-        async with build_worker(client, settings, pool):
+        async with build_worker(client, settings, pool, email=email):
             log.info(
                 "worker polling task queue %s (%d process(es))",
                 settings.task_queue,
@@ -123,4 +134,5 @@ async def run_worker(settings: Settings) -> None:
             await stop.wait()
     finally:
         await asyncio.gather(*(terminate(process) for process in extra))
+        await email.aclose()
         await pool.close()
