@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import asdict
 from pathlib import Path
 
 from bench import cost, e2e, ingest, report, tuning, waiting
@@ -71,6 +72,8 @@ async def run_suite(
             for name in config.only:
                 await one(name)
     rec.extras["total_seconds"] = time.monotonic() - started
+    rec.extras["config"] = asdict(config)
+    rec.save(results.with_name("last_run.json"))
     if markdown is not None:
         markdown.write_text(report.render(rec, config))
         print(f"wrote {markdown}", flush=True)
@@ -83,7 +86,18 @@ def main() -> int:
     parser.add_argument("--markdown", type=Path, default=ROOT / "BENCHMARKS.md")
     parser.add_argument("--scratch", type=Path, help="scratch directory (default: a new temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory (logs)")
+    parser.add_argument(
+        "--render", action="store_true",
+        help="only render the markdown again from the last run (bench/last_run.json)",
+    )
     args = parser.parse_args()
+    if args.render:
+        rec = Recorder.load(args.results.with_name("last_run.json"), args.results)
+        saved = rec.extras["config"]
+        config = BenchConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()})
+        args.markdown.write_text(report.render(rec, config))
+        print(f"wrote {args.markdown}")
+        return 0
     config = BenchConfig.from_env()
     scratch = args.scratch or Path(tempfile.mkdtemp(prefix="journeys-bench-"))
     print(f"scratch directory {scratch}", flush=True)

@@ -96,6 +96,28 @@ class Recorder:
         self.notes.setdefault(bench, []).append(text)
 
 
+    def save(self, path: Path) -> None:
+        """Everything the report needs, so it can be rendered again (`--render`)."""
+        data = {
+            "run_id": self.run_id,
+            "machine": self.machine,
+            "sizes": self.sizes,
+            "figures": [asdict(f) for f in self.figures],
+            "notes": self.notes,
+            "extras": self.extras,
+        }
+        path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls, path: Path, results: Path) -> Recorder:
+        """A recorder holding a saved run (adding to it appends to `results`)."""
+        data = json.loads(path.read_text())
+        rec = cls(results, run_id=data["run_id"], machine=data["machine"], sizes=data["sizes"])
+        rec.figures = [Figure(**f) for f in data["figures"]]
+        rec.notes, rec.extras = data["notes"], data["extras"]
+        return rec
+
+
 def read_run(path: Path, run_id: str) -> list[dict[str, Any]]:
     """The rows of one run from a results file."""
     rows = []

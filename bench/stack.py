@@ -16,6 +16,7 @@ import os
 import sqlite3
 import uuid
 from contextlib import AsyncExitStack
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,11 +104,18 @@ class BenchEnv:
 
     async def __aenter__(self) -> BenchEnv:
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.temporal = DevTemporalServer(
-            db_file=self.dir / "temporal.db", port=free_port(), log_file=self.dir / "temporal.log"
-        )
-        await self.temporal.start()
-        self._stack.push_async_callback(self.temporal.stop)
+        for attempt in range(_PORT_ATTEMPTS):
+            self.temporal = DevTemporalServer(
+                db_file=self.dir / f"temporal{attempt or ''}.db", port=free_port(),
+                log_file=self.dir / "temporal.log",
+            )
+            self._stack.push_async_callback(self.temporal.stop)
+            try:
+                await self.temporal.start()
+                break
+            except RuntimeError:
+                if attempt + 1 == _PORT_ATTEMPTS:
+                    raise
         # Raw starts and history reads need no pydantic: the SDK's default converter.
         self.client = await Client.connect(self.temporal.address)
         return self
@@ -138,25 +146,46 @@ class BenchEnv:
         await child.start()
         return child
 
+    async def _start_on_free_port(self, make: Callable[[], Child], repick: Callable[[], None]) -> Child:
+        # free_port() only finds a port free *now*: on a shared machine another process may
+        # take it before the child binds it. Then the child fails to start; pick another.
+        for attempt in range(_PORT_ATTEMPTS):
+            try:
+                return await self._start(make())
+            except RuntimeError:
+                if attempt + 1 == _PORT_ATTEMPTS:
+                    raise
+                repick()
+        raise AssertionError("unreachable")
+
     async def start_sink(self) -> SinkLog:
         """Starts the SMTP sink the journeys workers send to."""
         out = self.dir / "sink.tsv"
-        self.sink = await self._start(
-            python_child(
+
+        def repick() -> None:
+            self._smtp_port = free_port()
+
+        self.sink = await self._start_on_free_port(
+            lambda: python_child(
                 "sink", "bench.sink", "--port", str(self._smtp_port), "--out", str(out),
                 env=self.child_env(), log=self.dir / "sink.log",
-            )
+            ),
+            repick,
         )
         self.sink_log = SinkLog(out)
         return self.sink_log
 
     async def start_gateway(self, *, task_queue: str) -> HttpShards:
         """Starts the gateway; returns keep-alive, authenticated HTTP clients for it."""
-        self.gateway = await self._start(
-            python_child(
+        def repick() -> None:
+            self._api_port = free_port()
+
+        self.gateway = await self._start_on_free_port(
+            lambda: python_child(
                 "gateway", "bench.gateway",
                 env=self.child_env(JOURNEYS_TASK_QUEUE=task_queue), log=self.dir / "gateway.log",
-            )
+            ),
+            repick,
         )
         self.http = HttpShards(f"http://127.0.0.1:{self._api_port}", self.suite.api_key)
         self._stack.push_async_callback(self.http.aclose)
@@ -262,6 +291,9 @@ class HttpShards:
 
     async def aclose(self) -> None:
         await asyncio.gather(*(client.aclose() for client in self.clients))
+
+
+_PORT_ATTEMPTS = 3
 
 
 def unique(prefix: str) -> str:
