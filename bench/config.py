@@ -22,14 +22,14 @@ class BenchConfig:
 
     # Ingest: a closed-loop sweep, each level runs this long against each side.
     ingest_concurrency: tuple[int, ...] = (1, 8, 32, 128)
-    ingest_seconds: float = 6.0
+    ingest_seconds: float = 5.0
     ingest_contacts_per_level: int = 3000
 
     # End to end: enrolments for the max-rate run, then open-loop latency runs.
-    e2e_contacts: int = 1000
+    e2e_contacts: int = 800
     e2e_concurrency: int = 32
     latency_fractions: tuple[float, ...] = (0.25, 0.5, 0.9)
-    latency_seconds: float = 10.0
+    latency_seconds: float = 8.0
 
     # Cost per contact (counts, not timings: a few contacts suffice).
     cost_contacts: int = 3
@@ -45,7 +45,7 @@ class BenchConfig:
 
     # Profiles taken with py-spy in a separate, unmeasured pass.
     profile_seconds: float = 6.0
-    profile_contacts: int = 400
+    profile_contacts: int = 300
 
     # Unmeasured calls before each measured run (connections, caches, imports).
     warmup: int = 10

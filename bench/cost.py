@@ -26,7 +26,10 @@ from bench.stack import Suite, unique
 from bench.visibility import wait_closed
 
 BENCH = "cost"
-RAW_LABEL = "raw Temporal, same shape: a timer per delay, a no-op activity per send"
+RAW_LABEL = (
+    "raw Temporal, same shape: a timer per delay, a no-op activity per send, "
+    "plain start (no signal, no search attributes)"
+)
 
 
 @dataclass

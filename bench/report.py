@@ -115,7 +115,7 @@ def render(rec: Recorder, config: BenchConfig) -> str:
     if FINDINGS.exists():
         out += [FINDINGS.read_text().strip(), ""]
     durations = rec.extras.get("durations", {})
-    for name in config.only:
+    for name in (n for n in SECTIONS if n in config.only):  # in the order
         title, intro = SECTIONS[name]
         figures = [f for f in rec.figures if f.bench == name]
         out += [f"## {title}", "", intro, ""]

@@ -73,8 +73,9 @@ class Suite:
         settings = Settings(**{k.removeprefix("JOURNEYS_").lower(): v for k, v in self.tuning.items()})
         return {
             **worker_tuning(settings),
-            "worker_processes": "see the tuning benchmark",
-            "db_pool_max": settings.db_pool_max,
+            "worker processes": "1 per side (2 in the tuning benchmark)",
+            "db_pool_max (per process)": settings.db_pool_max,
+            "smtp_pool_size": settings.smtp_pool_size,
         }
 
     def env(self, name: str) -> BenchEnv:
