@@ -16,8 +16,8 @@ import uuid
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import cost, e2e, ingest, report, tuning, waiting
-from bench.config import BenchConfig
+from bench import cost, e2e, ingest, report, shapes, tuning, waiting
+from bench.config import ALL_BENCHMARKS, BenchConfig
 from bench.machine import describe
 from bench.procs import leftover_children
 from bench.results import Recorder
@@ -30,6 +30,7 @@ BENCHMARKS = {
     "e2e": e2e.run,
     "tuning": tuning.run,
     "waiting": waiting.run,
+    "shapes": shapes.run,
 }
 FIGURE_KEYS = {
     "cost": cost.figure_keys,
@@ -37,6 +38,7 @@ FIGURE_KEYS = {
     "e2e": e2e.figure_keys,
     "tuning": tuning.figure_keys,
     "waiting": waiting.figure_keys,
+    "shapes": shapes.figure_keys,
 }
 
 
@@ -73,32 +75,51 @@ async def run_suite(
                 await one(name)
     rec.extras["total_seconds"] = time.monotonic() - started
     rec.extras["config"] = asdict(config)
-    rec.save(results.with_name("last_run.json"))
+    rec.save(results.with_name(_saved_name(config)))
     if markdown is not None:
         markdown.write_text(report.render(rec, config))
         print(f"wrote {markdown}", flush=True)
     return rec
 
 
+def _saved_name(config: BenchConfig) -> str:
+    if set(ALL_BENCHMARKS) <= set(config.only):
+        return "last_run.json"
+    return f"last_run-{'-'.join(config.only)}.json"
+
+
+def _default_markdown(config: BenchConfig) -> Path:
+    if set(ALL_BENCHMARKS) <= set(config.only):
+        return ROOT / "BENCHMARKS.md"
+    return ROOT / "bench" / f"BENCHMARKS-{'-'.join(config.only)}.md"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results.jsonl")
-    parser.add_argument("--markdown", type=Path, default=ROOT / "BENCHMARKS.md")
+    parser.add_argument(
+        "--markdown", type=Path,
+        help="report to write (default: BENCHMARKS.md for a full run, "
+        "bench/BENCHMARKS-<names>.md for a BENCH_ONLY subset, so it never replaces the full one)",
+    )
     parser.add_argument("--scratch", type=Path, help="scratch directory (default: a new temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory (logs)")
     parser.add_argument(
         "--render", action="store_true",
-        help="only render the markdown again from the last run (bench/last_run.json)",
+        help="only render the report again from the last run saved (of BENCH_ONLY if set)",
     )
     args = parser.parse_args()
     if args.render:
-        rec = Recorder.load(args.results.with_name("last_run.json"), args.results)
+        saved_name = _saved_name(BenchConfig.from_env())
+        rec = Recorder.load(args.results.with_name(saved_name), args.results)
         saved = rec.extras["config"]
         config = BenchConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()})
-        args.markdown.write_text(report.render(rec, config))
-        print(f"wrote {args.markdown}")
+        markdown = args.markdown or _default_markdown(config)
+        markdown.write_text(report.render(rec, config))
+        print(f"wrote {markdown}")
         return 0
     config = BenchConfig.from_env()
+    args.markdown = args.markdown or _default_markdown(config)
     scratch = args.scratch or Path(tempfile.mkdtemp(prefix="journeys-bench-"))
     print(f"scratch directory {scratch}", flush=True)
     try:

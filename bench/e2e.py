@@ -102,10 +102,11 @@ class Raw:
 
     async def measure(
         self, name: str, count: int, *, concurrency: int | None = None, rate: float | None = None,
-        timeout: float,
+        timeout: float, steps: list[str] | None = None,
     ) -> Side:
         env = self.env
         client = env.client
+        steps = steps or raw.noop_steps()
         assert client is not None
         prefix = unique(f"raw-{name}")
         ids = [f"{prefix}-{i}" for i in range(count)]
@@ -113,7 +114,7 @@ class Raw:
         async def start(workflow_id: str) -> None:
             await client.start_workflow(
                 raw.WORKFLOW_NAME,
-                raw.RawFlowInput(raw.noop_steps()),
+                raw.RawFlowInput(steps),
                 id=workflow_id,
                 task_queue=self.task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,

@@ -3,6 +3,8 @@
 `RawFlowWorkflow` walks a list of steps, one no-op activity per `noop` and one timer per
 `sleep:<seconds>`; it accepts the same start signal as the contact-flow workflow. It uses the
 SDK's default data converter and no search attributes: plain Temporal, nothing of ours.
+Two more steps serve the `shapes` experiment: `local` (a no-op local activity) and
+`upsert:<value>` (one search-attribute upsert, as the contact flow does per step).
 """
 
 from __future__ import annotations
@@ -12,10 +14,14 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import activity, workflow
+from temporalio.common import SearchAttributeKey
 
 WORKFLOW_NAME = "RawFlowWorkflow"
 NOOP_ACTIVITY = "raw_noop"
 EVENT_SIGNAL = "event"
+# Registered by the embedded dev server (journeys.domain.search); named here, not imported,
+# so the baseline stays free of our code.
+_STEP_ATTRIBUTE = SearchAttributeKey.for_keyword("JourneyStep")
 
 
 @dataclass
@@ -55,10 +61,17 @@ class RawFlowWorkflow:
     @workflow.run
     async def run(self, input: RawFlowInput) -> int:
         for step in input.steps:
-            if step == "noop":
+            kind, _, arg = step.partition(":")
+            if kind == "noop":
                 await workflow.execute_activity(
                     NOOP_ACTIVITY, start_to_close_timeout=timedelta(seconds=30)
                 )
+            elif kind == "local":
+                await workflow.execute_local_activity(
+                    NOOP_ACTIVITY, start_to_close_timeout=timedelta(seconds=30)
+                )
+            elif kind == "upsert":
+                workflow.upsert_search_attributes([_STEP_ATTRIBUTE.value_set(arg)])
             else:
-                await workflow.sleep(float(step.partition(":")[2]))
+                await workflow.sleep(float(arg))
         return len(input.steps)

@@ -40,6 +40,11 @@ SECTIONS = {
         "5. Worker tuning",
         "The end-to-end max-rate run with one and with two worker processes per side.",
     ),
+    "shapes": (
+        "Experiment: what fewer activities and upserts would save",
+        "Raw workflows shaped like a one-email contact today and like the recommended shapes, "
+        "at the end-to-end max rate (opt-in: `BENCH_ONLY=shapes make bench`).",
+    ),
 }
 
 
@@ -59,9 +64,9 @@ def _params(figure: Figure) -> str:
     return ", ".join(f"{k}={v}" for k, v in figure.params.items()) or "–"
 
 
-def _table(figures: list[Figure]) -> list[str]:
+def _table(figures: list[Figure], *, subject: str = "journeys") -> list[str]:
     lines = [
-        "| figure | params | journeys | raw Temporal | ratio | better |",
+        f"| figure | params | {subject} | raw Temporal | ratio | better |",
         "|---|---|---:|---:|---:|---|",
     ]
     for f in figures:
@@ -112,7 +117,7 @@ def render(rec: Recorder, config: BenchConfig) -> str:
         "CPU per item (in the notes) says more than a rate about where the time goes.",
         "",
     ]
-    if FINDINGS.exists():
+    if FINDINGS.exists() and set(SECTIONS) - {"shapes"} <= set(config.only):  # full runs only
         out += [FINDINGS.read_text().strip(), ""]
     durations = rec.extras.get("durations", {})
     for name in (n for n in SECTIONS if n in config.only):  # in the order
@@ -122,7 +127,7 @@ def render(rec: Recorder, config: BenchConfig) -> str:
         if name in durations:
             out += [f"_Took {durations[name]:.0f} s._", ""]
         if figures:
-            out += _table(figures) + [""]
+            out += _table(figures, subject="this shape" if name == "shapes" else "journeys") + [""]
         for note in rec.notes.get(name, []):
             out.append(f"- {note}")
         if rec.notes.get(name):
