@@ -98,14 +98,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results.jsonl")
     parser.add_argument(
-        "--markdown", type=Path,
+        "--markdown",
+        type=Path,
         help="report to write (default: BENCHMARKS.md for a full run, "
         "bench/BENCHMARKS-<names>.md for a BENCH_ONLY subset, so it never replaces the full one)",
     )
     parser.add_argument("--scratch", type=Path, help="scratch directory (default: a new temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory (logs)")
     parser.add_argument(
-        "--render", action="store_true",
+        "--render",
+        action="store_true",
         help="only render the report again from the last run saved (of BENCH_ONLY if set)",
     )
     args = parser.parse_args()
@@ -113,7 +115,9 @@ def main() -> int:
         saved_name = _saved_name(BenchConfig.from_env())
         rec = Recorder.load(args.results.with_name(saved_name), args.results)
         saved = rec.extras["config"]
-        config = BenchConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()})
+        config = BenchConfig(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()}
+        )
         markdown = args.markdown or _default_markdown(config)
         markdown.write_text(report.render(rec, config))
         print(f"wrote {markdown}")

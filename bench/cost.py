@@ -43,13 +43,21 @@ class Shape:
 
 def shapes(delay: str, delay_seconds: float) -> list[Shape]:
     """The shapes the issue names: send only, delay then send, and ten steps."""
-    ten = [step for i in range(5) for step in (delay_step(f"wait{i}", delay), send_step(f"send{i}"))]
+    ten = [
+        step for i in range(5) for step in (delay_step(f"wait{i}", delay), send_step(f"send{i}"))
+    ]
     return [
         Shape("trigger→send_email", [send_step("hello")], ["noop"]),
-        Shape("trigger→delay→send_email", [delay_step("wait", delay), send_step("hello")],
-              raw.delay_then_noop(delay_seconds)),
-        Shape("10 steps (5× delay, send_email)", ten,
-              [s for _ in range(5) for s in raw.delay_then_noop(delay_seconds)]),
+        Shape(
+            "trigger→delay→send_email",
+            [delay_step("wait", delay), send_step("hello")],
+            raw.delay_then_noop(delay_seconds),
+        ),
+        Shape(
+            "10 steps (5× delay, send_email)",
+            ten,
+            [s for _ in range(5) for s in raw.delay_then_noop(delay_seconds)],
+        ),
     ]
 
 
@@ -131,15 +139,22 @@ async def run(suite: Suite, config: BenchConfig, rec: Recorder) -> None:
             await asyncio.gather(*(tag(http.next(), audience, c) for c in contacts))
             prefix = unique("raw-cost")
             raw_ids = [f"{prefix}-{i}" for i in range(config.cost_contacts)]
-            await asyncio.gather(*(
-                client.start_workflow(raw.WORKFLOW_NAME, raw.RawFlowInput(shape.raw_steps),
-                                      id=w, task_queue=queue + "-raw")
-                for w in raw_ids
-            ))
+            await asyncio.gather(
+                *(
+                    client.start_workflow(
+                        raw.WORKFLOW_NAME,
+                        raw.RawFlowInput(shape.raw_steps),
+                        id=w,
+                        task_queue=queue + "-raw",
+                    )
+                    for w in raw_ids
+                )
+            )
             timeout = config.drain_timeout
             await wait_closed(client, f"FlowId = '{flow}'", len(contacts), timeout=timeout)
-            await wait_closed(client, f"WorkflowId STARTS_WITH '{prefix}-'", len(raw_ids),
-                              timeout=timeout)
+            await wait_closed(
+                client, f"WorkflowId STARTS_WITH '{prefix}-'", len(raw_ids), timeout=timeout
+            )
             ours = tally(await histories(client, [f"flow-{flow}-contact-{c.id}" for c in contacts]))
             theirs = tally(await histories(client, raw_ids))
             params = {"flow": shape.name}
@@ -160,8 +175,12 @@ def figure_keys(config: BenchConfig) -> list[str]:
     """Keys of every figure this benchmark records with `config` (for the smoke test)."""
     keys = []
     for shape in shapes("1s", 1):
-        names = ["history_events_per_contact", "activities_per_contact",
-                 "billable_actions_per_contact", "history_bytes_per_contact"]
+        names = [
+            "history_events_per_contact",
+            "activities_per_contact",
+            "billable_actions_per_contact",
+            "history_bytes_per_contact",
+        ]
         if any(s.startswith("sleep:") for s in shape.raw_steps):
             names.append("timers_per_contact")
         keys += [f"{BENCH}.{name}[flow={shape.name}]" for name in names]

@@ -62,7 +62,12 @@ class Journeys:
         return audience, flow, await create_contacts(self.env.suite.pool, audience, count)
 
     async def measure(
-        self, name: str, count: int, *, concurrency: int | None = None, rate: float | None = None,
+        self,
+        name: str,
+        count: int,
+        *,
+        concurrency: int | None = None,
+        rate: float | None = None,
         timeout: float,
     ) -> Side:
         """Enrols `count` contacts (closed loop at `concurrency`, or open loop at `rate`)."""
@@ -80,7 +85,8 @@ class Journeys:
         emails = {c.email for c in contacts}
         await wait_for(
             lambda: env.sink_log.refresh() and emails <= env.sink_log.accepted.keys(),  # type: ignore[union-attr]
-            timeout=timeout, what=f"{count} emails accepted",
+            timeout=timeout,
+            what=f"{count} emails accepted",
         )
         query = f"FlowId = '{flow}'"
         await wait_closed(env.client, query, count, timeout=timeout)
@@ -101,8 +107,14 @@ class Raw:
         self.task_queue = task_queue
 
     async def measure(
-        self, name: str, count: int, *, concurrency: int | None = None, rate: float | None = None,
-        timeout: float, steps: list[str] | None = None,
+        self,
+        name: str,
+        count: int,
+        *,
+        concurrency: int | None = None,
+        rate: float | None = None,
+        timeout: float,
+        steps: list[str] | None = None,
     ) -> Side:
         env = self.env
         client = env.client
@@ -156,29 +168,53 @@ async def start_sides(env: BenchEnv, *, processes: int) -> tuple[Journeys, Raw]:
 
 
 async def max_rates(
-    journeys: Journeys, baseline: Raw, config: BenchConfig, rec: Recorder, *, bench: str,
+    journeys: Journeys,
+    baseline: Raw,
+    config: BenchConfig,
+    rec: Recorder,
+    *,
+    bench: str,
     params: dict[str, object],
 ) -> tuple[Side, Side]:
     """Measures both sides' completion rate, records the figure, returns both sides."""
     label = "-".join(f"{k}{v}" for k, v in params.items()) or "max"
     if config.warmup:  # not measured: worker caches, pools, SMTP and HTTP connections
-        await journeys.measure(f"warm-{label}", config.warmup, concurrency=4,
-                               timeout=config.drain_timeout)
-        await baseline.measure(f"warm-{label}", config.warmup, concurrency=4,
-                               timeout=config.drain_timeout)
+        await journeys.measure(
+            f"warm-{label}", config.warmup, concurrency=4, timeout=config.drain_timeout
+        )
+        await baseline.measure(
+            f"warm-{label}", config.warmup, concurrency=4, timeout=config.drain_timeout
+        )
     ours = await journeys.measure(
-        f"max-{label}", config.e2e_contacts, concurrency=config.e2e_concurrency,
+        f"max-{label}",
+        config.e2e_contacts,
+        concurrency=config.e2e_concurrency,
         timeout=config.drain_timeout,
     )
     theirs = await baseline.measure(
-        f"max-{label}", config.e2e_contacts, concurrency=config.e2e_concurrency,
+        f"max-{label}",
+        config.e2e_contacts,
+        concurrency=config.e2e_concurrency,
         timeout=config.drain_timeout,
     )
-    rec.add(Figure(bench, "completions_per_s", ours.rate, "enrolments/s", theirs.rate, RAW_LABEL,
-                   "higher", dict(params)))
+    rec.add(
+        Figure(
+            bench,
+            "completions_per_s",
+            ours.rate,
+            "enrolments/s",
+            theirs.rate,
+            RAW_LABEL,
+            "higher",
+            dict(params),
+        )
+    )
     where = ", ".join(f"{k} {v}" for k, v in params.items())
-    rec.note(bench, f"{where}: journeys {format_cpu(ours.cpu, 'enrolment')}; "
-             f"raw {format_cpu(theirs.cpu, 'workflow')}")
+    rec.note(
+        bench,
+        f"{where}: journeys {format_cpu(ours.cpu, 'enrolment')}; "
+        f"raw {format_cpu(theirs.cpu, 'workflow')}",
+    )
     return ours, theirs
 
 
@@ -199,8 +235,9 @@ async def run(suite: Suite, config: BenchConfig, rec: Recorder) -> None:
     """Max rate with one worker process, latency at fractions of it, then a worker profile."""
     async with suite.env(BENCH) as env:
         journeys, baseline = await start_sides(env, processes=1)
-        ours, theirs = await max_rates(journeys, baseline, config, rec, bench=BENCH,
-                                       params={"processes": 1})
+        ours, theirs = await max_rates(
+            journeys, baseline, config, rec, bench=BENCH, params={"processes": 1}
+        )
         suite.shared["e2e.rates"] = (ours.rate, theirs.rate)
         for fraction in config.latency_fractions:
             rate = max(ours.rate * fraction, 0.5)
@@ -211,11 +248,18 @@ async def run(suite: Suite, config: BenchConfig, rec: Recorder) -> None:
             params = _latency_params(ours.rate, fraction)
             ours_hist, theirs_hist = histogram(mine.latencies()), histogram(theirs.latencies())
             for pct in (50, 95, 99):
-                rec.add(Figure(
-                    BENCH, f"latency_p{pct}_ms", percentile_ms(ours_hist, pct), "ms",
-                    percentile_ms(theirs_hist, pct),
-                    "raw Temporal at the same rate: start due → workflow closed", "lower", params,
-                ))
+                rec.add(
+                    Figure(
+                        BENCH,
+                        f"latency_p{pct}_ms",
+                        percentile_ms(ours_hist, pct),
+                        "ms",
+                        percentile_ms(theirs_hist, pct),
+                        "raw Temporal at the same rate: start due → workflow closed",
+                        "lower",
+                        params,
+                    )
+                )
         await _profile(env, journeys, config, rec)
 
 
@@ -224,10 +268,13 @@ async def _profile(env: BenchEnv, journeys: Journeys, config: BenchConfig, rec: 
     worker = env.workers[journeys.task_queue][0]
     out = env.dir / "worker.pyspy"
     task = asyncio.create_task(record(worker.pid, seconds=config.profile_seconds, out=out))
-    await journeys.measure("profile", config.profile_contacts, concurrency=config.e2e_concurrency,
-                           timeout=config.drain_timeout)
+    await journeys.measure(
+        "profile",
+        config.profile_contacts,
+        concurrency=config.e2e_concurrency,
+        timeout=config.drain_timeout,
+    )
     path = await task
-    rec.extras["profile.worker"] = (
-        "journeys worker during end-to-end enrolments\n"
-        + (summarize(path) if path else "(py-spy failed; see stderr)")
+    rec.extras["profile.worker"] = "journeys worker during end-to-end enrolments\n" + (
+        summarize(path) if path else "(py-spy failed; see stderr)"
     )

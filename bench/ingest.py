@@ -63,8 +63,10 @@ async def run(suite: Suite, config: BenchConfig, rec: Recorder) -> None:
         for concurrency in config.ingest_concurrency:
             before = env.cpu_snapshot()
             gateway = await closed_loop(
-                itertools.islice(contacts, per_level), via_gateway,
-                concurrency=concurrency, duration=config.ingest_seconds,
+                itertools.islice(contacts, per_level),
+                via_gateway,
+                concurrency=concurrency,
+                duration=config.ingest_seconds,
             )
             middle = env.cpu_snapshot()
             baseline = await closed_loop(
@@ -74,20 +76,44 @@ async def run(suite: Suite, config: BenchConfig, rec: Recorder) -> None:
             _check(gateway, "gateway")
             _check(baseline, "raw")
             params = {"concurrency": concurrency}
-            rec.add(Figure(BENCH, "events_per_s", gateway.rate, "events/s", baseline.rate,
-                           RAW_LABEL, "higher", params))
+            rec.add(
+                Figure(
+                    BENCH,
+                    "events_per_s",
+                    gateway.rate,
+                    "events/s",
+                    baseline.rate,
+                    RAW_LABEL,
+                    "higher",
+                    params,
+                )
+            )
             for pct in (50, 99):
-                rec.add(Figure(
-                    BENCH, f"response_p{pct}_ms",
-                    percentile_ms(gateway.response_histogram(), pct), "ms",
-                    percentile_ms(baseline.response_histogram(), pct), RAW_LABEL, "lower", params,
-                ))
-            rec.note(BENCH, f"concurrency {concurrency}: gateway "
-                     + format_cpu(cpu_per_item(before, middle, gateway.ok), "event")
-                     + "; raw " + format_cpu(cpu_per_item(middle, after, baseline.ok), "start"))
+                rec.add(
+                    Figure(
+                        BENCH,
+                        f"response_p{pct}_ms",
+                        percentile_ms(gateway.response_histogram(), pct),
+                        "ms",
+                        percentile_ms(baseline.response_histogram(), pct),
+                        RAW_LABEL,
+                        "lower",
+                        params,
+                    )
+                )
+            rec.note(
+                BENCH,
+                f"concurrency {concurrency}: gateway "
+                + format_cpu(cpu_per_item(before, middle, gateway.ok), "event")
+                + "; raw "
+                + format_cpu(cpu_per_item(middle, after, baseline.ok), "start"),
+            )
             if gateway.ok >= per_level:
-                rec.note(BENCH, f"concurrency {concurrency}: the gateway side used all "
-                         f"{per_level} prepared contacts before {config.ingest_seconds:.0f}s")
+                rec.note(
+                    BENCH,
+                    f"concurrency {concurrency}: the gateway side used all "
+                    f"{per_level} prepared contacts before {config.ingest_seconds:.0f}s",
+                )
 
         await _profile(env, config, rec, contacts, via_gateway)
 
@@ -105,13 +131,14 @@ async def _profile(
     concurrency = 32 if 32 in config.ingest_concurrency else max(config.ingest_concurrency)
     task = asyncio.create_task(record(env.gateway.pid, seconds=config.profile_seconds, out=out))
     await closed_loop(
-        itertools.islice(contacts, config.ingest_contacts_per_level), via_gateway,
-        concurrency=concurrency, duration=config.profile_seconds,
+        itertools.islice(contacts, config.ingest_contacts_per_level),
+        via_gateway,
+        concurrency=concurrency,
+        duration=config.profile_seconds,
     )
     path = await task
-    rec.extras["profile.gateway"] = (
-        f"gateway under ingest at concurrency {concurrency}\n"
-        + (summarize(path) if path else "(py-spy failed; see stderr)")
+    rec.extras["profile.gateway"] = f"gateway under ingest at concurrency {concurrency}\n" + (
+        summarize(path) if path else "(py-spy failed; see stderr)"
     )
 
 

@@ -27,7 +27,9 @@ class Child:
         log: File that receives the child's stderr.
     """
 
-    def __init__(self, name: str, args: Sequence[str], *, env: Mapping[str, str], log: Path) -> None:
+    def __init__(
+        self, name: str, args: Sequence[str], *, env: Mapping[str, str], log: Path
+    ) -> None:
         self.name = name
         self.args = list(args)
         self.env = dict(env)
@@ -86,9 +88,7 @@ class Child:
         return cpu_seconds(self.pid)
 
 
-def python_child(
-    name: str, module: str, *args: str, env: Mapping[str, str], log: Path
-) -> Child:
+def python_child(name: str, module: str, *args: str, env: Mapping[str, str], log: Path) -> Child:
     """A child running `python -m module args` with this interpreter."""
     return Child(name, [sys.executable, "-m", module, *args], env=env, log=log)
 

@@ -40,11 +40,24 @@ def pyspy_binary() -> str:
 async def record(pid: int, *, seconds: float, out: Path) -> Path | None:
     """Samples `pid` for `seconds` into a collapsed-stack file; None if py-spy failed."""
     process = await asyncio.create_subprocess_exec(
-        pyspy_binary(), "record", "--pid", str(pid), "--duration", str(max(int(seconds), 1)),
+        pyspy_binary(),
+        "record",
+        "--pid",
+        str(pid),
+        "--duration",
+        str(max(int(seconds), 1)),
         # --gil keeps only samples of the thread holding the GIL: Python's CPU, not its waits.
-        "--rate", "200", "--gil", "--nonblocking", "--full-filenames", "--format", "raw",
-        "--output", str(out),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        "--rate",
+        "200",
+        "--gil",
+        "--nonblocking",
+        "--full-filenames",
+        "--format",
+        "raw",
+        "--output",
+        str(out),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         _, err = await asyncio.wait_for(process.communicate(), seconds + 60)

@@ -13,14 +13,15 @@ FINDINGS = Path(__file__).resolve().parent / "FINDINGS.md"
 SECTIONS = {
     "ingest": (
         "1. Ingest (P1)",
-        "Events/s the gateway accepts over HTTP (httpx, closed loop at each concurrency), each "
-        "event enrolling one contact; no worker runs. Baseline: raw `start_workflow(start_signal=…)` "
-        "calls/s from a Python client at the same concurrency, same server.",
+        "Events/s the gateway accepts over HTTP (httpx, closed loop at each concurrency), "
+        "each event enrolling one contact; no worker runs. Baseline: raw "
+        "`start_workflow(start_signal=…)` calls/s from a Python client at the same "
+        "concurrency, same server.",
     ),
     "e2e": (
         "2. End to end (P2, P4)",
         "Completed enrolments/s for `tag_added → send_email` (HTTP request → workflow completed, "
-        "email accepted by the SMTP sink on the way), against raw \"start + one no-op activity\" "
+        'email accepted by the SMTP sink on the way), against raw "start + one no-op activity" '
         "on the same server with the same worker settings. Latency from the HTTP request being "
         "due to SMTP acceptance, open loop at 25/50/90% of the measured maximum; the baseline at "
         "the same rates, from start due to workflow closed.",
@@ -133,8 +134,14 @@ def render(rec: Recorder, config: BenchConfig) -> str:
         if rec.notes.get(name):
             out.append("")
         if name == "cost" and "cost.breakdown" in rec.extras:
-            out += ["History events per contact by type:", "", "```",
-                    rec.extras["cost.breakdown"], "```", ""]
+            out += [
+                "History events per contact by type:",
+                "",
+                "```",
+                rec.extras["cost.breakdown"],
+                "```",
+                "",
+            ]
     profiles = [k for k in ("profile.gateway", "profile.worker") if k in rec.extras]
     if profiles:
         out += [

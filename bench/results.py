@@ -95,7 +95,6 @@ class Recorder:
         print(f"  note: {text}", flush=True)
         self.notes.setdefault(bench, []).append(text)
 
-
     def save(self, path: Path) -> None:
         """Everything the report needs, so it can be rendered again (`--render`)."""
         data = {

@@ -21,7 +21,11 @@ SHAPES = {
     # begin_enrollment, upsert (phase, step), send_email, upsert (phase), finish_enrollment
     "as today: 3 activities + 2 upserts": ["noop", "upsert:hello", "noop", "upsert:done", "noop"],
     "bookkeeping as local activities + 2 upserts": [
-        "local", "upsert:hello", "noop", "upsert:done", "local",
+        "local",
+        "upsert:hello",
+        "noop",
+        "upsert:done",
+        "local",
     ],
     "bookkeeping as local activities, no upserts": ["local", "noop", "local"],
 }
@@ -32,7 +36,11 @@ def figure_keys(config: BenchConfig) -> list[str]:
     return [
         f"{BENCH}.{name}[shape={shape}]"
         for shape in SHAPES
-        for name in ("completions_per_s", "temporal_cpu_ms_per_contact", "worker_cpu_ms_per_contact")
+        for name in (
+            "completions_per_s",
+            "temporal_cpu_ms_per_contact",
+            "worker_cpu_ms_per_contact",
+        )
     ]
 
 
@@ -44,14 +52,40 @@ async def run(suite: Suite, config: BenchConfig, rec: Recorder) -> None:
         if config.warmup:
             await side.measure("warm", config.warmup, concurrency=4, timeout=config.drain_timeout)
         count, concurrency = config.e2e_contacts, config.e2e_concurrency
-        base = await side.measure("base", count, concurrency=concurrency,
-                                  timeout=config.drain_timeout)
+        base = await side.measure(
+            "base", count, concurrency=concurrency, timeout=config.drain_timeout
+        )
         for shape, steps in SHAPES.items():
-            mine = await side.measure(f"shape{len(steps)}", count, concurrency=concurrency,
-                                      timeout=config.drain_timeout, steps=steps)
+            mine = await side.measure(
+                f"shape{len(steps)}",
+                count,
+                concurrency=concurrency,
+                timeout=config.drain_timeout,
+                steps=steps,
+            )
             params = {"shape": shape}
-            rec.add(Figure(BENCH, "completions_per_s", mine.rate, "workflows/s", base.rate,
-                           BASELINE, "higher", params))
+            rec.add(
+                Figure(
+                    BENCH,
+                    "completions_per_s",
+                    mine.rate,
+                    "workflows/s",
+                    base.rate,
+                    BASELINE,
+                    "higher",
+                    params,
+                )
+            )
             for role in ("temporal", "worker"):
-                rec.add(Figure(BENCH, f"{role}_cpu_ms_per_contact", mine.cpu.get(role, 0.0), "ms",
-                               base.cpu.get(role, 0.0), BASELINE, "lower", params))
+                rec.add(
+                    Figure(
+                        BENCH,
+                        f"{role}_cpu_ms_per_contact",
+                        mine.cpu.get(role, 0.0),
+                        "ms",
+                        base.cpu.get(role, 0.0),
+                        BASELINE,
+                        "lower",
+                        params,
+                    )
+                )

@@ -15,8 +15,8 @@ import itertools
 import os
 import sqlite3
 import uuid
-from contextlib import AsyncExitStack
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,7 +70,9 @@ class Suite:
 
     def tuning_settings(self) -> dict[str, Any]:
         """The worker and pool settings every benchmark's processes run with."""
-        settings = Settings(**{k.removeprefix("JOURNEYS_").lower(): v for k, v in self.tuning.items()})
+        settings = Settings(
+            **{k.removeprefix("JOURNEYS_").lower(): v for k, v in self.tuning.items()}
+        )
         return {
             **worker_tuning(settings),
             "worker processes": "1 per side (2 in the tuning benchmark)",
@@ -107,7 +109,8 @@ class BenchEnv:
         self.dir.mkdir(parents=True, exist_ok=True)
         for attempt in range(_PORT_ATTEMPTS):
             self.temporal = DevTemporalServer(
-                db_file=self.dir / f"temporal{attempt or ''}.db", port=free_port(),
+                db_file=self.dir / f"temporal{attempt or ''}.db",
+                port=free_port(),
                 log_file=self.dir / "temporal.log",
             )
             self._stack.push_async_callback(self.temporal.stop)
@@ -147,7 +150,9 @@ class BenchEnv:
         await child.start()
         return child
 
-    async def _start_on_free_port(self, make: Callable[[], Child], repick: Callable[[], None]) -> Child:
+    async def _start_on_free_port(
+        self, make: Callable[[], Child], repick: Callable[[], None]
+    ) -> Child:
         # free_port() only finds a port free *now*: on a shared machine another process may
         # take it before the child binds it. Then the child fails to start; pick another.
         for attempt in range(_PORT_ATTEMPTS):
@@ -168,8 +173,14 @@ class BenchEnv:
 
         self.sink = await self._start_on_free_port(
             lambda: python_child(
-                "sink", "bench.sink", "--port", str(self._smtp_port), "--out", str(out),
-                env=self.child_env(), log=self.dir / "sink.log",
+                "sink",
+                "bench.sink",
+                "--port",
+                str(self._smtp_port),
+                "--out",
+                str(out),
+                env=self.child_env(),
+                log=self.dir / "sink.log",
             ),
             repick,
         )
@@ -178,13 +189,16 @@ class BenchEnv:
 
     async def start_gateway(self, *, task_queue: str) -> HttpShards:
         """Starts the gateway; returns keep-alive, authenticated HTTP clients for it."""
+
         def repick() -> None:
             self._api_port = free_port()
 
         self.gateway = await self._start_on_free_port(
             lambda: python_child(
-                "gateway", "bench.gateway",
-                env=self.child_env(JOURNEYS_TASK_QUEUE=task_queue), log=self.dir / "gateway.log",
+                "gateway",
+                "bench.gateway",
+                env=self.child_env(JOURNEYS_TASK_QUEUE=task_queue),
+                log=self.dir / "gateway.log",
             ),
             repick,
         )
@@ -196,8 +210,14 @@ class BenchEnv:
         """Starts `processes` worker processes of `kind` (`journeys` or `raw`) on one queue."""
         children = [
             python_child(
-                f"{kind}-worker-{i + 1}", "bench.worker", "--kind", kind, "--task-queue", task_queue,
-                env=self.child_env(), log=self.dir / f"{kind}-worker-{task_queue}-{i + 1}.log",
+                f"{kind}-worker-{i + 1}",
+                "bench.worker",
+                "--kind",
+                kind,
+                "--task-queue",
+                task_queue,
+                env=self.child_env(),
+                log=self.dir / f"{kind}-worker-{task_queue}-{i + 1}.log",
             )
             for i in range(processes)
         ]
@@ -244,7 +264,9 @@ class BenchEnv:
         """Bytes the Temporal SQLite database takes on disk: main file plus write-ahead log."""
         assert self.temporal is not None and self.temporal.db_file is not None
         base = self.temporal.db_file
-        return sum(p.stat().st_size for p in (base, base.with_name(base.name + "-wal")) if p.exists())
+        return sum(
+            p.stat().st_size for p in (base, base.with_name(base.name + "-wal")) if p.exists()
+        )
 
     def db_used_bytes(self) -> int | None:
         """Bytes of the database's pages in use (what the files hold, minus free pages).
@@ -274,7 +296,9 @@ class HttpShards:
     load generator, not the gateway, the bottleneck at high concurrency.
     """
 
-    def __init__(self, base_url: str, api_key: str, *, shards: int = 8, per_shard: int = 32) -> None:
+    def __init__(
+        self, base_url: str, api_key: str, *, shards: int = 8, per_shard: int = 32
+    ) -> None:
         self.clients = [
             httpx.AsyncClient(
                 base_url=base_url,

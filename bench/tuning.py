@@ -19,8 +19,7 @@ BENCH = "tuning"
 def figure_keys(config: BenchConfig) -> list[str]:
     """Keys of every figure this benchmark records with `config` (for the smoke test)."""
     return [f"{BENCH}.completions_per_s[processes={p}]" for p in config.tuning_processes] + [
-        f"{BENCH}.speedup_over_1_process[processes={p}]"
-        for p in config.tuning_processes if p != 1
+        f"{BENCH}.speedup_over_1_process[processes={p}]" for p in config.tuning_processes if p != 1
     ]
 
 
@@ -29,20 +28,40 @@ async def run(suite: Suite, config: BenchConfig, rec: Recorder) -> None:
     if "e2e.rates" in suite.shared:  # measured by e2e: recorded under this benchmark too
         rates[1] = suite.shared["e2e.rates"]
         rec.note(BENCH, "1 process: the e2e benchmark's max-rate run of this suite")
-        rec.add(Figure(BENCH, "completions_per_s", rates[1][0], "enrolments/s", rates[1][1],
-                       RAW_LABEL, "higher", {"processes": 1}))
+        rec.add(
+            Figure(
+                BENCH,
+                "completions_per_s",
+                rates[1][0],
+                "enrolments/s",
+                rates[1][1],
+                RAW_LABEL,
+                "higher",
+                {"processes": 1},
+            )
+        )
     for processes in config.tuning_processes:
         if processes in rates:
             continue
         async with suite.env(f"{BENCH}-{processes}") as env:
             journeys, baseline = await start_sides(env, processes=processes)
-            ours, theirs = await max_rates(journeys, baseline, config, rec, bench=BENCH,
-                                           params={"processes": processes})
+            ours, theirs = await max_rates(
+                journeys, baseline, config, rec, bench=BENCH, params={"processes": processes}
+            )
             rates[processes] = (ours.rate, theirs.rate)
     if 1 in rates:
         for processes, (ours, theirs) in sorted(rates.items()):
             if processes == 1:
                 continue
-            rec.add(Figure(BENCH, "speedup_over_1_process", ours / rates[1][0], "×",
-                           theirs / rates[1][1], "raw Temporal's speed-up from the same change",
-                           "higher", {"processes": processes}))
+            rec.add(
+                Figure(
+                    BENCH,
+                    "speedup_over_1_process",
+                    ours / rates[1][0],
+                    "×",
+                    theirs / rates[1][1],
+                    "raw Temporal's speed-up from the same change",
+                    "higher",
+                    {"processes": processes},
+                )
+            )

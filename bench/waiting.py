@@ -97,7 +97,7 @@ async def enrol_chunk(
         raise RuntimeError(f"{len(run.errors)} enrolments failed, first: {run.errors[0]}")
     side.accepted.update(run.done)
     # The latest starts are processed last; a few random ones guard the rest.
-    sample = list(keys[-(_SAMPLE // 2):]) + random.sample(list(keys), min(_SAMPLE // 2, len(keys)))
+    sample = list(keys[-(_SAMPLE // 2) :]) + random.sample(list(keys), min(_SAMPLE // 2, len(keys)))
 
     async def all_wait() -> bool:
         return all(await asyncio.gather(*(_has_timer(client, side.workflow_id(k)) for k in sample)))
@@ -113,8 +113,13 @@ async def enrol_chunk(
         else last.db_used_growth + used_after - used_before
     )
     side.checkpoints.append(
-        Checkpoint(last.n + len(keys), side.enrolling, last.db_growth + db_after - db_before, used,
-                   side.worker.rss_bytes())
+        Checkpoint(
+            last.n + len(keys),
+            side.enrolling,
+            last.db_growth + db_after - db_before,
+            used,
+            side.worker.rss_bytes(),
+        )
     )
 
 
@@ -137,7 +142,9 @@ async def run(suite: Suite, config: BenchConfig, rec: Recorder) -> None:
         for seconds in (delay, HOLD_SECONDS):
             audience = await create_audience(http.next(), f"Waiting {seconds}s")
             flow = await create_flow(
-                http.next(), audience, [delay_step("wait", f"{seconds}s"), send_step("hello")],
+                http.next(),
+                audience,
+                [delay_step("wait", f"{seconds}s"), send_step("hello")],
                 name=f"Waiting {seconds}s",
             )
             flows[seconds] = (audience, flow)
@@ -151,14 +158,18 @@ async def run(suite: Suite, config: BenchConfig, rec: Recorder) -> None:
         async def start_raw(workflow_id: str) -> None:
             seconds = delay if int(workflow_id.rpartition("-")[2]) < cohort else HOLD_SECONDS
             await client.start_workflow(
-                raw.WORKFLOW_NAME, raw.RawFlowInput(raw.delay_then_noop(seconds)),
-                id=workflow_id, task_queue=queue + "-raw",
+                raw.WORKFLOW_NAME,
+                raw.RawFlowInput(raw.delay_then_noop(seconds)),
+                id=workflow_id,
+                task_queue=queue + "-raw",
                 start_signal=raw.EVENT_SIGNAL,
                 start_signal_args=[{"id": workflow_id, "type": "tag_added"}],
             )
 
         async def enrol_contact(contact: Contact) -> None:
-            await tag(http.next(), flows[delay if contact in in_cohort else HOLD_SECONDS][0], contact)
+            await tag(
+                http.next(), flows[delay if contact in in_cohort else HOLD_SECONDS][0], contact
+            )
 
         def journeys_id(contact: Contact) -> str:
             flow = flows[delay if contact in in_cohort else HOLD_SECONDS][1]
@@ -172,16 +183,22 @@ async def run(suite: Suite, config: BenchConfig, rec: Recorder) -> None:
         done = 0
         for size in sizes:
             print(f"  enrolling up to {size} waiting per side", flush=True)
-            await enrol_chunk(env, theirs, raw_ids[done:size], concurrency=concurrency,
-                              timeout=timeout)
-            await enrol_chunk(env, ours, contacts[done:size], concurrency=concurrency,
-                              timeout=timeout)
+            await enrol_chunk(
+                env, theirs, raw_ids[done:size], concurrency=concurrency, timeout=timeout
+            )
+            await enrol_chunk(
+                env, ours, contacts[done:size], concurrency=concurrency, timeout=timeout
+            )
             done = size
 
         cohort_contacts, cohort_raw = contacts[:cohort], raw_ids[:cohort]
         emails = {c.email for c in cohort_contacts}
-        await wait_for(lambda: sink.refresh() and emails <= sink.accepted.keys(),
-                       timeout=delay + timeout, what=f"{cohort} delayed emails", interval=1.0)
+        await wait_for(
+            lambda: sink.refresh() and emails <= sink.accepted.keys(),
+            timeout=delay + timeout,
+            what=f"{cohort} delayed emails",
+            interval=1.0,
+        )
         query = f"WorkflowId STARTS_WITH '{prefix}-' AND ExecutionStatus = 'Completed'"
         await wait_closed(client, query, cohort, timeout=delay + timeout)
         raw_closed = await close_times(client, f"WorkflowId STARTS_WITH '{prefix}-'")
@@ -192,9 +209,18 @@ async def run(suite: Suite, config: BenchConfig, rec: Recorder) -> None:
         )
         base = histogram(max(raw_closed[w] - (theirs.accepted[w] + delay), 0.0) for w in cohort_raw)
         for label, pct in (("p50", 50.0), ("p99", 99.0), ("max", 100.0)):
-            rec.add(Figure(BENCH, f"fire_lateness_{label}_ms", percentile_ms(mine, pct), "ms",
-                           percentile_ms(base, pct), RAW_LABEL, "lower",
-                           {"n": cohort, "delay_s": delay}))
+            rec.add(
+                Figure(
+                    BENCH,
+                    f"fire_lateness_{label}_ms",
+                    percentile_ms(mine, pct),
+                    "ms",
+                    percentile_ms(base, pct),
+                    RAW_LABEL,
+                    "lower",
+                    {"n": cohort, "delay_s": delay},
+                )
+            )
         _note_overlap(rec, ours, theirs, cohort, delay)
 
 
@@ -203,11 +229,19 @@ def figure_keys(config: BenchConfig) -> list[str]:
     sizes = sorted(config.waiting_sizes)
     keys = []
     for n in sizes:
-        keys += [f"{BENCH}.{name}[n={n}]" for name in (
-            "enrol_per_s", "db_bytes_per_waiting_contact", "worker_rss_mib",
-            "worker_rss_kib_per_waiting_contact")]
-    keys += [f"{BENCH}.fire_lateness_{p}_ms[delay_s={config.waiting_delay_seconds},n={sizes[0]}]"
-             for p in ("p50", "p99", "max")]
+        keys += [
+            f"{BENCH}.{name}[n={n}]"
+            for name in (
+                "enrol_per_s",
+                "db_bytes_per_waiting_contact",
+                "worker_rss_mib",
+                "worker_rss_kib_per_waiting_contact",
+            )
+        ]
+    keys += [
+        f"{BENCH}.fire_lateness_{p}_ms[delay_s={config.waiting_delay_seconds},n={sizes[0]}]"
+        for p in ("p50", "p99", "max")
+    ]
     return keys
 
 
@@ -215,21 +249,67 @@ def _record(rec: Recorder, ours: Side, theirs: Side) -> None:
     zero_ours, zero_theirs = ours.checkpoints[0], theirs.checkpoints[0]
     for mine, base in zip(ours.checkpoints[1:], theirs.checkpoints[1:], strict=True):
         params = {"n": mine.n}
-        rec.add(Figure(BENCH, "enrol_per_s", mine.n / mine.seconds, "contacts/s",
-                       base.n / base.seconds, RAW_LABEL + "; started from a Python client",
-                       "higher", params))
-        rec.add(Figure(BENCH, "db_bytes_per_waiting_contact", mine.db_growth / mine.n, "bytes",
-                       base.db_growth / base.n, RAW_LABEL, "lower", params))
+        rec.add(
+            Figure(
+                BENCH,
+                "enrol_per_s",
+                mine.n / mine.seconds,
+                "contacts/s",
+                base.n / base.seconds,
+                RAW_LABEL + "; started from a Python client",
+                "higher",
+                params,
+            )
+        )
+        rec.add(
+            Figure(
+                BENCH,
+                "db_bytes_per_waiting_contact",
+                mine.db_growth / mine.n,
+                "bytes",
+                base.db_growth / base.n,
+                RAW_LABEL,
+                "lower",
+                params,
+            )
+        )
         if mine.db_used_growth is not None and base.db_used_growth:
-            rec.add(Figure(BENCH, "db_pages_bytes_per_waiting_contact",
-                           mine.db_used_growth / mine.n, "bytes", base.db_used_growth / base.n,
-                           RAW_LABEL, "lower", params))
-        rec.add(Figure(BENCH, "worker_rss_mib", mine.rss / 2**20, "MiB", base.rss / 2**20,
-                       RAW_LABEL, "lower", params))
-        rec.add(Figure(BENCH, "worker_rss_kib_per_waiting_contact",
-                       (mine.rss - zero_ours.rss) / 1024 / mine.n, "KiB",
-                       max(base.rss - zero_theirs.rss, 1) / 1024 / base.n, RAW_LABEL, "lower",
-                       params))
+            rec.add(
+                Figure(
+                    BENCH,
+                    "db_pages_bytes_per_waiting_contact",
+                    mine.db_used_growth / mine.n,
+                    "bytes",
+                    base.db_used_growth / base.n,
+                    RAW_LABEL,
+                    "lower",
+                    params,
+                )
+            )
+        rec.add(
+            Figure(
+                BENCH,
+                "worker_rss_mib",
+                mine.rss / 2**20,
+                "MiB",
+                base.rss / 2**20,
+                RAW_LABEL,
+                "lower",
+                params,
+            )
+        )
+        rec.add(
+            Figure(
+                BENCH,
+                "worker_rss_kib_per_waiting_contact",
+                (mine.rss - zero_ours.rss) / 1024 / mine.n,
+                "KiB",
+                max(base.rss - zero_theirs.rss, 1) / 1024 / base.n,
+                RAW_LABEL,
+                "lower",
+                params,
+            )
+        )
 
 
 def _note_overlap(rec: Recorder, ours: Side, theirs: Side, cohort: int, delay: int) -> None:
@@ -238,8 +318,13 @@ def _note_overlap(rec: Recorder, ours: Side, theirs: Side, cohort: int, delay: i
     for name, side in (("raw", theirs), ("journeys", ours)):
         first_fire = side.windows[0][0] + delay
         last_fire = side.windows[0][1] + delay
-        busy = sum(max(0.0, min(end, last_fire) - max(start, first_fire)) for start, end in enrolling)
+        busy = sum(
+            max(0.0, min(end, last_fire) - max(start, first_fire)) for start, end in enrolling
+        )
         if busy > 0:
-            rec.note(BENCH, f"{name} cohort ({cohort} timers of {delay}s) fired while enrolment "
-                     f"of the larger populations ran for {busy:.0f}s of its "
-                     f"{last_fire - first_fire:.0f}s window: its lateness is under that load")
+            rec.note(
+                BENCH,
+                f"{name} cohort ({cohort} timers of {delay}s) fired while enrolment "
+                f"of the larger populations ran for {busy:.0f}s of its "
+                f"{last_fire - first_fire:.0f}s window: its lateness is under that load",
+            )

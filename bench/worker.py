@@ -38,7 +38,9 @@ async def _build(kind: str, task_queue: str, settings: Settings, stack: AsyncExi
         )
     client = await connect_client(settings)
     pool = await create_pool(
-        settings.effective_database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+        settings.effective_database_url,
+        min_size=settings.db_pool_min,
+        max_size=settings.db_pool_max,
     )
     stack.push_async_callback(pool.close)
     email = email_sender(settings)

@@ -57,7 +57,9 @@ class Settings(BaseSettings):
     smtp_starttls: bool = Field(False, description="Upgrade the SMTP connection with STARTTLS.")
     smtp_timeout_seconds: float = Field(30.0, description="SMTP connect/command timeout.")
     smtp_pool_size: int = Field(
-        10, ge=0, description="SMTP connections each worker keeps open for reuse (0 = one per message)."
+        10,
+        ge=0,
+        description="SMTP connections each worker keeps open for reuse (0: one per message).",
     )
     mail_from: str = Field(
         "Journeys <journeys@localhost>", description="Default From header of flow emails."

@@ -31,9 +31,23 @@ def test_every_benchmark_runs_small_and_leaves_nothing_behind(tmp_path: Path) ->
     env.pop("BENCH_ONLY", None)
     env.pop("BENCH_LARGE", None)
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "--results", str(results), "--markdown", str(markdown),
-         "--scratch", str(scratch), "--keep"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--results",
+            str(results),
+            "--markdown",
+            str(markdown),
+            "--scratch",
+            str(scratch),
+            "--keep",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 

@@ -10,8 +10,12 @@ from tests.helpers import eventually
 
 def _message(n: int):  # type: ignore[no-untyped-def]
     return build_message(
-        sender="flows@journeys.test", to=f"r{n}@example.com", subject=f"n{n}",
-        html=None, text="hi", message_id=f"<{n}@journeys.test>",
+        sender="flows@journeys.test",
+        to=f"r{n}@example.com",
+        subject=f"n{n}",
+        html=None,
+        text="hi",
+        message_id=f"<{n}@journeys.test>",
     )
 
 
