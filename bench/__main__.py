@@ -55,7 +55,7 @@ async def run_suite(
     Returns:
         The recorder holding every figure, note and profile of the run.
     """
-    run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    run_id = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
     rec = Recorder(results, run_id=run_id, machine=describe(), sizes=config.sizes)
     started = time.monotonic()
     async with Suite(scratch) as suite:
