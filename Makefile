@@ -11,7 +11,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -25,6 +25,11 @@ test: $(STAMP)
 # The settings tables of README.md and docs/configuration.md, regenerated from journeys/config.py.
 docs: $(STAMP)
 	$(BIN)/python -m journeys.settings_doc README.md docs/configuration.md
+
+# Benchmarks against raw Temporal on the embedded stack; writes BENCHMARKS.md and appends to
+# bench/results.jsonl. BENCH_SIZES=smoke|default, BENCH_LARGE=1 (100k waiting), BENCH_ONLY=a,b.
+bench: $(STAMP)
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) .journeys .pytest_cache

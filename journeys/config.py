@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = Field(None, description="SMTP password.")
     smtp_starttls: bool = Field(False, description="Upgrade the SMTP connection with STARTTLS.")
     smtp_timeout_seconds: float = Field(30.0, description="SMTP connect/command timeout.")
+    smtp_pool_size: int = Field(
+        10,
+        ge=0,
+        description="SMTP connections each worker keeps open for reuse (0: one per message).",
+    )
     mail_from: str = Field(
         "Journeys <journeys@localhost>", description="Default From header of flow emails."
     )
@@ -75,6 +80,17 @@ class Settings(BaseSettings):
     )
     worker_max_concurrent_workflow_tasks: int = Field(
         200, description="Workflow tasks one worker runs at once."
+    )
+    worker_workflow_task_pollers: int = Field(
+        5, ge=1, description="Concurrent workflow-task long polls per worker (SDK default 5)."
+    )
+    worker_activity_task_pollers: int = Field(
+        5, ge=1, description="Concurrent activity-task long polls per worker (SDK default 5)."
+    )
+    worker_processes: int = Field(
+        1,
+        ge=1,
+        description="Processes `journeys worker` runs; each has its own GIL and sticky cache.",
     )
 
     sms_provider: Literal["none", "outbox", "twilio"] = Field(

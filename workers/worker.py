@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from datetime import timedelta
+from typing import Any
 
 import asyncpg
 from temporalio.client import Client
@@ -20,6 +22,7 @@ from journeys.channels.email import EmailSender, SmtpConfig
 from journeys.channels.sms import OutboxSmsProvider, SmsProvider, TwilioSmsProvider
 from journeys.config import Settings
 from journeys.dispatch import Dispatcher
+from journeys.embedded.process import find_binary, terminate
 from journeys.registry import FlowRegistry
 from journeys.store.pool import create_pool
 from journeys.temporal import connect_client
@@ -41,6 +44,11 @@ def smtp_config(settings: Settings) -> SmtpConfig:
         starttls=settings.smtp_starttls,
         timeout=settings.smtp_timeout_seconds,
     )
+
+
+def email_sender(settings: Settings) -> EmailSender:
+    """The SMTP sender, keeping `smtp_pool_size` connections open for reuse."""
+    return EmailSender(smtp_config(settings), pool_size=settings.smtp_pool_size)
 
 
 def sms_provider(settings: Settings) -> SmsProvider | None:
@@ -65,11 +73,12 @@ def activities_for(
     *,
     dispatcher: Dispatcher | None = None,
     after_send: AfterSendHook | None = None,
+    email: EmailSender | None = None,
 ) -> list[object]:
-    """Every activity, bound to its dependencies."""
+    """Every activity, bound to its dependencies (`email`: a sender the caller will close)."""
     delivery = DeliveryActivities(
         pool,
-        EmailSender(smtp_config(settings)),
+        email or email_sender(settings),
         default_from=settings.mail_from,
         sms=sms_provider(settings),
         after_send=after_send,
@@ -90,6 +99,22 @@ def activities_for(
     ]
 
 
+def worker_tuning(settings: Settings) -> dict[str, Any]:
+    """The `Worker` keyword arguments that tune it, from settings.
+
+    Shared with the benchmarks' raw-Temporal baseline worker, so both run with the same tuning.
+    """
+    return {
+        "max_cached_workflows": settings.worker_max_cached_workflows,
+        "max_concurrent_activities": settings.worker_max_concurrent_activities,
+        "max_concurrent_workflow_tasks": settings.worker_max_concurrent_workflow_tasks,
+        "max_concurrent_workflow_task_polls": settings.worker_workflow_task_pollers,
+        "max_concurrent_activity_task_polls": settings.worker_activity_task_pollers,
+        # A deploy's SIGTERM lets an email being sent finish; a cancelled one is retried.
+        "graceful_shutdown_timeout": timedelta(seconds=settings.worker_graceful_shutdown_seconds),
+    }
+
+
 def build_worker(
     client: Client,
     settings: Settings,
@@ -98,23 +123,23 @@ def build_worker(
     dispatcher: Dispatcher | None = None,
     task_queue: str | None = None,
     after_send: AfterSendHook | None = None,
+    email: EmailSender | None = None,
 ) -> Worker:
     """A worker for the contact-flow task queue, tuned from settings.
 
     Args:
         dispatcher: Lets steps that change a contact start other flows right away; without
             one their events wait for the API's outbox relay.
+        email: A shared SMTP sender the caller closes; default: one of the worker's own.
     """
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=WORKFLOWS,
-        activities=activities_for(settings, pool, dispatcher=dispatcher, after_send=after_send),
-        max_cached_workflows=settings.worker_max_cached_workflows,
-        max_concurrent_activities=settings.worker_max_concurrent_activities,
-        max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
-        # A deploy's SIGTERM lets an email being sent finish; a cancelled one is retried.
-        graceful_shutdown_timeout=timedelta(seconds=settings.worker_graceful_shutdown_seconds),
+        activities=activities_for(
+            settings, pool, dispatcher=dispatcher, after_send=after_send, email=email
+        ),
+        **worker_tuning(settings),
     )
 
 
@@ -139,8 +164,25 @@ def metrics_runtime(settings: Settings) -> Runtime | None:
         ) from exc
 
 
+async def _start_extra_processes(settings: Settings) -> list[asyncio.subprocess.Process]:
+    # One Python process is bound by one GIL; more processes use more cores. Each extra one
+    # is a plain `journeys worker` reading the same environment, told to start no others and
+    # to serve its metrics on the next port.
+    processes = []
+    for index in range(1, settings.worker_processes):
+        env = {**os.environ, "JOURNEYS_WORKER_PROCESSES": "1"}
+        if settings.worker_metrics_port:
+            env["JOURNEYS_WORKER_METRICS_PORT"] = str(settings.worker_metrics_port + index)
+        processes.append(await asyncio.create_subprocess_exec(find_binary("journeys"), "worker", env=env))
+    return processes
+
+
 async def run_worker(settings: Settings) -> None:
-    """Runs a worker until SIGINT/SIGTERM, then drains it and closes the pool."""
+    """Runs a worker until SIGINT/SIGTERM, then drains it and closes the pool.
+
+    With `worker_processes` > 1 it also runs that many minus one `journeys worker` children
+    and stops them when it stops.
+    """
     runtime = metrics_runtime(settings)
     client = await connect_client(settings, runtime=runtime)
     if runtime is not None:
@@ -155,12 +197,20 @@ async def run_worker(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    extra = await _start_extra_processes(settings)
+    email = email_sender(settings)
     try:
         await registry.start()
         dispatcher = Dispatcher(pool, client, registry, task_queue=settings.task_queue)
-        async with build_worker(client, settings, pool, dispatcher=dispatcher):
-            log.info("worker polling task queue %s", settings.task_queue)
+        async with build_worker(client, settings, pool, dispatcher=dispatcher, email=email):
+            log.info(
+                "worker polling task queue %s (%d process(es))",
+                settings.task_queue,
+                settings.worker_processes,
+            )
             await stop.wait()
     finally:
+        await asyncio.gather(*(terminate(process) for process in extra))
+        await email.aclose()
         await registry.close()
         await pool.close()

@@ -1,0 +1,101 @@
+"""Benchmark sizes, chosen by environment: `BENCH_SIZES=default|smoke`, `BENCH_LARGE=1`.
+
+`default` is what `make bench` runs (under 15 minutes on 2 cores); `smoke` is the tiny run the
+test suite uses so the benchmarks never rot. `BENCH_LARGE=1` adds 100k waiting contacts.
+`BENCH_ONLY=ingest,e2e,...` runs a subset.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+
+ALL_BENCHMARKS = ("cost", "ingest", "e2e", "tuning", "waiting")
+# Not in the default run (time budget); `BENCH_ONLY=shapes`, and always in the smoke run.
+EXPERIMENTS = ("shapes",)
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Sizes and durations of every benchmark."""
+
+    sizes: str = "default"
+    only: tuple[str, ...] = ALL_BENCHMARKS
+
+    # Ingest: a closed-loop sweep, each level runs this long against each side.
+    ingest_concurrency: tuple[int, ...] = (1, 8, 32, 128)
+    ingest_seconds: float = 5.0
+    ingest_contacts_per_level: int = 3000
+
+    # End to end: enrolments for the max-rate run, then open-loop latency runs.
+    e2e_contacts: int = 800
+    e2e_concurrency: int = 32
+    latency_fractions: tuple[float, ...] = (0.25, 0.5, 0.9)
+    latency_seconds: float = 8.0
+
+    # Cost per contact (counts, not timings: a few contacts suffice).
+    cost_contacts: int = 3
+    cost_delay_seconds: int = 1
+
+    # Waiting scale: checkpoints of a growing population of waiting contacts.
+    waiting_sizes: tuple[int, ...] = (1000, 10000)
+    waiting_delay_seconds: int = 180
+    waiting_concurrency: int = 32
+
+    # Worker tuning: processes compared on the end-to-end max-rate run.
+    tuning_processes: tuple[int, ...] = (1, 2)
+
+    # Profiles taken with py-spy in a separate, unmeasured pass.
+    profile_seconds: float = 6.0
+    profile_contacts: int = 300
+
+    # Unmeasured calls before each measured run (connections, caches, imports).
+    warmup: int = 10
+
+    # Run the benchmarks at the same time: only for `smoke`, where nothing is a timing.
+    parallel: bool = False
+
+    # Generous ceilings for waits that should end much sooner.
+    drain_timeout: float = 600.0
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> BenchConfig:
+        env = os.environ if environ is None else environ
+        sizes = env.get("BENCH_SIZES", "default")
+        config = SMOKE if sizes == "smoke" else cls()
+        if sizes not in ("default", "smoke"):
+            raise ValueError(f"BENCH_SIZES must be 'default' or 'smoke', not {sizes!r}")
+        if env.get("BENCH_LARGE") == "1":
+            config = replace(config, waiting_sizes=(*config.waiting_sizes, 100_000))
+        only = env.get("BENCH_ONLY")
+        if only:
+            names = tuple(name.strip() for name in only.split(",") if name.strip())
+            unknown = set(names) - set(ALL_BENCHMARKS) - set(EXPERIMENTS)
+            if unknown:
+                raise ValueError(f"unknown benchmark(s) in BENCH_ONLY: {sorted(unknown)}")
+            config = replace(config, only=names)
+        return config
+
+
+SMOKE = BenchConfig(
+    sizes="smoke",
+    only=ALL_BENCHMARKS + EXPERIMENTS,
+    ingest_concurrency=(1, 4),
+    ingest_seconds=1.0,
+    ingest_contacts_per_level=60,
+    e2e_contacts=12,
+    e2e_concurrency=4,
+    latency_fractions=(0.25, 0.5, 0.9),
+    latency_seconds=0.5,
+    cost_contacts=1,
+    cost_delay_seconds=1,
+    waiting_sizes=(10, 20),
+    waiting_delay_seconds=3,
+    waiting_concurrency=4,
+    tuning_processes=(1, 2),
+    profile_seconds=1.0,
+    profile_contacts=10,
+    warmup=0,
+    parallel=True,
+    drain_timeout=90.0,
+)

@@ -1,0 +1,77 @@
+"""The raw-Temporal baseline: the least a Temporal workflow can do for each measured shape.
+
+`RawFlowWorkflow` walks a list of steps, one no-op activity per `noop` and one timer per
+`sleep:<seconds>`; it accepts the same start signal as the contact-flow workflow. It uses the
+SDK's default data converter and no search attributes: plain Temporal, nothing of ours.
+Two more steps serve the `shapes` experiment: `local` (a no-op local activity) and
+`upsert:<value>` (one search-attribute upsert, as the contact flow does per step).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from temporalio import activity, workflow
+from temporalio.common import SearchAttributeKey
+
+WORKFLOW_NAME = "RawFlowWorkflow"
+NOOP_ACTIVITY = "raw_noop"
+EVENT_SIGNAL = "event"
+# Registered by the embedded dev server (journeys.domain.search); named here, not imported,
+# so the baseline stays free of our code.
+_STEP_ATTRIBUTE = SearchAttributeKey.for_keyword("JourneyStep")
+
+
+@dataclass
+class RawFlowInput:
+    """Steps: `noop` runs the no-op activity, `sleep:<seconds>` starts a timer."""
+
+    steps: list[str] = field(default_factory=list)
+
+
+def noop_steps() -> list[str]:
+    """Start + one no-op activity: the end-to-end baseline."""
+    return ["noop"]
+
+
+def delay_then_noop(seconds: float) -> list[str]:
+    """A timer, then one no-op activity: the waiting-scale baseline."""
+    return [f"sleep:{seconds:g}", "noop"]
+
+
+@activity.defn(name=NOOP_ACTIVITY)
+async def raw_noop() -> None:
+    """Does nothing: what remains is Temporal's own cost of an activity."""
+
+
+@workflow.defn(name=WORKFLOW_NAME)
+class RawFlowWorkflow:
+    """Walks `RawFlowInput.steps`."""
+
+    def __init__(self) -> None:
+        self._events: list[Any] = []
+
+    @workflow.signal(name=EVENT_SIGNAL)
+    def event(self, payload: Any) -> None:
+        """The enrolment event of a signal-with-start (kept, as the contact flow keeps it)."""
+        self._events.append(payload)
+
+    @workflow.run
+    async def run(self, input: RawFlowInput) -> int:
+        for step in input.steps:
+            kind, _, arg = step.partition(":")
+            if kind == "noop":
+                await workflow.execute_activity(
+                    NOOP_ACTIVITY, start_to_close_timeout=timedelta(seconds=30)
+                )
+            elif kind == "local":
+                await workflow.execute_local_activity(
+                    NOOP_ACTIVITY, start_to_close_timeout=timedelta(seconds=30)
+                )
+            elif kind == "upsert":
+                workflow.upsert_search_attributes([_STEP_ATTRIBUTE.value_set(arg)])
+            else:
+                await workflow.sleep(float(arg))
+        return len(input.steps)
