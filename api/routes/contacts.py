@@ -11,12 +11,12 @@ from fastapi import APIRouter, Header, Response, status
 from pydantic import AfterValidator, BaseModel, Field
 
 from api.deps import ApiKeyDep, DispatcherDep, PoolDep
-from api.problems import Problem, ProblemError
+from api.problems import FieldError, Problem, ProblemError
 from api.routes.audiences import TimeZone, require_audience
 from journeys import changes
 from journeys.dispatch import DispatchResult
-from journeys.domain.events import IncomingEvent
-from journeys.store import contacts, events, groups
+from journeys.domain.events import ACTIVITY_EVENTS, IncomingEvent, activity_problems
+from journeys.store import contacts, events, groups, orders
 
 router = APIRouter(prefix="/audiences/{audience_id}/contacts", tags=["contacts"])
 
@@ -95,9 +95,10 @@ class TagsAdded(BaseModel):
 
 
 async def _contact(pool: PoolDep, audience_id: str, ref: str) -> dict[str, Any]:
-    await require_audience(pool, audience_id)
+    # One query on the hot path; the audience is looked up only to say which one is missing.
     contact = await contacts.resolve(pool, audience_id, ref)
     if contact is None:
+        await require_audience(pool, audience_id)
         raise ProblemError(404, f"contact {ref!r} does not exist in audience {audience_id}")
     return contact
 
@@ -314,5 +315,61 @@ async def post_event(
     if body.is_syncing:
         await events.mark_dispatched(pool, stored["id"])
         return EventAccepted(event_id=stored["id"], duplicate=False, enrolments=[])
+    result = await dispatcher.deliver(event, stored)
+    return EventAccepted(event_id=result.event_id, duplicate=result.duplicate, enrolments=_enrolments([result]))
+
+
+class ActivityEvent(BaseModel):
+    """Something the contact did elsewhere, posted by a backend service as it happens."""
+
+    type: Literal[tuple(ACTIVITY_EVENTS)]  # type: ignore[valid-type]
+    data: dict[str, Any] = {}
+    occurred_at: datetime | None = None
+
+
+_ORDER_STATUS = {
+    "order_placed": "placed", "order_paid": "paid", "order_cancelled": "cancelled",
+    "order_fulfilled": "fulfilled", "order_refunded": "refunded",
+}
+
+
+@router.post("/{contact}/activity", status_code=status.HTTP_202_ACCEPTED, responses=ERRORS)
+async def post_activity(
+    audience_id: uuid.UUID,
+    contact: str,
+    body: ActivityEvent,
+    pool: PoolDep,
+    dispatcher: DispatcherDep,
+    _key: ApiKeyDep,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> EventAccepted:
+    """Records an activity event (an order, a page view, an email open…) and enrols the contact
+    in the flows it triggers. Orders are kept for `purchased` conditions and exit goals.
+
+    Send an `Idempotency-Key` (e.g. the provider's delivery id): a repeat changes nothing.
+    """
+    problems = activity_problems(body.type, body.data)
+    if problems:
+        raise ProblemError(
+            422, f"{problems[0][0]}: {problems[0][1]}",
+            errors=[FieldError(field=path, message=message) for path, message in problems],
+        )
+    aid = str(audience_id)
+    row = await _contact(pool, aid, contact)
+    key = f"{body.type}:{row['id']}:{idempotency_key or uuid.uuid4().hex}"
+    event = IncomingEvent(
+        type=body.type, audience_id=aid, contact_id=row["id"], idempotency_key=key,
+        data=body.data, occurred_at=body.occurred_at,
+    )
+    async with pool.acquire() as conn, conn.transaction():
+        stored, new = await events.record(
+            conn, idempotency_key=key, audience_id=aid, contact_id=row["id"], type=body.type,
+            data=body.data, occurred_at=body.occurred_at,
+        )
+        if new and body.type in _ORDER_STATUS:
+            await orders.record(
+                conn, audience_id=aid, contact_id=row["id"], data=body.data,
+                status=_ORDER_STATUS[body.type], at=body.occurred_at,
+            )
     result = await dispatcher.deliver(event, stored)
     return EventAccepted(event_id=result.event_id, duplicate=result.duplicate, enrolments=_enrolments([result]))

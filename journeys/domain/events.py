@@ -218,3 +218,51 @@ def interests(definition: FlowDefinition) -> frozenset[str]:
         if isinstance(step, WaitForTrigger):
             found |= condition_events(step.conditions)
     return frozenset(found)
+
+
+# Events a backend service may post as they happen elsewhere (store, website, email provider,
+# event platforms), with the data keys each needs. Changes to the contact itself (tags, groups,
+# fields, consent) have their own routes, which also change the stored contact.
+ACTIVITY_EVENTS: dict[str, tuple[str, ...]] = {
+    "order_placed": ("order_id",),
+    "order_paid": ("order_id",),
+    "order_cancelled": ("order_id",),
+    "order_fulfilled": ("order_id",),
+    "order_refunded": ("order_id",),
+    "page_visited": ("url",),
+    "website_link_clicked": ("url",),
+    "shopify_page_viewed": ("url",),
+    "shopify_product_viewed": ("product_id",),
+    "shopify_searched": ("term",),
+    "cart_product_added": ("product_id",),
+    "cart_updated": ("cart_id",),
+    "checkout_action": ("action",),
+    "back_in_stock": ("product_id",),
+    "email_sent": (),
+    "email_opened": (),
+    "email_clicked": ("url",),
+    "survey_responded": ("survey_id",),
+    "eventbrite_order_placed": ("event_id",),
+    "eventbrite_checked_in": ("event_id",),
+    "livechat_chat_finished": (),
+    "zapier_event": ("name",),
+    "sms_received": ("body",),
+}
+
+
+def activity_problems(event_type: str, data: dict[str, Any]) -> list[tuple[str, str]]:
+    """(path, message) for each thing wrong with a posted activity event's data."""
+    problems = [
+        (f"data.{key}", f"a {event_type} event needs `{key}`")
+        for key in ACTIVITY_EVENTS.get(event_type, ())
+        if data.get(key) in (None, "")
+    ]
+    if event_type.startswith("email_") and not (
+        data.get("campaign_id") or (data.get("flow_id") and data.get("step_id"))
+    ):
+        problems.append(("data", "an email event names its campaign_id, or its flow_id and step_id"))
+    if event_type == "checkout_action" and data.get("action") not in (None, "", "started", "payment_submitted", "completed"):
+        problems.append(("data.action", "action is started, payment_submitted or completed"))
+    if "product_ids" in data and not isinstance(data["product_ids"], list):
+        problems.append(("data.product_ids", "product_ids is a list"))
+    return problems

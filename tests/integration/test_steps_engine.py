@@ -230,3 +230,32 @@ async def test_manual_add_and_flow_api_enrol_only_into_their_flow(
     assert wrong.status_code == 409
     missing = await app_client.post(f"/v1/flows/{flows[1]}/trigger", json={"email_address": "ghost@x.io"})
     assert missing.status_code == 404 and missing.json()["errors"][0]["field"] == "email_address"
+
+
+async def test_backend_activity_events_fire_triggers_and_feed_conditions(
+    app_client: httpx.AsyncClient, audience_id: str, mail: MailCatcher, client: Client, worker: object
+) -> None:
+    created = await app_client.post("/v1/flows", json={
+        "name": "Thanks for boots", "audience_id": audience_id,
+        "triggers": [{"type": "purchased_specific_product", "product_ids": ["boots"]}],
+        "steps": [{"id": "check", "type": "if_else",
+                   "conditions": {"conditions": [{"type": "purchased", "product_id": "boots", "within_days": 1}]},
+                   "yes": [_email("thanks", "Enjoy your boots, order {{ event.order_id }}")]}]})
+    flow_id = created.json()["id"]
+    await app_client.post(f"/v1/flows/{flow_id}/activate")
+    contact = await _contact(app_client, audience_id)
+    url = f"/v1/audiences/{audience_id}/contacts/{contact['email']}/activity"
+    order = {"type": "order_placed", "data": {"order_id": "A-1001", "product_ids": ["socks", "boots"], "total": 120}}
+
+    posted = await app_client.post(url, json=order, headers={"Idempotency-Key": "shopify-delivery-1"})
+    assert posted.status_code == 202, posted.text
+    assert [e["outcome"] for e in posted.json()["enrolments"]] == ["started"]
+    again = await app_client.post(url, json=order, headers={"Idempotency-Key": "shopify-delivery-1"})
+    assert again.json()["duplicate"] is True and again.json()["enrolments"] == []
+    await client.get_workflow_handle(workflow_id(flow_id, contact["id"])).result()
+    assert [m.subject for m in mail.to(contact["email"])] == ["Enjoy your boots, order A-1001"]
+
+    bad = await app_client.post(url, json={"type": "order_placed", "data": {"total": 3}})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "data.order_id"
+    unknown = await app_client.post(url, json={"type": "teleported", "data": {}})
+    assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "type"
