@@ -163,6 +163,14 @@ async def _deliver(dispatcher: DispatcherDep, pending: changes.Pending) -> list[
     return [await dispatcher.deliver(event, stored) for event, stored in pending]
 
 
+async def _change(
+    pool: PoolDep, audience_id: str, contact_id: str, change: Any, names: list[str], key: str
+) -> tuple[list[str], changes.Pending]:
+    """Runs one tag/group change and stores its events in one transaction."""
+    async with pool.acquire() as conn, conn.transaction():
+        return await change(conn, audience_id=audience_id, contact_id=contact_id, names=names, key=key)
+
+
 async def _redeliver(pool: PoolDep, pending: changes.Pending, keys: list[str]) -> changes.Pending:
     """Events of an earlier attempt of this request (same Idempotency-Key) left undelivered."""
     for key in keys:
@@ -195,10 +203,7 @@ async def add_tags(
     row = await _contact(pool, aid, contact)
     names = list(dict.fromkeys(t.strip() for t in body.tags))
     request_key = idempotency_key or uuid.uuid4().hex
-    async with pool.acquire() as conn, conn.transaction():
-        added, pending = await changes.add_tags(
-            conn, audience_id=aid, contact_id=row["id"], names=names, key=request_key
-        )
+    added, pending = await _change(pool, aid, row["id"], changes.add_tags, names, request_key)
     if idempotency_key:
         retried = [f"tag_added:{row['id']}:{tag}:{request_key}" for tag in names if tag not in added]
         pending = await _redeliver(pool, pending, retried)
@@ -218,10 +223,7 @@ async def remove_tag(
 ) -> Response:
     """Removes a tag from the contact (no error if it did not have it)."""
     row = await _contact(pool, str(audience_id), contact)
-    async with pool.acquire() as conn, conn.transaction():
-        _, pending = await changes.remove_tags(
-            conn, audience_id=str(audience_id), contact_id=row["id"], names=[tag], key=uuid.uuid4().hex
-        )
+    _, pending = await _change(pool, str(audience_id), row["id"], changes.remove_tags, [tag], uuid.uuid4().hex)
     await _deliver(dispatcher, pending)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -245,11 +247,8 @@ async def join_groups(
     """Puts the contact in audience groups; joining fires `joined_group` triggers."""
     aid = str(audience_id)
     row = await _contact(pool, aid, contact)
-    async with pool.acquire() as conn, conn.transaction():
-        joined, pending = await changes.join_groups(
-            conn, audience_id=aid, contact_id=row["id"], names=list(dict.fromkeys(body.groups)),
-            key=uuid.uuid4().hex,
-        )
+    names = list(dict.fromkeys(body.groups))
+    joined, pending = await _change(pool, aid, row["id"], changes.join_groups, names, uuid.uuid4().hex)
     results = await _deliver(dispatcher, pending)
     return GroupsChanged(
         contact_id=row["id"], groups=await groups.of_contact(pool, row["id"]), joined=joined,
@@ -264,10 +263,7 @@ async def leave_group(
 ) -> Response:
     """Takes the contact out of a group; leaving fires `left_group` triggers."""
     row = await _contact(pool, str(audience_id), contact)
-    async with pool.acquire() as conn, conn.transaction():
-        _, pending = await changes.leave_groups(
-            conn, audience_id=str(audience_id), contact_id=row["id"], names=[group], key=uuid.uuid4().hex
-        )
+    _, pending = await _change(pool, str(audience_id), row["id"], changes.leave_groups, [group], uuid.uuid4().hex)
     await _deliver(dispatcher, pending)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
