@@ -240,10 +240,10 @@ class BenchEnv:
         """Pids of every process of the stack by role, for CPU accounting."""
         assert self.suite.postgres is not None and self.temporal is not None
         roles: dict[str, int] = {"driver": os.getpid()}
-        if self.temporal._process is not None:  # noqa: SLF001 - the embedded server keeps its pid private
-            roles["temporal"] = self.temporal._process.pid  # noqa: SLF001
-        if self.suite.postgres._process is not None:  # noqa: SLF001
-            roles["postgres"] = self.suite.postgres._process.pid  # noqa: SLF001
+        if self.temporal.pid is not None:
+            roles["temporal"] = self.temporal.pid
+        if self.suite.postgres.pid is not None:
+            roles["postgres"] = self.suite.postgres.pid
         for child in (self.gateway, self.sink):
             if child is not None and child.running:
                 roles[child.name] = child.pid

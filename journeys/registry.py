@@ -116,9 +116,6 @@ class FlowRegistry:
         flow = self._flows.get(flow_id)
         return flow is None or event_type in flow.interests
 
-    def __len__(self) -> int:
-        return len(self._flows)
-
     def _reindex(self) -> None:
         index: dict[tuple[str, str], list[tuple[ActiveFlow, Trigger]]] = defaultdict(list)
         for flow in self._flows.values():

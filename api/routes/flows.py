@@ -9,17 +9,20 @@ from typing import Any, Literal
 import asyncpg
 from fastapi import APIRouter, Body, Query, Response, status
 from pydantic import BaseModel, Field
+from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 
 from api.deps import ApiKeyDep, DispatcherDep, PoolDep, RegistryDep, SettingsDep, TemporalDep
 from api.flow_rules import check, context_for, schema_violations
 from api.problems import FieldError, Problem, ProblemError
 from api.routes.audiences import require_audience
+from journeys.config import Settings
+from journeys.dispatch import Dispatcher
 from journeys.domain import search
 from journeys.domain.flow import FlowDefinition
 from journeys.domain.runs import CONTROL_WORKFLOW_NAME, FlowControlInput, control_workflow_id
 from journeys.domain.validation import Violation, violations
-from journeys.registry import ActiveFlow
+from journeys.registry import ActiveFlow, FlowRegistry
 from journeys.store import audiences, contacts, flows
 
 router = APIRouter(prefix="/flows", tags=["flows"])
@@ -266,7 +269,7 @@ async def list_versions(flow_id: str, pool: PoolDep, _key: ApiKeyDep) -> Version
 
 
 async def _transition(
-    pool: asyncpg.Pool, registry: Any, temporal: Any, settings: Any, flow_id: str, *,
+    pool: asyncpg.Pool, registry: FlowRegistry, temporal: Client, settings: Settings, flow_id: str, *,
     allowed_from: set[str], target: str, action: str | None,
 ) -> FlowPublic:
     """Moves the flow to `target` and tells its open runs; repeating a done move is harmless."""
@@ -338,7 +341,7 @@ async def archive_flow(
 
 
 async def _enrol_by_hand(
-    pool: asyncpg.Pool, dispatcher: Any, flow_id: str, refs: list[str], trigger_type: str
+    pool: asyncpg.Pool, dispatcher: Dispatcher, flow_id: str, refs: list[str], trigger_type: str
 ) -> ManualAddResult:
     """Enrols contacts named by the caller through a trigger that addresses one flow."""
     flow = await require_flow(pool, flow_id)

@@ -43,11 +43,6 @@ class EmailRef(BaseModel):
             raise ValueError("an email ref needs campaign_id, or flow_id and step_id")
         return self
 
-    def describe(self) -> str:
-        if self.campaign_id:
-            return f"campaign {self.campaign_id}"
-        return f"step {self.step_id!r} of flow {self.flow_id}"
-
 
 def url_matches(pattern: str, url: str) -> bool:
     """Exact match, or `*` as a wildcard for any run of characters."""

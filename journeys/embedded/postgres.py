@@ -74,8 +74,9 @@ class EmbeddedPostgres:
             self._process = None
 
     @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.returncode is None
+    def pid(self) -> int | None:
+        """The server process's pid while it runs (for CPU accounting and tests)."""
+        return self._process.pid if self._process is not None else None
 
     def _prepare(self) -> None:
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -75,6 +75,11 @@ class DevTemporalServer:
             self._ready, timeout=60, what="temporal dev server", process=self._process, log=self.log_file
         )
 
+    @property
+    def pid(self) -> int | None:
+        """The server process's pid while it runs (for CPU accounting and tests)."""
+        return self._process.pid if self._process is not None else None
+
     async def stop(self) -> None:
         if self._process is not None:
             await terminate(self._process)

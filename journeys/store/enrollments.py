@@ -90,9 +90,6 @@ async def finish(
     )
 
 
-async def count(conn: Conn, flow_id: str) -> int:
-    return await conn.fetchval("SELECT count(*) FROM enrollments WHERE flow_id = $1::uuid", flow_id)
-
 
 async def running_for_contact(conn: Conn, contact_id: str) -> list[dict[str, Any]]:
     """The contact's entries still in progress, in any flow."""

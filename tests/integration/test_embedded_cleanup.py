@@ -23,7 +23,7 @@ OWNER = textwrap.dedent('''
         await postgres.start()
         temporal = DevTemporalServer(db_file=None, port=free_port())
         await temporal.start()
-        print(postgres._process.pid, temporal._process.pid, flush=True)
+        print(postgres.pid, temporal.pid, flush=True)
         os.kill(os.getpid(), 9)
 
     asyncio.run(main())
