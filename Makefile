@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test bench install clean docs
+.PHONY: dev test lint bench install clean docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,13 @@ install: $(STAMP)
 dev: $(STAMP)
 	$(BIN)/journeys dev
 
-test: $(STAMP)
+test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Lint and format checks; `make test` fails on any finding.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # The settings tables of README.md and docs/configuration.md, regenerated from journeys/config.py.
 docs: $(STAMP)

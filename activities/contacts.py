@@ -49,7 +49,9 @@ class ContactActivities:
     async def _contact(self, contact_id: str) -> dict:
         contact = await contacts.get(self._pool, contact_id)
         if contact is None:
-            raise ApplicationError("the contact no longer exists", type="ContactGone", non_retryable=True)
+            raise ApplicationError(
+                "the contact no longer exists", type="ContactGone", non_retryable=True
+            )
         return contact
 
     @activity.defn(name=ActivityName.APPLY_CONTACT_ACTION)
@@ -72,24 +74,34 @@ class ContactActivities:
             elif isinstance(action, UpdateField):
                 value = action.value
                 if isinstance(value, str):
-                    context = contact_context(contact, event=input.event, flow={"id": input.flow_id})
+                    context = contact_context(
+                        contact, event=input.event, flow={"id": input.flow_id}
+                    )
                     value = render(value, context)
-                _, pending = await changes.set_fields(conn, contact=contact, values={action.field: value}, key=key)
+                _, pending = await changes.set_fields(
+                    conn, contact=contact, values={action.field: value}, key=key
+                )
                 done = [action.field] if pending else []
             elif isinstance(action, Unsubscribe):
-                done, pending = await changes.unsubscribe(conn, contact=contact, channels=action.channels, key=key)
+                done, pending = await changes.unsubscribe(
+                    conn, contact=contact, channels=action.channels, key=key
+                )
             else:  # pragma: no cover - the union admits no other action
                 raise ApplicationError(f"unknown action {action.type}", non_retryable=True)
         if self._dispatcher is not None:
             for event, stored in pending:
                 await self._dispatcher.deliver(event, stored)
-        return ContactActionResult(changed=bool(done), detail=f"{action.type}: {', '.join(done) or 'no change'}")
+        return ContactActionResult(
+            changed=bool(done), detail=f"{action.type}: {', '.join(done) or 'no change'}"
+        )
 
     @activity.defn(name=ActivityName.EVALUATE_CONDITIONS)
     async def evaluate_conditions(self, input: EvaluateInput) -> EvaluateResult:
         """Checks the conditions against the contact as it is now."""
         contact = await self._contact(input.contact_id)
-        return EvaluateResult(matched=await conditions.evaluate(self._pool, contact, input.conditions))
+        return EvaluateResult(
+            matched=await conditions.evaluate(self._pool, contact, input.conditions)
+        )
 
     @activity.defn(name=ActivityName.RESOLVE_WAIT)
     async def resolve_wait(self, input: ResolveWaitInput) -> ResolveWaitResult:
@@ -99,6 +111,8 @@ class ContactActivities:
         field_value = None
         if input.rule.date_field:
             name = input.rule.date_field
-            field_value = contact[name] if name in contact else (contact.get("fields") or {}).get(name)
+            field_value = (
+                contact[name] if name in contact else (contact.get("fields") or {}).get(name)
+            )
         until = wait_until(datetime.now(UTC), input.rule, zone, field_value)
         return ResolveWaitResult(until=until.astimezone(UTC), zone=str(zone))

@@ -37,7 +37,9 @@ AfterSendHook = Callable[[SendEmailInput], Awaitable[None]]
 
 
 def _refused(exc: Exception) -> ApplicationError:
-    return ApplicationError(f"refused for good: {exc}", type="PermanentSendError", non_retryable=True)
+    return ApplicationError(
+        f"refused for good: {exc}", type="PermanentSendError", non_retryable=True
+    )
 
 
 def _retry(exc: Exception) -> ApplicationError:
@@ -84,7 +86,9 @@ class DeliveryActivities:
         return contact, None
 
     def _context(self, input: Delivery, contact: dict[str, Any]) -> dict[str, Any]:
-        return contact_context(contact, event=input.event, flow={"id": input.flow_id, "name": input.flow_name})
+        return contact_context(
+            contact, event=input.event, flow={"id": input.flow_id, "name": input.flow_name}
+        )
 
     @activity.defn(name=ActivityName.SEND_EMAIL)
     async def send_email(self, input: SendEmailInput) -> SendResult:
@@ -100,7 +104,9 @@ class DeliveryActivities:
         context = self._context(input, contact)
         subject = render(input.subject, context)
         default_name, default_address = parseaddr(self._default_from)
-        sender = format_sender(input.from_name or default_name or None, input.from_email or default_address)
+        sender = format_sender(
+            input.from_name or default_name or None, input.from_email or default_address
+        )
         message_id = message_id_for(input.idempotency_key, sender)
         message = build_message(
             sender=sender,
@@ -119,7 +125,12 @@ class DeliveryActivities:
             return message_id
 
         result = await self._send_once(
-            input, channel="email", recipient=contact["email"], subject=subject, message_id=message_id, send=send
+            input,
+            channel="email",
+            recipient=contact["email"],
+            subject=subject,
+            message_id=message_id,
+            send=send,
         )
         if result.status == "sent" and self._after_send:
             await self._after_send(input)
@@ -129,7 +140,9 @@ class DeliveryActivities:
     async def send_sms(self, input: SendSmsInput) -> SendResult:
         """Renders the body for the contact and sends the text message once."""
         if self._sms is None:
-            raise ApplicationError("no SMS provider is configured", type="PermanentSendError", non_retryable=True)
+            raise ApplicationError(
+                "no SMS provider is configured", type="PermanentSendError", non_retryable=True
+            )
         contact, early = await self._prepare(input, consent="sms_status", address="phone")
         if early is not None:
             return early
@@ -138,15 +151,27 @@ class DeliveryActivities:
         sms = self._sms
 
         async def send() -> str:
-            return await sms.send(to=contact["phone"], body=body, idempotency_key=input.idempotency_key)
+            return await sms.send(
+                to=contact["phone"], body=body, idempotency_key=input.idempotency_key
+            )
 
         return await self._send_once(
-            input, channel="sms", recipient=contact["phone"], subject=None,
-            message_id=input.idempotency_key, send=send,
+            input,
+            channel="sms",
+            recipient=contact["phone"],
+            subject=None,
+            message_id=input.idempotency_key,
+            send=send,
         )
 
     async def _send_once(
-        self, input: Delivery, *, channel: str, recipient: str, subject: str | None, message_id: str,
+        self,
+        input: Delivery,
+        *,
+        channel: str,
+        recipient: str,
+        subject: str | None,
+        message_id: str,
         send: Callable[[], Awaitable[str]],
     ) -> SendResult:
         """Claims the send in `messages`, sends unless an earlier attempt did, records the outcome."""

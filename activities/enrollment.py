@@ -56,7 +56,9 @@ class EnrollmentActivities:
             )
             if refusal:
                 return BeginEnrollmentResult(admitted=False, reason=refusal)
-            if input.starting_filter and not await conditions.evaluate(conn, contact, input.starting_filter):
+            if input.starting_filter and not await conditions.evaluate(
+                conn, contact, input.starting_filter
+            ):
                 return BeginEnrollmentResult(
                     admitted=False, reason="the contact does not meet the flow's starting filter"
                 )
@@ -89,5 +91,7 @@ class EnrollmentActivities:
     @activity.defn(name=ActivityName.LIST_RUNNING)
     async def list_running(self, input: ListRunningInput) -> ListRunningResult:
         """One page of the flow's open runs (for pause/resume/archive fan-outs)."""
-        ids = await enrollments.running_page(self._pool, input.flow_id, after=input.after, limit=input.limit)
+        ids = await enrollments.running_page(
+            self._pool, input.flow_id, after=input.after, limit=input.limit
+        )
         return ListRunningResult(workflow_ids=ids)

@@ -62,14 +62,20 @@ class WebhookActivities:
         """
         step = input.step
         contact = await contacts.get(self._pool, input.contact_id) or {"id": input.contact_id}
-        context = contact_context(contact, event=input.event, flow={"id": input.flow_id, "name": input.flow_name})
+        context = contact_context(
+            contact, event=input.event, flow={"id": input.flow_id, "name": input.flow_name}
+        )
         headers = {"Idempotency-Key": input.idempotency_key, "User-Agent": "temporal-journeys"}
         headers |= {name: render(value, context) for name, value in step.headers.items()}
-        payload = _render_values(step.body, context) if step.body is not None else {
-            "flow": {"id": input.flow_id, "name": input.flow_name, "step_id": step.id},
-            "contact": context["contact"],
-            "event": input.event,
-        }
+        payload = (
+            _render_values(step.body, context)
+            if step.body is not None
+            else {
+                "flow": {"id": input.flow_id, "name": input.flow_name, "step_id": step.id},
+                "contact": context["contact"],
+                "event": input.event,
+            }
+        )
         content: bytes = b""
         if step.method not in ("GET", "DELETE"):
             if step.format == "json":
@@ -82,12 +88,18 @@ class WebhookActivities:
             headers[SIGNATURE_HEADER] = sign(self._secret, str(int(time.time())), content)
         try:
             async with httpx.AsyncClient(timeout=self._timeout) as client:
-                response = await client.request(step.method, step.url, content=content or None, headers=headers)
+                response = await client.request(
+                    step.method, step.url, content=content or None, headers=headers
+                )
         except httpx.HTTPError as exc:
-            raise ApplicationError(f"webhook unreachable: {exc}", type="WebhookUnreachable") from exc
+            raise ApplicationError(
+                f"webhook unreachable: {exc}", type="WebhookUnreachable"
+            ) from exc
         code = response.status_code
         if 200 <= code < 300:
             return WebhookResult(status_code=code)
         if 400 <= code < 500 and code not in (408, 429):
-            raise ApplicationError(f"webhook refused with {code}", type="WebhookRejected", non_retryable=True)
+            raise ApplicationError(
+                f"webhook refused with {code}", type="WebhookRejected", non_retryable=True
+            )
         raise ApplicationError(f"webhook answered {code}", type="WebhookFailed")

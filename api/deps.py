@@ -68,7 +68,9 @@ async def require_api_key(request: Request) -> str:
     """
     key = _presented_key(request)
     if key is None:
-        raise ProblemError(401, "an API key is required (Authorization: Bearer <key>)", headers=_CHALLENGE)
+        raise ProblemError(
+            401, "an API key is required (Authorization: Bearer <key>)", headers=_CHALLENGE
+        )
     cache: dict[str, tuple[str, float]] = _state(request).key_cache
     digest = hash_api_key(key)
     hit = cache.get(digest)

@@ -23,7 +23,12 @@ class OutboxRelay:
     """Periodically delivers undispatched events older than `min_age` seconds."""
 
     def __init__(
-        self, pool: asyncpg.Pool, dispatcher: Dispatcher, *, interval: float = 5.0, min_age: float = 10.0
+        self,
+        pool: asyncpg.Pool,
+        dispatcher: Dispatcher,
+        *,
+        interval: float = 5.0,
+        min_age: float = 10.0,
     ) -> None:
         self._pool = pool
         self._dispatcher = dispatcher
@@ -42,7 +47,9 @@ class OutboxRelay:
     async def run_once(self, *, limit: int = 200) -> int:
         """Delivers one batch; returns how many events it delivered."""
         delivered = 0
-        for stored in await events.undispatched(self._pool, min_age_seconds=self._min_age, limit=limit):
+        for stored in await events.undispatched(
+            self._pool, min_age_seconds=self._min_age, limit=limit
+        ):
             event = IncomingEvent(
                 type=stored["type"],
                 audience_id=stored["audience_id"],

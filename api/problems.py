@@ -80,7 +80,9 @@ def field_path(loc: tuple[Any, ...] | list[Any], tags: frozenset[str] = frozense
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
-        elif part in tags and isinstance(previous, int) or isinstance(part, str) and part.startswith("function-"):
+        elif (part in tags and isinstance(previous, int)) or (
+            isinstance(part, str) and part.startswith("function-")
+        ):
             pass
         else:
             path += f".{part}" if path else str(part)
@@ -108,9 +110,7 @@ def validation_errors(errors: list[dict[str, Any]], tags: frozenset[str]) -> lis
     return out
 
 
-def problem_response(
-    request: Request, exc: ProblemError
-) -> JSONResponse:
+def problem_response(request: Request, exc: ProblemError) -> JSONResponse:
     body = Problem(
         type=exc.type,
         title=exc.title,
@@ -120,7 +120,9 @@ def problem_response(
         errors=exc.errors,
     )
     return JSONResponse(
-        body.model_dump(mode="json"), status_code=exc.status, media_type=MEDIA_TYPE,
+        body.model_dump(mode="json"),
+        status_code=exc.status,
+        media_type=MEDIA_TYPE,
         headers=exc.headers,
     )
 

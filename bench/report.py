@@ -128,7 +128,7 @@ def render(rec: Recorder, config: BenchConfig) -> str:
         if name in durations:
             out += [f"_Took {durations[name]:.0f} s._", ""]
         if figures:
-            out += _table(figures, subject="this shape" if name == "shapes" else "journeys") + [""]
+            out += [*_table(figures, subject="this shape" if name == "shapes" else "journeys"), ""]
         for note in rec.notes.get(name, []):
             out.append(f"- {note}")
         if rec.notes.get(name):

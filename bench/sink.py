@@ -22,7 +22,7 @@ class _Recorder:
     def __init__(self, out: IO[str]) -> None:
         self._out = out
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802 - aiosmtpd's name
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         accepted = wall()
         # One write per message; line buffering hands it to the OS at once for the reader.
         self._out.write("".join(f"{accepted:.6f}\t{rcpt}\n" for rcpt in envelope.rcpt_tos))

@@ -20,21 +20,38 @@ STANDARD_FIELDS = frozenset({"first_name", "last_name", "phone", "timezone", "bi
 
 
 async def _record(
-    conn: asyncpg.Connection, pending: Pending, *, audience_id: str, contact_id: str, type: str,
-    key: str, data: dict[str, Any],
+    conn: asyncpg.Connection,
+    pending: Pending,
+    *,
+    audience_id: str,
+    contact_id: str,
+    type: str,
+    key: str,
+    data: dict[str, Any],
 ) -> None:
     event = IncomingEvent(
         type=type, audience_id=audience_id, contact_id=contact_id, idempotency_key=key, data=data
     )
     stored, _ = await events.record(
-        conn, idempotency_key=key, audience_id=audience_id, contact_id=contact_id, type=type, data=data
+        conn,
+        idempotency_key=key,
+        audience_id=audience_id,
+        contact_id=contact_id,
+        type=type,
+        data=data,
     )
     pending.append((event, stored))
 
 
 async def _labels(
-    conn: asyncpg.Connection, change: Any, event_type: str, *, audience_id: str, contact_id: str,
-    names: list[str], key: str,
+    conn: asyncpg.Connection,
+    change: Any,
+    event_type: str,
+    *,
+    audience_id: str,
+    contact_id: str,
+    names: list[str],
+    key: str,
 ) -> tuple[list[str], Pending]:
     """Applies a tag/group change; each name it actually changed becomes one event."""
     done = await change(conn, audience_id=audience_id, contact_id=contact_id, names=names)
@@ -42,17 +59,26 @@ async def _labels(
     field = "group" if "group" in event_type else "tag"
     for name in done:
         await _record(
-            conn, pending, audience_id=audience_id, contact_id=contact_id, type=event_type,
-            key=f"{event_type}:{contact_id}:{name}:{key}", data={field: name},
+            conn,
+            pending,
+            audience_id=audience_id,
+            contact_id=contact_id,
+            type=event_type,
+            key=f"{event_type}:{contact_id}:{name}:{key}",
+            data={field: name},
         )
     return done, pending
 
 
-async def _untag(conn: asyncpg.Connection, *, audience_id: str, contact_id: str, names: list[str]) -> list[str]:
+async def _untag(
+    conn: asyncpg.Connection, *, audience_id: str, contact_id: str, names: list[str]
+) -> list[str]:
     return await contacts.remove_tags(conn, contact_id=contact_id, names=names)
 
 
-async def _leave(conn: asyncpg.Connection, *, audience_id: str, contact_id: str, names: list[str]) -> list[str]:
+async def _leave(
+    conn: asyncpg.Connection, *, audience_id: str, contact_id: str, names: list[str]
+) -> list[str]:
     return await groups.leave(conn, contact_id=contact_id, names=names)
 
 
@@ -96,10 +122,18 @@ async def set_fields(
         return contact, pending
     updated = await contacts.set_fields(conn, contact["id"], standard=standard, custom=custom)
     for name, value in changed.items():
-        previous = contact.get(name) if name in STANDARD_FIELDS else (contact.get("fields") or {}).get(name)
+        previous = (
+            contact.get(name)
+            if name in STANDARD_FIELDS
+            else (contact.get("fields") or {}).get(name)
+        )
         await _record(
-            conn, pending, audience_id=contact["audience_id"], contact_id=contact["id"],
-            type="field_changed", key=f"field_changed:{contact['id']}:{name}:{key}",
+            conn,
+            pending,
+            audience_id=contact["audience_id"],
+            contact_id=contact["id"],
+            type="field_changed",
+            key=f"field_changed:{contact['id']}:{name}:{key}",
             data={"field": name, "value": value, "previous": previous},
         )
     return updated, pending
@@ -113,38 +147,58 @@ async def unsubscribe(
     done = await contacts.unsubscribe(conn, contact["id"], channels)
     for channel in done:
         await _record(
-            conn, pending, audience_id=contact["audience_id"], contact_id=contact["id"],
-            type="unsubscribed", key=f"unsubscribed:{contact['id']}:{channel}:{key}",
+            conn,
+            pending,
+            audience_id=contact["audience_id"],
+            contact_id=contact["id"],
+            type="unsubscribed",
+            key=f"unsubscribed:{contact['id']}:{channel}:{key}",
             data={"channel": channel},
         )
     return done, pending
 
 
 async def after_upsert(
-    conn: asyncpg.Connection, *, before: dict[str, Any] | None, after: dict[str, Any],
-    given: dict[str, Any], key: str,
+    conn: asyncpg.Connection,
+    *,
+    before: dict[str, Any] | None,
+    after: dict[str, Any],
+    given: dict[str, Any],
+    key: str,
 ) -> Pending:
     """The events an upsert causes: a new email subscription, and each field that changed."""
     pending: Pending = []
     ids = {"audience_id": after["audience_id"], "contact_id": after["id"]}
     if after["status"] == "subscribed" and (before is None or before["status"] != "subscribed"):
         await _record(
-            conn, pending, **ids, type="subscribed_email", key=f"subscribed_email:{after['id']}:{key}",
+            conn,
+            pending,
+            **ids,
+            type="subscribed_email",
+            key=f"subscribed_email:{after['id']}:{key}",
             data={"imported": bool(given.get("imported", False))},
         )
     if before is None:
         return pending
     changed = {
-        name: after[name] for name in STANDARD_FIELDS if name in given and before.get(name) != after.get(name)
+        name: after[name]
+        for name in STANDARD_FIELDS
+        if name in given and before.get(name) != after.get(name)
     }
     old_custom = before.get("fields") or {}
     changed |= {
-        name: value for name, value in (given.get("fields") or {}).items() if old_custom.get(name) != value
+        name: value
+        for name, value in (given.get("fields") or {}).items()
+        if old_custom.get(name) != value
     }
     for name, value in changed.items():
         previous = before.get(name) if name in STANDARD_FIELDS else old_custom.get(name)
         await _record(
-            conn, pending, **ids, type="field_changed", key=f"field_changed:{after['id']}:{name}:{key}",
+            conn,
+            pending,
+            **ids,
+            type="field_changed",
+            key=f"field_changed:{after['id']}:{name}:{key}",
             data={"field": name, "value": value, "previous": previous},
         )
     return pending

@@ -103,7 +103,10 @@ def _apikey_list(settings: Settings, _args: argparse.Namespace) -> int:
 
     table = [("PREFIX", "NAME", "CREATED", "LAST USED", "STATUS")] + [
         (
-            r["prefix"], r["name"], when(r["created_at"]), when(r["last_used_at"]),
+            r["prefix"],
+            r["name"],
+            when(r["created_at"]),
+            when(r["last_used_at"]),
             f"revoked {when(r['revoked_at'])}" if r["revoked_at"] else "active",
         )
         for r in rows
@@ -126,8 +129,11 @@ def _apikey_revoke(settings: Settings, args: argparse.Namespace) -> int:
                 return 1
             if len(keys) > 1 and not args.all:
                 # Rotation creates a second key under the same name: never revoke both by accident.
-                print(f"{len(keys)} active keys match {args.key!r}; name one by its prefix"
-                      " or pass --all:", file=sys.stderr)
+                print(
+                    f"{len(keys)} active keys match {args.key!r}; name one by its prefix"
+                    " or pass --all:",
+                    file=sys.stderr,
+                )
                 for key in keys:
                     created = f"{key['created_at']:%Y-%m-%d %H:%M}"
                     print(f"  {key['prefix']}  {key['name']}  created {created}", file=sys.stderr)
@@ -153,8 +159,10 @@ def _config(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _api_client(settings: Settings, args: argparse.Namespace) -> httpx.Client:
-    url = args.api_url or os.environ.get("JOURNEYS_API_URL") or (
-        f"http://{settings.api_host}:{settings.api_port}"
+    url = (
+        args.api_url
+        or os.environ.get("JOURNEYS_API_URL")
+        or (f"http://{settings.api_host}:{settings.api_port}")
     )
     key = args.api_key or os.environ.get("JOURNEYS_API_KEY")
     if not key:
@@ -188,7 +196,9 @@ def _read_flow(path: str, audience: str | None = None) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         raise SystemExit(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
-        raise SystemExit(f"{path}: a flow file holds one mapping (name, audience_id, triggers, steps)")
+        raise SystemExit(
+            f"{path}: a flow file holds one mapping (name, audience_id, triggers, steps)"
+        )
     if audience:
         data["audience_id"] = audience
     return data
@@ -210,12 +220,20 @@ def _flow_apply(settings: Settings, args: argparse.Namespace) -> int:
     definition = _read_flow(args.file, args.audience)
     with _api_client(settings, args) as client:
         existing = None
-        if isinstance(definition.get("audience_id"), str) and isinstance(definition.get("name"), str):
-            listed = client.get("/v1/flows", params={"audience_id": definition["audience_id"], "limit": 1000})
+        if isinstance(definition.get("audience_id"), str) and isinstance(
+            definition.get("name"), str
+        ):
+            listed = client.get(
+                "/v1/flows", params={"audience_id": definition["audience_id"], "limit": 1000}
+            )
             if listed.status_code == 200:
                 existing = next(
-                    (f for f in listed.json()["flows"]
-                     if f["name"].lower() == definition["name"].lower() and f["status"] != "archived"),
+                    (
+                        f
+                        for f in listed.json()["flows"]
+                        if f["name"].lower() == definition["name"].lower()
+                        and f["status"] != "archived"
+                    ),
                     None,
                 )
         if existing:
@@ -246,7 +264,9 @@ def _flow_validate(settings: Settings, args: argparse.Namespace) -> int:
     report = response.json()
     for violation in report["violations"]:
         blocks = " (blocks activation)" if violation.get("blocks") == "activation" else ""
-        print(f"{args.file}: {violation['path']}: {violation['message']} [{violation['code']}]{blocks}")
+        print(
+            f"{args.file}: {violation['path']}: {violation['message']} [{violation['code']}]{blocks}"
+        )
     if report["valid"]:
         print(f"{args.file}: valid")
         return 0
@@ -271,16 +291,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="journeys", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("dev", help="run the whole stack embedded (Postgres, Temporal, worker, API, mail)")
+    sub.add_parser(
+        "dev", help="run the whole stack embedded (Postgres, Temporal, worker, API, mail)"
+    )
     sub.add_parser("worker", help="run a worker against the configured Postgres and Temporal")
     api = sub.add_parser("api", help="run the HTTP API")
     api.add_argument("--log-level", help="uvicorn's log level (default: JOURNEYS_LOG_LEVEL)")
     sub.add_parser("migrate", help="apply database migrations")
     config = sub.add_parser("config", help="print the effective configuration, secrets masked")
-    config.add_argument("--markdown", action="store_true",
-                        help="print the documented settings table instead (docs/configuration.md)")
+    config.add_argument(
+        "--markdown",
+        action="store_true",
+        help="print the documented settings table instead (docs/configuration.md)",
+    )
 
-    key = sub.add_parser("apikey", help="manage API keys").add_subparsers(dest="action", required=True)
+    key = sub.add_parser("apikey", help="manage API keys").add_subparsers(
+        dest="action", required=True
+    )
     create = key.add_parser("create", help="create a key and print it (only line on stdout)")
     create.add_argument("name")
     key.add_parser("list", help="list keys: prefix, name, dates, status (never the key)")
@@ -290,7 +317,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     flow = sub.add_parser("flow", help="flow files").add_subparsers(dest="action", required=True)
     for name, help_text in (
-        ("apply", "create a flow from a YAML/JSON file, or update the one of that name; prints its id"),
+        (
+            "apply",
+            "create a flow from a YAML/JSON file, or update the one of that name; prints its id",
+        ),
         ("validate", "check a flow file; prints each violation with its path, exits 1 if any"),
         ("export", "print a flow's definition"),
     ):
@@ -298,7 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("--api-url")
         cmd.add_argument("--api-key")
         if name in ("apply", "validate"):
-            cmd.add_argument("-f", "--file", required=True, help="flow file (${VAR} is expanded), or -")
+            cmd.add_argument(
+                "-f", "--file", required=True, help="flow file (${VAR} is expanded), or -"
+            )
             cmd.add_argument("--audience", help="audience id, overriding the file's audience_id")
         if name == "apply":
             cmd.add_argument("--activate", action="store_true", help="activate it too")

@@ -92,7 +92,9 @@ async def run_dev(settings: Settings) -> None:
             log.info("applied migrations: %s", ", ".join(applied))
         key, created = await ensure_dev_api_key(dsn, home)
 
-        catcher = MailCatcher(host=settings.smtp_host, port=settings.smtp_port, folder=home / "mail")
+        catcher = MailCatcher(
+            host=settings.smtp_host, port=settings.smtp_port, folder=home / "mail"
+        )
         catcher.start()
         stack.callback(catcher.stop)
 
@@ -144,11 +146,14 @@ def _banner(settings: Settings, key: str, created: bool) -> None:
         lines.append(f"  Temporal UI  http://127.0.0.1:{settings.temporal_ui_port}")
     else:
         lines.append(f"  Temporal     {settings.temporal_address}")
-    outbox = f"  → {settings.home / 'sms' / 'outbox.jsonl'}" if settings.sms_provider == "outbox" else ""
+    outbox = (
+        f"  → {settings.home / 'sms' / 'outbox.jsonl'}" if settings.sms_provider == "outbox" else ""
+    )
     lines += [
         f"  Mail catcher smtp://{settings.smtp_host}:{settings.smtp_port}  → {settings.home / 'mail'}",
         f"  SMS          {settings.sms_provider}{outbox}",
-        f"  API key      {key}" + ("   (new; saved in " if created else "   (from ")
+        f"  API key      {key}"
+        + ("   (new; saved in " if created else "   (from ")
         + f"{settings.home / 'dev-api-key'})",
         "",
         "Press Ctrl-C to stop.",

@@ -64,7 +64,9 @@ class Dispatcher:
         self._registry = registry
         self._task_queue = task_queue
 
-    async def dispatch(self, event: IncomingEvent, conn: asyncpg.Connection | None = None) -> DispatchResult:
+    async def dispatch(
+        self, event: IncomingEvent, conn: asyncpg.Connection | None = None
+    ) -> DispatchResult:
         """Stores the event, then delivers it (see `deliver`)."""
         stored, _new = await events.record(
             conn or self._pool,
@@ -92,35 +94,53 @@ class Dispatcher:
         )
         matches = self._registry.matching(event, stored["occurred_at"])
         enrolments = await asyncio.gather(
-            *(self._enrol(flow, trigger.type, event.contact_id, signal) for flow, trigger in matches)
+            *(
+                self._enrol(flow, trigger.type, event.contact_id, signal)
+                for flow, trigger in matches
+            )
         )
         # Runs already under way hear the events they react to (exit goals, waits).
         started = {e.workflow_id for e in enrolments if e.outcome != "refused"}
         others = [
             run["workflow_id"]
             for run in await enrollments.running_for_contact(self._pool, event.contact_id)
-            if run["workflow_id"] not in started and self._registry.cares(run["flow_id"], event.type)
+            if run["workflow_id"] not in started
+            and self._registry.cares(run["flow_id"], event.type)
         ]
         await asyncio.gather(*(self._signal(wf_id, signal) for wf_id in others))
         await events.mark_dispatched(self._pool, stored["id"])
         return DispatchResult(
-            event_id=stored["id"], duplicate=False, enrolments=list(enrolments), signalled=len(others)
+            event_id=stored["id"],
+            duplicate=False,
+            enrolments=list(enrolments),
+            signalled=len(others),
         )
 
     async def dispatch_to(
-        self, flow: ActiveFlow, contact_id: str, *, event_type: str, idempotency_key: str,
+        self,
+        flow: ActiveFlow,
+        contact_id: str,
+        *,
+        event_type: str,
+        idempotency_key: str,
         data: dict[str, Any] | None = None,
     ) -> Enrolment:
         """Records an event addressed to one flow (manual add, flow API) and enrols the contact."""
         payload = {"flow_id": flow.id, **(data or {})}
         stored, _ = await events.record(
-            self._pool, idempotency_key=idempotency_key, audience_id=flow.audience_id,
-            contact_id=contact_id, type=event_type, data=payload,
+            self._pool,
+            idempotency_key=idempotency_key,
+            audience_id=flow.audience_id,
+            contact_id=contact_id,
+            type=event_type,
+            data=payload,
         )
         wf_id = workflow_id(flow.id, contact_id)
         if stored["dispatched_at"] is not None:
             return Enrolment(flow.id, wf_id, "already_in_flow", "this request was already handled")
-        signal = FlowEvent(id=stored["id"], type=event_type, occurred_at=stored["occurred_at"], data=payload)
+        signal = FlowEvent(
+            id=stored["id"], type=event_type, occurred_at=stored["occurred_at"], data=payload
+        )
         enrolment = await self._enrol(flow, event_type, contact_id, signal)
         await events.mark_dispatched(self._pool, stored["id"])
         return enrolment

@@ -40,9 +40,7 @@ def mask_url(url: str) -> str:
     query = parts.query
     if query:
         pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode(
-            [(k, MASK if is_secret_name(k) else v) for k, v in pairs], safe="*/:"
-        )
+        query = urlencode([(k, MASK if is_secret_name(k) else v) for k, v in pairs], safe="*/:")
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
@@ -68,8 +66,7 @@ def _show(name: str, value: object) -> str:
 def effective_config(settings: Settings) -> list[tuple[str, str]]:
     """(environment variable, displayed value) of every setting, secrets masked."""
     return [
-        (env_name(name), _show(name, getattr(settings, name)))
-        for name in Settings.model_fields
+        (env_name(name), _show(name, getattr(settings, name))) for name in Settings.model_fields
     ]
 
 

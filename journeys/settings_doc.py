@@ -30,9 +30,7 @@ def env_name(field_name: str) -> str:
 
 
 def _is_secret(field: FieldInfo) -> bool:
-    return any(
-        arg is SecretStr for arg in (field.annotation, *typing.get_args(field.annotation))
-    )
+    return any(arg is SecretStr for arg in (field.annotation, *typing.get_args(field.annotation)))
 
 
 def _default(field: FieldInfo) -> str:

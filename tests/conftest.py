@@ -57,7 +57,10 @@ def mail() -> Iterator[MailCatcher]:
 
 @pytest.fixture(scope="session")
 def settings(
-    postgres: EmbeddedPostgres, temporal_server: DevTemporalServer, mail: MailCatcher, tmp_home: Path
+    postgres: EmbeddedPostgres,
+    temporal_server: DevTemporalServer,
+    mail: MailCatcher,
+    tmp_home: Path,
 ) -> Settings:
     return Settings(
         home=tmp_home,

@@ -10,7 +10,12 @@ from typing import Any
 
 CAMPAIGN = {"campaign_id": "{campaign}"}
 FLOW_STEP = {"flow_id": "{flow}", "step_id": "{step}"}
-SEND = {"id": "hello", "type": "send_email", "subject": "Hi {{ contact.first_name }}", "html": "<p>Hi</p>"}
+SEND = {
+    "id": "hello",
+    "type": "send_email",
+    "subject": "Hi {{ contact.first_name }}",
+    "html": "<p>Hi</p>",
+}
 
 TRIGGERS: dict[str, dict[str, Any]] = {
     "tag_added": {"tag": "vip"},
@@ -50,7 +55,11 @@ TRIGGERS: dict[str, dict[str, Any]] = {
     "email_clicked_any_link": {"email": CAMPAIGN},
     "email_not_clicked": {"email": FLOW_STEP, "within": "P2D"},
     "email_clicked_specific_link": {"email": CAMPAIGN, "url": "https://shop.example/sale"},
-    "survey_responded": {"survey_id": "nps-2026", "question": "How likely are you to recommend us?", "answer": "10"},
+    "survey_responded": {
+        "survey_id": "nps-2026",
+        "question": "How likely are you to recommend us?",
+        "answer": "10",
+    },
     "flow_api": {},
     "event_api": {"event_name": "trial_started"},
     "eventbrite_any_checkin": {},
@@ -73,44 +82,91 @@ CONDITIONS = {
 }
 
 STEPS: dict[str, list[dict[str, Any]]] = {
-    "send_email": [{
-        "id": "mail", "type": "send_email", "subject": "Hello {{ contact.first_name }}",
-        "preheader": "A short note", "html": "<p>Hi {{ contact.fields.plan }}</p>", "text": "Hi",
-        "from_name": "Shop", "from_email": "news@shop.example", "reply_to": "help@shop.example",
-    }],
-    "send_sms": [{"id": "text", "type": "send_sms", "body": "Hi {{ contact.first_name }}, your code is SAVE10"}],
-    "webhook": [{
-        "id": "crm", "type": "webhook", "url": "https://crm.example/hook", "method": "PUT",
-        "headers": {"X-Source": "journeys"}, "format": "json",
-        "body": {"email": "{{ contact.email }}", "stage": "lead"}, "signed": True,
-    }],
+    "send_email": [
+        {
+            "id": "mail",
+            "type": "send_email",
+            "subject": "Hello {{ contact.first_name }}",
+            "preheader": "A short note",
+            "html": "<p>Hi {{ contact.fields.plan }}</p>",
+            "text": "Hi",
+            "from_name": "Shop",
+            "from_email": "news@shop.example",
+            "reply_to": "help@shop.example",
+        }
+    ],
+    "send_sms": [
+        {
+            "id": "text",
+            "type": "send_sms",
+            "body": "Hi {{ contact.first_name }}, your code is SAVE10",
+        }
+    ],
+    "webhook": [
+        {
+            "id": "crm",
+            "type": "webhook",
+            "url": "https://crm.example/hook",
+            "method": "PUT",
+            "headers": {"X-Source": "journeys"},
+            "format": "json",
+            "body": {"email": "{{ contact.email }}", "stage": "lead"},
+            "signed": True,
+        }
+    ],
     "add_tag": [{"id": "tag", "type": "add_tag", "tag": "engaged"}],
     "remove_tag": [{"id": "untag", "type": "remove_tag", "tag": "cold"}],
-    "update_field": [{"id": "set", "type": "update_field", "field": "lifecycle", "value": "customer"}],
+    "update_field": [
+        {"id": "set", "type": "update_field", "field": "lifecycle", "value": "customer"}
+    ],
     "add_to_group": [{"id": "join", "type": "add_to_group", "group": "Newsletter"}],
     "remove_from_group": [{"id": "leave", "type": "remove_from_group", "group": "Newsletter"}],
     "unsubscribe": [{"id": "optout", "type": "unsubscribe", "channels": ["email", "sms"]}],
     "exit": [SEND, {"id": "stop", "type": "exit"}],
     "delay": [{"id": "pause", "type": "delay", "duration": "90m"}],
-    "wait_until": [{"id": "morning", "type": "wait_until", "time_of_day": "09:30", "days": ["mon", "fri"]}],
-    "wait_for_trigger": [{
-        "id": "wait", "type": "wait_for_trigger", "conditions": CONDITIONS, "timeout": "14d",
-        "matched": [{"id": "yay", "type": "add_tag", "tag": "converted"}],
-        "timed_out": [{"id": "nudge", "type": "send_email", "subject": "Still there?", "text": "…"}],
-    }],
-    "if_else": [{
-        "id": "branch", "type": "if_else",
-        "conditions": {"match": "all", "conditions": [{"type": "email_status", "status": "subscribed"}]},
-        "yes": [{"id": "y", "type": "send_email", "subject": "Yes", "text": "y"}],
-        "no": [{"id": "n", "type": "exit"}],
-    }],
-    "percent_split": [{
-        "id": "ab", "type": "percent_split",
-        "paths": [
-            {"weight": 30, "steps": [{"id": "a", "type": "send_email", "subject": "A", "text": "a"}]},
-            {"weight": 70, "steps": [{"id": "b", "type": "send_email", "subject": "B", "text": "b"}]},
-        ],
-    }],
+    "wait_until": [
+        {"id": "morning", "type": "wait_until", "time_of_day": "09:30", "days": ["mon", "fri"]}
+    ],
+    "wait_for_trigger": [
+        {
+            "id": "wait",
+            "type": "wait_for_trigger",
+            "conditions": CONDITIONS,
+            "timeout": "14d",
+            "matched": [{"id": "yay", "type": "add_tag", "tag": "converted"}],
+            "timed_out": [
+                {"id": "nudge", "type": "send_email", "subject": "Still there?", "text": "…"}
+            ],
+        }
+    ],
+    "if_else": [
+        {
+            "id": "branch",
+            "type": "if_else",
+            "conditions": {
+                "match": "all",
+                "conditions": [{"type": "email_status", "status": "subscribed"}],
+            },
+            "yes": [{"id": "y", "type": "send_email", "subject": "Yes", "text": "y"}],
+            "no": [{"id": "n", "type": "exit"}],
+        }
+    ],
+    "percent_split": [
+        {
+            "id": "ab",
+            "type": "percent_split",
+            "paths": [
+                {
+                    "weight": 30,
+                    "steps": [{"id": "a", "type": "send_email", "subject": "A", "text": "a"}],
+                },
+                {
+                    "weight": 70,
+                    "steps": [{"id": "b", "type": "send_email", "subject": "B", "text": "b"}],
+                },
+            ],
+        }
+    ],
 }
 
 
@@ -131,7 +187,12 @@ def trigger_flow(trigger_type: str, audience_id: str, ids: dict[str, str]) -> di
     """A flow using one trigger, with a step every trigger allows."""
     trigger = {"type": trigger_type, **copy.deepcopy(TRIGGERS[trigger_type])}
     return fill(
-        {"name": f"Trigger {trigger_type}", "audience_id": audience_id, "triggers": [trigger], "steps": [SEND]},
+        {
+            "name": f"Trigger {trigger_type}",
+            "audience_id": audience_id,
+            "triggers": [trigger],
+            "steps": [SEND],
+        },
         ids,
     )
 

@@ -56,8 +56,14 @@ def sms_provider(settings: Settings) -> SmsProvider | None:
     if settings.sms_provider == "outbox":
         return OutboxSmsProvider(settings.home / "sms")
     if settings.sms_provider == "twilio":
-        if not (settings.twilio_account_sid and settings.twilio_auth_token and settings.twilio_from_number):
-            raise ValueError("JOURNEYS_SMS_PROVIDER=twilio needs the TWILIO account SID, token and number")
+        if not (
+            settings.twilio_account_sid
+            and settings.twilio_auth_token
+            and settings.twilio_from_number
+        ):
+            raise ValueError(
+                "JOURNEYS_SMS_PROVIDER=twilio needs the TWILIO account SID, token and number"
+            )
         return TwilioSmsProvider(
             account_sid=settings.twilio_account_sid,
             auth_token=settings.twilio_auth_token.get_secret_value(),
@@ -173,7 +179,9 @@ async def _start_extra_processes(settings: Settings) -> list[asyncio.subprocess.
         env = {**os.environ, "JOURNEYS_WORKER_PROCESSES": "1"}
         if settings.worker_metrics_port:
             env["JOURNEYS_WORKER_METRICS_PORT"] = str(settings.worker_metrics_port + index)
-        processes.append(await asyncio.create_subprocess_exec(find_binary("journeys"), "worker", env=env))
+        processes.append(
+            await asyncio.create_subprocess_exec(find_binary("journeys"), "worker", env=env)
+        )
     return processes
 
 
@@ -188,7 +196,8 @@ async def run_worker(settings: Settings) -> None:
     if runtime is not None:
         log.info(
             "worker metrics on http://%s:%s/metrics",
-            settings.worker_metrics_host, settings.worker_metrics_port,
+            settings.worker_metrics_host,
+            settings.worker_metrics_port,
         )
     dsn = settings.effective_database_url
     pool = await create_pool(dsn, min_size=settings.db_pool_min, max_size=settings.db_pool_max)

@@ -74,7 +74,9 @@ _AT_REST = frozenset({Phase.WAITING, Phase.PAUSED, Phase.COMPLETED, Phase.EXITED
 _SEEN_EVENTS = 200
 _SHORT = timedelta(seconds=30)
 
-_BOOKKEEPING = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
+_BOOKKEEPING = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
+)
 # A mail or SMS provider may be down for hours; keep trying, but never on a permanent refusal.
 _SENDING = RetryPolicy(
     initial_interval=timedelta(seconds=2),
@@ -180,7 +182,9 @@ class ContactFlowWorkflow:
             await self._run_steps(input.definition.steps)
         except _Leave as leave:
             phase, reason = Phase.EXITED, leave.reason
-        self._enter_phase(phase, None, "Finished the flow." if reason is None else f"Left: {reason}.")
+        self._enter_phase(
+            phase, None, "Finished the flow." if reason is None else f"Left: {reason}."
+        )
         await workflow.execute_local_activity(
             ActivityName.FINISH_ENROLLMENT,
             FinishEnrollmentInput(
@@ -233,23 +237,35 @@ class ContactFlowWorkflow:
         if self._stop:
             raise _Leave(self._stop)
         if self._paused:
-            self._enter_phase(Phase.PAUSED, self._step_id, "Paused with the flow; continues when it is resumed.")
+            self._enter_phase(
+                Phase.PAUSED, self._step_id, "Paused with the flow; continues when it is resumed."
+            )
             await workflow.wait_condition(lambda: not self._paused or self._stop is not None)
             if self._stop:
                 raise _Leave(self._stop)
 
     async def _run_step(self, step: Step, next_step: Step | None) -> None:
         if isinstance(step, SendEmail):
-            self._enter_phase(Phase.RUNNING, step.id, f"Sending email `{step.id}`: {step.subject!r}.")
+            self._enter_phase(
+                Phase.RUNNING, step.id, f"Sending email `{step.id}`: {step.subject!r}."
+            )
             await self._deliver(ActivityName.SEND_EMAIL, self._email_input(step))
         elif isinstance(step, SendSms):
             self._enter_phase(Phase.RUNNING, step.id, f"Sending SMS `{step.id}`.")
-            await self._deliver(ActivityName.SEND_SMS, SendSmsInput(**self._delivery(step), body=step.body))
+            await self._deliver(
+                ActivityName.SEND_SMS, SendSmsInput(**self._delivery(step), body=step.body)
+            )
         elif isinstance(step, Webhook):
-            self._enter_phase(Phase.RUNNING, step.id, f"Calling webhook `{step.id}`: {step.method} {step.url}.")
+            self._enter_phase(
+                Phase.RUNNING, step.id, f"Calling webhook `{step.id}`: {step.method} {step.url}."
+            )
             await self._webhook(step)
-        elif isinstance(step, (AddTag, RemoveTag, UpdateField, AddToGroup, RemoveFromGroup, Unsubscribe)):
-            self._enter_phase(Phase.RUNNING, step.id, f"Updating the contact (`{step.id}`: {step.type}).")
+        elif isinstance(
+            step, (AddTag, RemoveTag, UpdateField, AddToGroup, RemoveFromGroup, Unsubscribe)
+        ):
+            self._enter_phase(
+                Phase.RUNNING, step.id, f"Updating the contact (`{step.id}`: {step.type})."
+            )
             await self._contact_action(step)
         elif isinstance(step, Exit):
             raise _Leave(f"reached the exit step `{step.id}`")
@@ -391,7 +407,9 @@ class ContactFlowWorkflow:
             reply_to=step.reply_to or sender.reply_to,
         )
 
-    async def _deliver(self, activity: ActivityName, payload: SendEmailInput | SendSmsInput) -> None:
+    async def _deliver(
+        self, activity: ActivityName, payload: SendEmailInput | SendSmsInput
+    ) -> None:
         """Sends, waiting out quiet hours; a permanent refusal ends the step, not the journey."""
         while True:
             try:

@@ -33,7 +33,9 @@ class FlowControlWorkflow:
     @workflow.run
     async def run(self, input: FlowControlInput) -> int:
         """Returns how many runs were told."""
-        workflow.set_current_details(f"Telling the open runs of flow {input.flow_id} it was {input.action}.")
+        workflow.set_current_details(
+            f"Telling the open runs of flow {input.flow_id} it was {input.action}."
+        )
         page: ListRunningResult = await workflow.execute_activity(
             ActivityName.LIST_RUNNING,
             ListRunningInput(flow_id=input.flow_id, after=input.after, limit=PAGE),
@@ -56,6 +58,9 @@ class FlowControlWorkflow:
             return total
         workflow.continue_as_new(
             FlowControlInput(
-                flow_id=input.flow_id, action=input.action, after=page.workflow_ids[-1], signalled=total
+                flow_id=input.flow_id,
+                action=input.action,
+                after=page.workflow_ids[-1],
+                signalled=total,
             )
         )

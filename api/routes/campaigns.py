@@ -37,7 +37,11 @@ class CampaignPublic(BaseModel):
 async def create_campaign(body: CampaignCreate, pool: PoolDep, _key: ApiKeyDep) -> CampaignPublic:
     """Registers a campaign (a draft), so flows can react to its opens and clicks."""
     await require_audience(pool, body.audience_id)
-    return CampaignPublic(**await campaigns.create(pool, audience_id=body.audience_id, name=body.name, subject=body.subject))
+    return CampaignPublic(
+        **await campaigns.create(
+            pool, audience_id=body.audience_id, name=body.name, subject=body.subject
+        )
+    )
 
 
 @router.get("/{campaign_id}", responses=ERRORS)

@@ -52,9 +52,12 @@ class ContactUpsert(BaseModel):
     sms_status: Literal["subscribed", "unsubscribed", "none"] | None = None
     timezone: TimeZone | None = None
     birthday: Annotated[str, AfterValidator(_birthday)] | None = None
-    fields: dict[str, Any] | None = Field(None, description="Custom fields, merged into stored ones.")
+    fields: dict[str, Any] | None = Field(
+        None, description="Custom fields, merged into stored ones."
+    )
     imported: bool = Field(
-        False, description="Part of a bulk import: fires signed_up triggers only where they include imports."
+        False,
+        description="Part of a bulk import: fires signed_up triggers only where they include imports.",
     )
 
 
@@ -168,7 +171,9 @@ async def _change(
 ) -> tuple[list[str], changes.Pending]:
     """Runs one tag/group change and stores its events in one transaction."""
     async with pool.acquire() as conn, conn.transaction():
-        return await change(conn, audience_id=audience_id, contact_id=contact_id, names=names, key=key)
+        return await change(
+            conn, audience_id=audience_id, contact_id=contact_id, names=names, key=key
+        )
 
 
 async def _redeliver(pool: PoolDep, pending: changes.Pending, keys: list[str]) -> changes.Pending:
@@ -177,8 +182,11 @@ async def _redeliver(pool: PoolDep, pending: changes.Pending, keys: list[str]) -
         stored = await events.by_key(pool, key)
         if stored is not None and stored["dispatched_at"] is None:
             event = IncomingEvent(
-                type=stored["type"], audience_id=stored["audience_id"], contact_id=stored["contact_id"],
-                idempotency_key=key, data=stored["data"],
+                type=stored["type"],
+                audience_id=stored["audience_id"],
+                contact_id=stored["contact_id"],
+                idempotency_key=key,
+                data=stored["data"],
             )
             pending.append((event, stored))
     return pending
@@ -205,7 +213,9 @@ async def add_tags(
     request_key = idempotency_key or uuid.uuid4().hex
     added, pending = await _change(pool, aid, row["id"], changes.add_tags, names, request_key)
     if idempotency_key:
-        retried = [f"tag_added:{row['id']}:{tag}:{request_key}" for tag in names if tag not in added]
+        retried = [
+            f"tag_added:{row['id']}:{tag}:{request_key}" for tag in names if tag not in added
+        ]
         pending = await _redeliver(pool, pending, retried)
     results = await _deliver(dispatcher, pending)
     return TagsAdded(
@@ -218,12 +228,18 @@ async def add_tags(
 
 @router.delete("/{contact}/tags/{tag}", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS)
 async def remove_tag(
-    audience_id: uuid.UUID, contact: str, tag: str, pool: PoolDep, dispatcher: DispatcherDep,
+    audience_id: uuid.UUID,
+    contact: str,
+    tag: str,
+    pool: PoolDep,
+    dispatcher: DispatcherDep,
     _key: ApiKeyDep,
 ) -> Response:
     """Removes a tag from the contact (no error if it did not have it)."""
     row = await _contact(pool, str(audience_id), contact)
-    _, pending = await _change(pool, str(audience_id), row["id"], changes.remove_tags, [tag], uuid.uuid4().hex)
+    _, pending = await _change(
+        pool, str(audience_id), row["id"], changes.remove_tags, [tag], uuid.uuid4().hex
+    )
     await _deliver(dispatcher, pending)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -241,29 +257,45 @@ class GroupsChanged(BaseModel):
 
 @router.post("/{contact}/groups", responses=ERRORS)
 async def join_groups(
-    audience_id: uuid.UUID, contact: str, body: GroupsAdd, pool: PoolDep, dispatcher: DispatcherDep,
+    audience_id: uuid.UUID,
+    contact: str,
+    body: GroupsAdd,
+    pool: PoolDep,
+    dispatcher: DispatcherDep,
     _key: ApiKeyDep,
 ) -> GroupsChanged:
     """Puts the contact in audience groups; joining fires `joined_group` triggers."""
     aid = str(audience_id)
     row = await _contact(pool, aid, contact)
     names = list(dict.fromkeys(body.groups))
-    joined, pending = await _change(pool, aid, row["id"], changes.join_groups, names, uuid.uuid4().hex)
+    joined, pending = await _change(
+        pool, aid, row["id"], changes.join_groups, names, uuid.uuid4().hex
+    )
     results = await _deliver(dispatcher, pending)
     return GroupsChanged(
-        contact_id=row["id"], groups=await groups.of_contact(pool, row["id"]), joined=joined,
+        contact_id=row["id"],
+        groups=await groups.of_contact(pool, row["id"]),
+        joined=joined,
         enrolments=_enrolments(results),
     )
 
 
-@router.delete("/{contact}/groups/{group}", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS)
+@router.delete(
+    "/{contact}/groups/{group}", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS
+)
 async def leave_group(
-    audience_id: uuid.UUID, contact: str, group: str, pool: PoolDep, dispatcher: DispatcherDep,
+    audience_id: uuid.UUID,
+    contact: str,
+    group: str,
+    pool: PoolDep,
+    dispatcher: DispatcherDep,
     _key: ApiKeyDep,
 ) -> Response:
     """Takes the contact out of a group; leaving fires `left_group` triggers."""
     row = await _contact(pool, str(audience_id), contact)
-    _, pending = await _change(pool, str(audience_id), row["id"], changes.leave_groups, [group], uuid.uuid4().hex)
+    _, pending = await _change(
+        pool, str(audience_id), row["id"], changes.leave_groups, [group], uuid.uuid4().hex
+    )
     await _deliver(dispatcher, pending)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -305,14 +337,21 @@ async def post_event(
         occurred_at=body.occurred_at,
     )
     stored, _ = await events.record(
-        pool, idempotency_key=event.idempotency_key, audience_id=aid, contact_id=row["id"],
-        type=event.type, data=event.data, occurred_at=body.occurred_at,
+        pool,
+        idempotency_key=event.idempotency_key,
+        audience_id=aid,
+        contact_id=row["id"],
+        type=event.type,
+        data=event.data,
+        occurred_at=body.occurred_at,
     )
     if body.is_syncing:
         await events.mark_dispatched(pool, stored["id"])
         return EventAccepted(event_id=stored["id"], duplicate=False, enrolments=[])
     result = await dispatcher.deliver(event, stored)
-    return EventAccepted(event_id=result.event_id, duplicate=result.duplicate, enrolments=_enrolments([result]))
+    return EventAccepted(
+        event_id=result.event_id, duplicate=result.duplicate, enrolments=_enrolments([result])
+    )
 
 
 class ActivityEvent(BaseModel):
@@ -324,8 +363,11 @@ class ActivityEvent(BaseModel):
 
 
 _ORDER_STATUS = {
-    "order_placed": "placed", "order_paid": "paid", "order_cancelled": "cancelled",
-    "order_fulfilled": "fulfilled", "order_refunded": "refunded",
+    "order_placed": "placed",
+    "order_paid": "paid",
+    "order_cancelled": "cancelled",
+    "order_fulfilled": "fulfilled",
+    "order_refunded": "refunded",
 }
 
 
@@ -347,25 +389,41 @@ async def post_activity(
     problems = activity_problems(body.type, body.data)
     if problems:
         raise ProblemError(
-            422, f"{problems[0][0]}: {problems[0][1]}",
+            422,
+            f"{problems[0][0]}: {problems[0][1]}",
             errors=[FieldError(field=path, message=message) for path, message in problems],
         )
     aid = str(audience_id)
     row = await _contact(pool, aid, contact)
     key = f"{body.type}:{row['id']}:{idempotency_key or uuid.uuid4().hex}"
     event = IncomingEvent(
-        type=body.type, audience_id=aid, contact_id=row["id"], idempotency_key=key,
-        data=body.data, occurred_at=body.occurred_at,
+        type=body.type,
+        audience_id=aid,
+        contact_id=row["id"],
+        idempotency_key=key,
+        data=body.data,
+        occurred_at=body.occurred_at,
     )
     async with pool.acquire() as conn, conn.transaction():
         stored, new = await events.record(
-            conn, idempotency_key=key, audience_id=aid, contact_id=row["id"], type=body.type,
-            data=body.data, occurred_at=body.occurred_at,
+            conn,
+            idempotency_key=key,
+            audience_id=aid,
+            contact_id=row["id"],
+            type=body.type,
+            data=body.data,
+            occurred_at=body.occurred_at,
         )
         if new and body.type in _ORDER_STATUS:
             await orders.record(
-                conn, audience_id=aid, contact_id=row["id"], data=body.data,
-                status=_ORDER_STATUS[body.type], at=body.occurred_at,
+                conn,
+                audience_id=aid,
+                contact_id=row["id"],
+                data=body.data,
+                status=_ORDER_STATUS[body.type],
+                at=body.occurred_at,
             )
     result = await dispatcher.deliver(event, stored)
-    return EventAccepted(event_id=result.event_id, duplicate=result.duplicate, enrolments=_enrolments([result]))
+    return EventAccepted(
+        event_id=result.event_id, duplicate=result.duplicate, enrolments=_enrolments([result])
+    )

@@ -93,7 +93,9 @@ class RunList(BaseModel):
 
 class ManualAdd(BaseModel):
     contacts: list[str] = Field(
-        min_length=1, max_length=500, description="Contact ids, email addresses or subscriber hashes."
+        min_length=1,
+        max_length=500,
+        description="Contact ids, email addresses or subscriber hashes.",
     )
 
 
@@ -146,10 +148,14 @@ async def validate_flow(
     if parsed is not None:
         found = violations(parsed, await context_for(pool, settings, parsed, flow_id))
         if await audiences.get(pool, parsed.audience_id) is None:
-            found.insert(0, Violation(
-                path="audience_id", code="unknown_audience",
-                message=f"audience {parsed.audience_id} does not exist",
-            ))
+            found.insert(
+                0,
+                Violation(
+                    path="audience_id",
+                    code="unknown_audience",
+                    message=f"audience {parsed.audience_id} does not exist",
+                ),
+            )
     return ValidationReport(valid=not found, violations=found)
 
 
@@ -162,7 +168,9 @@ async def create_flow(
     await check(pool, settings, definition)
     try:
         async with pool.acquire() as conn, conn.transaction():
-            row = await flows.create(conn, audience_id=definition.audience_id, definition=definition.authored())
+            row = await flows.create(
+                conn, audience_id=definition.audience_id, definition=definition.authored()
+            )
     except asyncpg.UniqueViolationError:
         raise _name_taken(definition.name) from None
     return public(row)
@@ -179,7 +187,11 @@ async def list_flows(
 ) -> FlowList:
     """Flows, newest first."""
     rows = await flows.list_flows(
-        pool, audience_id=str(audience_id) if audience_id else None, status=status, limit=limit, offset=offset
+        pool,
+        audience_id=str(audience_id) if audience_id else None,
+        status=status,
+        limit=limit,
+        offset=offset,
     )
     return FlowList(flows=[public(r) for r in rows])
 
@@ -240,7 +252,9 @@ async def delete_flow(flow_id: str, pool: PoolDep, _key: ApiKeyDep) -> Response:
     """Deletes a draft. A flow that ran keeps its history: archive it instead."""
     flow = await require_flow(pool, flow_id)
     if flow["status"] != "draft":
-        raise ProblemError(409, f"only drafts can be deleted; this flow is {flow['status']} (archive it)")
+        raise ProblemError(
+            409, f"only drafts can be deleted; this flow is {flow['status']} (archive it)"
+        )
     async with pool.acquire() as conn, conn.transaction():
         await flows.delete(conn, flow_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -269,8 +283,15 @@ async def list_versions(flow_id: str, pool: PoolDep, _key: ApiKeyDep) -> Version
 
 
 async def _transition(
-    pool: asyncpg.Pool, registry: FlowRegistry, temporal: Client, settings: Settings, flow_id: str, *,
-    allowed_from: set[str], target: str, action: str | None,
+    pool: asyncpg.Pool,
+    registry: FlowRegistry,
+    temporal: Client,
+    settings: Settings,
+    flow_id: str,
+    *,
+    allowed_from: set[str],
+    target: str,
+    action: str | None,
 ) -> FlowPublic:
     """Moves the flow to `target` and tells its open runs; repeating a done move is harmless."""
     flow = await require_flow(pool, flow_id)
@@ -278,8 +299,13 @@ async def _transition(
         if flow["status"] not in allowed_from:
             raise ProblemError(409, f"a {flow['status']} flow cannot become {target}")
         if target == "active":
-            await check(pool, settings, FlowDefinition.model_validate(flow["definition"]),
-                        flow_id=flow_id, for_activation=True)
+            await check(
+                pool,
+                settings,
+                FlowDefinition.model_validate(flow["definition"]),
+                flow_id=flow_id,
+                for_activation=True,
+            )
         async with pool.acquire() as conn, conn.transaction():
             flow = await flows.set_status(conn, flow_id, target)
     # This process need not wait for its own NOTIFY: the next request sees the change.
@@ -297,44 +323,92 @@ async def _transition(
 
 @router.post("/{flow_id}/activate", responses=ERRORS)
 async def activate_flow(
-    flow_id: str, pool: PoolDep, registry: RegistryDep, temporal: TemporalDep, settings: SettingsDep,
+    flow_id: str,
+    pool: PoolDep,
+    registry: RegistryDep,
+    temporal: TemporalDep,
+    settings: SettingsDep,
     _key: ApiKeyDep,
 ) -> FlowPublic:
     """Starts enrolling (only activity from now on triggers the flow); resumes a paused flow."""
     flow = await require_flow(pool, flow_id)
     action = "resumed" if flow["status"] == "paused" else None
-    return await _transition(pool, registry, temporal, settings, flow_id,
-                             allowed_from={"draft", "paused"}, target="active", action=action)
+    return await _transition(
+        pool,
+        registry,
+        temporal,
+        settings,
+        flow_id,
+        allowed_from={"draft", "paused"},
+        target="active",
+        action=action,
+    )
 
 
 @router.post("/{flow_id}/pause", responses=ERRORS)
 async def pause_flow(
-    flow_id: str, pool: PoolDep, registry: RegistryDep, temporal: TemporalDep, settings: SettingsDep,
+    flow_id: str,
+    pool: PoolDep,
+    registry: RegistryDep,
+    temporal: TemporalDep,
+    settings: SettingsDep,
     _key: ApiKeyDep,
 ) -> FlowPublic:
     """Stops enrolling; contacts in the flow hold before their next step until it resumes."""
-    return await _transition(pool, registry, temporal, settings, flow_id,
-                             allowed_from={"active"}, target="paused", action="paused")
+    return await _transition(
+        pool,
+        registry,
+        temporal,
+        settings,
+        flow_id,
+        allowed_from={"active"},
+        target="paused",
+        action="paused",
+    )
 
 
 @router.post("/{flow_id}/resume", responses=ERRORS)
 async def resume_flow(
-    flow_id: str, pool: PoolDep, registry: RegistryDep, temporal: TemporalDep, settings: SettingsDep,
+    flow_id: str,
+    pool: PoolDep,
+    registry: RegistryDep,
+    temporal: TemporalDep,
+    settings: SettingsDep,
     _key: ApiKeyDep,
 ) -> FlowPublic:
     """Enrols again; held contacts carry on."""
-    return await _transition(pool, registry, temporal, settings, flow_id,
-                             allowed_from={"paused"}, target="active", action="resumed")
+    return await _transition(
+        pool,
+        registry,
+        temporal,
+        settings,
+        flow_id,
+        allowed_from={"paused"},
+        target="active",
+        action="resumed",
+    )
 
 
 @router.post("/{flow_id}/archive", responses=ERRORS)
 async def archive_flow(
-    flow_id: str, pool: PoolDep, registry: RegistryDep, temporal: TemporalDep, settings: SettingsDep,
+    flow_id: str,
+    pool: PoolDep,
+    registry: RegistryDep,
+    temporal: TemporalDep,
+    settings: SettingsDep,
     _key: ApiKeyDep,
 ) -> FlowPublic:
     """Ends the flow for good: no more enrolments, and contacts in it leave."""
-    return await _transition(pool, registry, temporal, settings, flow_id,
-                             allowed_from={"active", "paused"}, target="archived", action="archived")
+    return await _transition(
+        pool,
+        registry,
+        temporal,
+        settings,
+        flow_id,
+        allowed_from={"active", "paused"},
+        target="archived",
+        action="archived",
+    )
 
 
 # --- contacts in the flow -----------------------------------------------------------------------
@@ -364,7 +438,12 @@ async def _enrol_by_hand(
             idempotency_key=f"{trigger_type}:{flow_id}:{contact['id']}:{uuid.uuid4().hex}",
         )
         enrolled.append(
-            {"contact": ref, "workflow_id": result.workflow_id, "outcome": result.outcome, "reason": result.reason}
+            {
+                "contact": ref,
+                "workflow_id": result.workflow_id,
+                "outcome": result.outcome,
+                "reason": result.reason,
+            }
         )
     return ManualAddResult(enrolled=enrolled, not_found=missing)
 
@@ -380,7 +459,9 @@ async def add_contacts(
 class FlowTrigger(BaseModel):
     """One contact, as Mailchimp's journey trigger endpoint takes it."""
 
-    email_address: str = Field(min_length=3, max_length=254, description="Email, id or subscriber hash.")
+    email_address: str = Field(
+        min_length=3, max_length=254, description="Email, id or subscriber hash."
+    )
 
 
 @router.post("/{flow_id}/trigger", responses=ERRORS)
@@ -391,7 +472,8 @@ async def trigger_flow(
     result = await _enrol_by_hand(pool, dispatcher, flow_id, [body.email_address], "flow_api")
     if result.not_found:
         raise ProblemError(
-            404, f"contact {body.email_address!r} is not in the flow's audience",
+            404,
+            f"contact {body.email_address!r} is not in the flow's audience",
             errors=[FieldError(field="email_address", message="no such contact in the audience")],
         )
     return result
@@ -423,4 +505,3 @@ async def list_runs(
             )
         )
     return RunList(flow_id=flow_id, runs=runs)
-

@@ -109,6 +109,8 @@ async def readyz(
     )
     # Retry-After: load balancers and clients should try this replica again shortly.
     return JSONResponse(
-        problem.model_dump(mode="json"), status_code=503, media_type=MEDIA_TYPE,
+        problem.model_dump(mode="json"),
+        status_code=503,
+        media_type=MEDIA_TYPE,
         headers={"Retry-After": "5"},
     )

@@ -45,8 +45,13 @@ class TwilioSmsProvider:
     """Twilio's Messages API (or any server speaking it, e.g. a regional proxy)."""
 
     def __init__(
-        self, *, account_sid: str, auth_token: str, from_number: str,
-        base_url: str = "https://api.twilio.com", timeout: float = 15.0,
+        self,
+        *,
+        account_sid: str,
+        auth_token: str,
+        from_number: str,
+        base_url: str = "https://api.twilio.com",
+        timeout: float = 15.0,
     ) -> None:
         self._url = f"{base_url.rstrip('/')}/2010-04-01/Accounts/{account_sid}/Messages.json"
         self._auth = (account_sid, auth_token)

@@ -31,7 +31,17 @@ class GroupCondition(_Condition):
 
 
 FieldOp = Literal[
-    "eq", "ne", "contains", "not_contains", "starts_with", "gt", "gte", "lt", "lte", "is_set", "is_not_set"
+    "eq",
+    "ne",
+    "contains",
+    "not_contains",
+    "starts_with",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "is_set",
+    "is_not_set",
 ]
 
 

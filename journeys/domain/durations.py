@@ -51,7 +51,6 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=seconds)
 
 
-
 def _check(text: str) -> str:
     parse_duration(text)
     return text

@@ -60,8 +60,14 @@ def _optional(expected: object, actual: object) -> bool:
 _Rule = tuple[str, Callable[[Any, dict[str, Any]], bool]]
 _RULES: dict[str, _Rule] = {
     "tag_added": ("tag_added", lambda tr, d: _same(tr.tag, d.get("tag", ""))),
-    "signed_up_email": ("subscribed_email", lambda tr, d: tr.include_imported or not d.get("imported")),
-    "sms_keyword": ("sms_received", lambda tr, d: _same(tr.keyword, str(d.get("body", "")).strip())),
+    "signed_up_email": (
+        "subscribed_email",
+        lambda tr, d: tr.include_imported or not d.get("imported"),
+    ),
+    "sms_keyword": (
+        "sms_received",
+        lambda tr, d: _same(tr.keyword, str(d.get("body", "")).strip()),
+    ),
     "signed_up_sms": ("subscribed_sms", lambda tr, d: tr.include_imported or not d.get("imported")),
     "joined_group": ("joined_group", lambda tr, d: _same(tr.group, d.get("group", ""))),
     "left_group": ("left_group", lambda tr, d: _same(tr.group, d.get("group", ""))),
@@ -85,8 +91,10 @@ _RULES: dict[str, _Rule] = {
     ),
     "shopify_viewed_product": (
         "shopify_product_viewed",
-        lambda tr, d: _optional(tr.product_id, d.get("product_id"))
-        and (tr.collection_id is None or tr.collection_id in d.get("collection_ids", [])),
+        lambda tr, d: (
+            _optional(tr.product_id, d.get("product_id"))
+            and (tr.collection_id is None or tr.collection_id in d.get("collection_ids", []))
+        ),
     ),
     "shopify_searched": (
         "shopify_searched",
@@ -99,7 +107,9 @@ _RULES: dict[str, _Rule] = {
     "shopify_checkout_action": ("checkout_action", lambda tr, d: tr.action == d.get("action")),
     "shopify_low_inventory_added_to_cart": (
         "cart_product_added",
-        lambda tr, d: bool(d.get("low_inventory")) and _optional(tr.product_id, d.get("product_id")),
+        lambda tr, d: (
+            bool(d.get("low_inventory")) and _optional(tr.product_id, d.get("product_id"))
+        ),
     ),
     "shopify_back_in_stock": (
         "back_in_stock",
@@ -119,9 +129,11 @@ _RULES: dict[str, _Rule] = {
     ),
     "survey_responded": (
         "survey_responded",
-        lambda tr, d: d.get("survey_id") == tr.survey_id
-        and (tr.question is None or tr.question in d.get("answers", {}))
-        and (tr.answer is None or _same(tr.answer, d.get("answers", {}).get(tr.question))),
+        lambda tr, d: (
+            d.get("survey_id") == tr.survey_id
+            and (tr.question is None or tr.question in d.get("answers", {}))
+            and (tr.answer is None or _same(tr.answer, d.get("answers", {}).get(tr.question)))
+        ),
     ),
     "event_api": ("custom_event", lambda tr, d: _same(tr.event_name, d.get("name", ""))),
     "eventbrite_any_checkin": ("eventbrite_checked_in", lambda tr, d: True),
@@ -260,8 +272,16 @@ def activity_problems(event_type: str, data: dict[str, Any]) -> list[tuple[str, 
     if event_type.startswith("email_") and not (
         data.get("campaign_id") or (data.get("flow_id") and data.get("step_id"))
     ):
-        problems.append(("data", "an email event names its campaign_id, or its flow_id and step_id"))
-    if event_type == "checkout_action" and data.get("action") not in (None, "", "started", "payment_submitted", "completed"):
+        problems.append(
+            ("data", "an email event names its campaign_id, or its flow_id and step_id")
+        )
+    if event_type == "checkout_action" and data.get("action") not in (
+        None,
+        "",
+        "started",
+        "payment_submitted",
+        "completed",
+    ):
         problems.append(("data.action", "action is started, payment_submitted or completed"))
     if "product_ids" in data and not isinstance(data["product_ids"], list):
         problems.append(("data.product_ids", "product_ids is a list"))

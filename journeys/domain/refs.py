@@ -38,7 +38,9 @@ class EmailRef(BaseModel):
     @model_validator(mode="after")
     def _one_target(self) -> EmailRef:
         if self.campaign_id and (self.flow_id or self.step_id):
-            raise ValueError("an email ref names a campaign_id, or a flow_id with a step_id, not both")
+            raise ValueError(
+                "an email ref names a campaign_id, or a flow_id with a step_id, not both"
+            )
         if not self.campaign_id and not (self.flow_id and self.step_id):
             raise ValueError("an email ref needs campaign_id, or flow_id and step_id")
         return self

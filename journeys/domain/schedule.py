@@ -52,7 +52,9 @@ def parse_date(value: object) -> date | None:
         return None
 
 
-def wait_until(now: datetime, rule: WaitUntil, zone: tzinfo, field_value: object = None) -> datetime:
+def wait_until(
+    now: datetime, rule: WaitUntil, zone: tzinfo, field_value: object = None
+) -> datetime:
     """The first instant at or after `now` that satisfies the rule (aware).
 
     Args:

@@ -63,7 +63,9 @@ def merge_tag_errors(source: str) -> list[str]:
     tree = _text_env.parse(source)
     problems = []
     for name in sorted(meta.find_undeclared_variables(tree) - TOP_LEVEL - set(_text_env.globals)):
-        problems.append(f"unknown merge tag {name!r}{_suggest(name, TOP_LEVEL)}: use contact.*, event.* or flow.*")
+        problems.append(
+            f"unknown merge tag {name!r}{_suggest(name, TOP_LEVEL)}: use contact.*, event.* or flow.*"
+        )
     for node in tree.find_all(nodes.Getattr):
         on_contact = isinstance(node.node, nodes.Name) and node.node.name == "contact"
         if on_contact and node.attr not in CONTACT_FIELDS:

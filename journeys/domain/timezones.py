@@ -14,5 +14,7 @@ def check_timezone(name: str) -> str:
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown time zone {name!r} (use an IANA name like Europe/Paris)") from exc
+        raise ValueError(
+            f"unknown time zone {name!r} (use an IANA name like Europe/Paris)"
+        ) from exc
     return name

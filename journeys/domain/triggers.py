@@ -29,7 +29,9 @@ Keyword = Annotated[
 EventName = Annotated[
     str, AfterValidator(_event_name), Field(json_schema_extra={"pattern": "^[A-Za-z0-9_-]{2,30}$"})
 ]
-ProductIds = Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1, max_length=100)]
+ProductIds = Annotated[
+    list[Annotated[str, Field(min_length=1)]], Field(min_length=1, max_length=100)
+]
 
 
 class _Trigger(BaseModel):
@@ -123,7 +125,9 @@ class ManualAdd(_Trigger):
 
 class _DateTrigger(_Trigger):
     kind: ClassVar[Literal["instant", "timer"]] = "timer"
-    offset_days: int = Field(0, ge=-365, le=365, description="Days after (+) or before (-) the date.")
+    offset_days: int = Field(
+        0, ge=-365, le=365, description="Days after (+) or before (-) the date."
+    )
     time_of_day: TimeOfDay = "09:00"
 
 

@@ -132,26 +132,38 @@ def _trigger_rules(flow: FlowDefinition, ctx: ValidationContext) -> list[Violati
     for index, trigger in enumerate(triggers):
         path = f"triggers[{index}]"
         if trigger.alone and len(triggers) > 1:
-            found.append(Violation(
-                path=path, code="trigger_not_alone",
-                message=f"`{trigger.type}` must be the flow's only trigger",
-            ))
+            found.append(
+                Violation(
+                    path=path,
+                    code="trigger_not_alone",
+                    message=f"`{trigger.type}` must be the flow's only trigger",
+                )
+            )
         if trigger in triggers[:index]:
-            found.append(Violation(
-                path=path, code="duplicate_trigger", message="the same trigger is listed twice"
-            ))
+            found.append(
+                Violation(
+                    path=path, code="duplicate_trigger", message="the same trigger is listed twice"
+                )
+            )
         if trigger.type == "specific_date":
             yearly = [t for t in types if t in ("signup_date", "birthday", "recurring_date")]
             if yearly:
-                found.append(Violation(
-                    path=path, code="specific_date_with_yearly",
-                    message=f"specific_date cannot be combined with yearly triggers ({', '.join(yearly)})",
-                ))
+                found.append(
+                    Violation(
+                        path=path,
+                        code="specific_date_with_yearly",
+                        message=f"specific_date cannot be combined with yearly triggers ({', '.join(yearly)})",
+                    )
+                )
         if trigger.needs_sms and not ctx.sms_configured:
-            found.append(Violation(
-                path=path, code="sms_not_configured", blocks="activation",
-                message=f"`{trigger.type}` needs SMS: configure an SMS provider before activating",
-            ))
+            found.append(
+                Violation(
+                    path=path,
+                    code="sms_not_configured",
+                    blocks="activation",
+                    message=f"`{trigger.type}` needs SMS: configure an SMS provider before activating",
+                )
+            )
     return found
 
 
@@ -166,47 +178,69 @@ def _step_rules(flow: FlowDefinition, ctx: ValidationContext) -> list[Violation]
     for path, step in flow.walk():
         count += 1
         if step.id in seen:
-            found.append(Violation(
-                path=f"{path}.id", code="duplicate_step_id",
-                message=f"step id {step.id!r} is already used at {seen[step.id]}",
-            ))
+            found.append(
+                Violation(
+                    path=f"{path}.id",
+                    code="duplicate_step_id",
+                    message=f"step id {step.id!r} is already used at {seen[step.id]}",
+                )
+            )
         else:
             seen[step.id] = path
         if abandoned and step.type not in ABANDONED_CART_STEPS:
-            found.append(Violation(
-                path=path, code="abandoned_cart_step",
-                message=f"abandoned-cart flows may only send email/SMS and delay, not `{step.type}`",
-            ))
+            found.append(
+                Violation(
+                    path=path,
+                    code="abandoned_cart_step",
+                    message=f"abandoned-cart flows may only send email/SMS and delay, not `{step.type}`",
+                )
+            )
         if specific_date and step.type in WAIT_RULES:
-            found.append(Violation(
-                path=path, code="specific_date_with_wait",
-                message=f"a specific_date flow cannot contain wait rules like `{step.type}`",
-            ))
+            found.append(
+                Violation(
+                    path=path,
+                    code="specific_date_with_wait",
+                    message=f"a specific_date flow cannot contain wait rules like `{step.type}`",
+                )
+            )
         if transactional and step.type in MARKETING_ONLY_STEPS:
-            found.append(Violation(
-                path=path, code="marketing_step_in_transactional",
-                message=f"transactional flows cannot contain `{step.type}`",
-            ))
+            found.append(
+                Violation(
+                    path=path,
+                    code="marketing_step_in_transactional",
+                    message=f"transactional flows cannot contain `{step.type}`",
+                )
+            )
         if isinstance(step, SendSms) and not ctx.sms_configured:
-            found.append(Violation(
-                path=path, code="sms_not_configured", blocks="activation",
-                message="send_sms needs SMS: configure an SMS provider before activating",
-            ))
+            found.append(
+                Violation(
+                    path=path,
+                    code="sms_not_configured",
+                    blocks="activation",
+                    message="send_sms needs SMS: configure an SMS provider before activating",
+                )
+            )
         if isinstance(step, WaitForTrigger):
             waits_for_trigger += 1
             if waits_for_trigger == MAX_WAIT_FOR_TRIGGER + 1:
-                found.append(Violation(
-                    path=path, code="too_many_wait_for_trigger",
-                    message=f"a flow may hold at most {MAX_WAIT_FOR_TRIGGER} wait_for_trigger steps",
-                ))
+                found.append(
+                    Violation(
+                        path=path,
+                        code="too_many_wait_for_trigger",
+                        message=f"a flow may hold at most {MAX_WAIT_FOR_TRIGGER} wait_for_trigger steps",
+                    )
+                )
         for name, source in _templates(step):
             for message in merge_tag_errors(source):
                 found.append(Violation(path=f"{path}.{name}", code="template", message=message))
     if count > MAX_STEPS:
-        found.append(Violation(
-            path="steps", code="too_many_steps",
-            message=f"a flow may hold at most {MAX_STEPS} steps, branches included (it has {count})",
-        ))
+        found.append(
+            Violation(
+                path="steps",
+                code="too_many_steps",
+                message=f"a flow may hold at most {MAX_STEPS} steps, branches included (it has {count})",
+            )
+        )
     return found
 
 

@@ -32,7 +32,9 @@ class EmbeddedPostgres:
         durable: False trades crash safety for speed (tests, benchmarks).
     """
 
-    def __init__(self, data_dir: Path, *, port: int, database: str = "journeys", durable: bool = True) -> None:
+    def __init__(
+        self, data_dir: Path, *, port: int, database: str = "journeys", durable: bool = True
+    ) -> None:
         self.data_dir = data_dir.resolve()
         self.port = port
         self.database = database
@@ -50,21 +52,42 @@ class EmbeddedPostgres:
         await asyncio.to_thread(self._prepare)
         await asyncio.to_thread(self._stop_leftover)
         args = [
-            _bin("postgres"), "-D", str(self.data_dir), "-p", str(self.port), "-h", "127.0.0.1",
-            "-c", "unix_socket_directories=", "-c", "max_connections=200",
+            _bin("postgres"),
+            "-D",
+            str(self.data_dir),
+            "-p",
+            str(self.port),
+            "-h",
+            "127.0.0.1",
+            "-c",
+            "unix_socket_directories=",
+            "-c",
+            "max_connections=200",
         ]
         if not self.durable:
-            args += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+            args += [
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ]
         log = open(self.log, "ab")  # noqa: SIM115 - the child keeps writing to it
         try:
             # SIGINT is Postgres's fast shutdown: open sessions died with their owner anyway.
             self._process = await asyncio.create_subprocess_exec(
-                *dies_with_parent(args, sig="INT"), stdout=log, stderr=log, user=self._user,
+                *dies_with_parent(args, sig="INT"),
+                stdout=log,
+                stderr=log,
+                user=self._user,
                 start_new_session=True,
             )
         finally:
             log.close()
-        await wait_until(self._accepts, timeout=60, what="postgres", process=self._process, log=self.log)
+        await wait_until(
+            self._accepts, timeout=60, what="postgres", process=self._process, log=self.log
+        )
         await self._create_database()
 
     async def stop(self) -> None:
@@ -101,8 +124,16 @@ class EmbeddedPostgres:
             if self._user is None:
                 self.data_dir.chmod(0o700)
             subprocess.run(
-                [_bin("initdb"), "-D", str(self.data_dir), "--auth=trust", "-U", "postgres",
-                 "--encoding=UTF8", "--locale=C"],
+                [
+                    _bin("initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "--auth=trust",
+                    "-U",
+                    "postgres",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                ],
                 check=True,
                 capture_output=True,
                 user=self._user,
@@ -133,7 +164,9 @@ class EmbeddedPostgres:
     async def _create_database(self) -> None:
         conn = await asyncpg.connect(f"postgresql://postgres@127.0.0.1:{self.port}/postgres")
         try:
-            exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", self.database)
+            exists = await conn.fetchval(
+                "SELECT 1 FROM pg_database WHERE datname = $1", self.database
+            )
             if not exists:
                 await conn.execute(f'CREATE DATABASE "{self.database}"')
         finally:

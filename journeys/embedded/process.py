@@ -62,7 +62,9 @@ async def wait_until(
         await asyncio.sleep(0.1)  # poll interval
 
 
-async def terminate(process: asyncio.subprocess.Process, *, sig: int = signal.SIGTERM, grace: float = 20) -> None:
+async def terminate(
+    process: asyncio.subprocess.Process, *, sig: int = signal.SIGTERM, grace: float = 20
+) -> None:
     """Stops a child politely, then by force after `grace` seconds."""
     if process.returncode is not None:
         return

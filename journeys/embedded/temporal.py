@@ -47,9 +47,17 @@ class DevTemporalServer:
 
     def command(self) -> list[str]:
         args = [
-            find_binary("temporal"), "server", "start-dev",
-            "--ip", "127.0.0.1", "--port", str(self.port),
-            "--log-level", "error", "--namespace", self.namespace,
+            find_binary("temporal"),
+            "server",
+            "start-dev",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--log-level",
+            "error",
+            "--namespace",
+            self.namespace,
             *search.cli_flags(),
         ]
         for pragma in SQLITE_PRAGMAS:
@@ -72,7 +80,11 @@ class DevTemporalServer:
             if self.log_file:
                 out.close()  # type: ignore[union-attr]
         await wait_until(
-            self._ready, timeout=60, what="temporal dev server", process=self._process, log=self.log_file
+            self._ready,
+            timeout=60,
+            what="temporal dev server",
+            process=self._process,
+            log=self.log_file,
         )
 
     @property

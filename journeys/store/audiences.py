@@ -9,7 +9,9 @@ import asyncpg
 from journeys.store.ids import is_uuid
 
 
-async def create(conn: asyncpg.Connection | asyncpg.Pool, *, name: str, timezone: str) -> dict[str, Any]:
+async def create(
+    conn: asyncpg.Connection | asyncpg.Pool, *, name: str, timezone: str
+) -> dict[str, Any]:
     row = await conn.fetchrow(
         "INSERT INTO audiences (name, timezone) VALUES ($1, $2)"
         " RETURNING id::text, name, timezone, created_at",

@@ -67,14 +67,20 @@ async def _email_activity(conn: Conn, contact_id: str, condition: EmailActivityC
 async def _holds(conn: Conn, contact: dict[str, Any], condition: Condition) -> bool:
     contact_id = contact["id"]
     if isinstance(condition, TagCondition):
-        has = condition.tag.casefold() in {t.casefold() for t in await contacts.tags(conn, contact_id)}
+        has = condition.tag.casefold() in {
+            t.casefold() for t in await contacts.tags(conn, contact_id)
+        }
         return has == condition.has
     if isinstance(condition, GroupCondition):
-        member = condition.group.casefold() in {g.casefold() for g in await groups.of_contact(conn, contact_id)}
+        member = condition.group.casefold() in {
+            g.casefold() for g in await groups.of_contact(conn, contact_id)
+        }
         return member == condition.member
     if isinstance(condition, FieldCondition):
         custom = contact.get("fields") or {}
-        value = contact[condition.field] if condition.field in contact else custom.get(condition.field)
+        value = (
+            contact[condition.field] if condition.field in contact else custom.get(condition.field)
+        )
         return compare(condition.op, value, condition.value)
     if isinstance(condition, EmailStatusCondition):
         return contact["status"] == condition.status

@@ -23,9 +23,7 @@ async def last(conn: Conn, flow_id: str, contact_id: str) -> dict[str, Any] | No
 
 async def by_run(conn: Conn, run_id: str) -> dict[str, Any] | None:
     """The entry a workflow run already made (an activity retry), or None."""
-    row = await conn.fetchrow(
-        "SELECT entry, status FROM enrollments WHERE run_id = $1", run_id
-    )
+    row = await conn.fetchrow("SELECT entry, status FROM enrollments WHERE run_id = $1", run_id)
     return dict(row) if row else None
 
 
@@ -88,7 +86,6 @@ async def finish(
         status,
         reason,
     )
-
 
 
 async def running_for_contact(conn: Conn, contact_id: str) -> list[dict[str, Any]]:

@@ -19,7 +19,9 @@ _SELECT = """
 """
 
 
-async def create(conn: asyncpg.Connection, *, audience_id: str, definition: dict[str, Any]) -> dict[str, Any]:
+async def create(
+    conn: asyncpg.Connection, *, audience_id: str, definition: dict[str, Any]
+) -> dict[str, Any]:
     """Stores a new draft flow at version 1. Call inside a transaction."""
     flow_id = await conn.fetchval(
         "INSERT INTO flows (audience_id, name) VALUES ($1::uuid, $2) RETURNING id::text",
@@ -73,7 +75,9 @@ async def _notify(conn: asyncpg.Connection, flow_id: str) -> None:
     await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, flow_id)
 
 
-async def replace_definition(conn: asyncpg.Connection, flow_id: str, definition: dict[str, Any]) -> dict[str, Any]:
+async def replace_definition(
+    conn: asyncpg.Connection, flow_id: str, definition: dict[str, Any]
+) -> dict[str, Any]:
     """Rewrites the current version in place (a flow no contact ever entered)."""
     await conn.execute(
         "UPDATE flow_versions v SET definition = $2 FROM flows f"
@@ -82,7 +86,9 @@ async def replace_definition(conn: asyncpg.Connection, flow_id: str, definition:
         definition,
     )
     await conn.execute(
-        "UPDATE flows SET name = $2, updated_at = now() WHERE id = $1::uuid", flow_id, definition["name"]
+        "UPDATE flows SET name = $2, updated_at = now() WHERE id = $1::uuid",
+        flow_id,
+        definition["name"],
     )
     await _notify(conn, flow_id)
     flow = await get(conn, flow_id)
@@ -90,7 +96,9 @@ async def replace_definition(conn: asyncpg.Connection, flow_id: str, definition:
     return flow
 
 
-async def add_version(conn: asyncpg.Connection, flow_id: str, definition: dict[str, Any]) -> dict[str, Any]:
+async def add_version(
+    conn: asyncpg.Connection, flow_id: str, definition: dict[str, Any]
+) -> dict[str, Any]:
     """Stores the definition as the next version and makes it current; runs already under way
     keep the version they entered with."""
     version = await conn.fetchval(
@@ -140,7 +148,8 @@ async def list_flows(
 async def by_name(conn: Conn, audience_id: str, name: str) -> dict[str, Any] | None:
     """The live (not archived) flow of the audience with this name, any case."""
     row = await conn.fetchrow(
-        _SELECT + " WHERE f.audience_id = $1::uuid AND lower(f.name) = lower($2) AND f.status <> 'archived'",
+        _SELECT
+        + " WHERE f.audience_id = $1::uuid AND lower(f.name) = lower($2) AND f.status <> 'archived'",
         audience_id,
         name,
     )

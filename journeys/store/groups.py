@@ -7,7 +7,9 @@ import asyncpg
 Conn = asyncpg.Connection | asyncpg.Pool
 
 
-async def join(conn: asyncpg.Connection, *, audience_id: str, contact_id: str, names: list[str]) -> list[str]:
+async def join(
+    conn: asyncpg.Connection, *, audience_id: str, contact_id: str, names: list[str]
+) -> list[str]:
     """Puts the contact in the groups (creating them); returns those it was not in before."""
     rows = await conn.fetch(
         """

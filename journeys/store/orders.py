@@ -11,7 +11,12 @@ Conn = asyncpg.Connection | asyncpg.Pool
 
 
 async def record(
-    conn: Conn, *, audience_id: str, contact_id: str, data: dict[str, Any], status: str,
+    conn: Conn,
+    *,
+    audience_id: str,
+    contact_id: str,
+    data: dict[str, Any],
+    status: str,
     at: datetime | None,
 ) -> None:
     """Stores or updates the order an order event is about."""

@@ -20,7 +20,13 @@ class DevStack:
         self.home = home
         self.ports = {
             name: free_port()
-            for name in ("API_PORT", "TEMPORAL_PORT", "TEMPORAL_UI_PORT", "SMTP_PORT", "POSTGRES_PORT")
+            for name in (
+                "API_PORT",
+                "TEMPORAL_PORT",
+                "TEMPORAL_UI_PORT",
+                "SMTP_PORT",
+                "POSTGRES_PORT",
+            )
         }
         self.env = {
             **os.environ,
@@ -42,8 +48,11 @@ class DevStack:
 
     async def start(self, timeout: float = 120) -> None:
         self.process = await asyncio.create_subprocess_exec(
-            find_binary("journeys"), "dev",
-            env=self.env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            find_binary("journeys"),
+            "dev",
+            env=self.env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
         )
         assert self.process.stdout is not None
 
@@ -71,10 +80,12 @@ class DevStack:
             self.process.send_signal(signal.SIGINT)
             try:
                 await asyncio.wait_for(self.process.wait(), timeout)
-            except TimeoutError:
+            except TimeoutError as err:
                 self.process.kill()
                 await self.process.wait()
-                raise AssertionError("journeys dev did not stop on Ctrl-C:\n" + "".join(self.output))
+                raise AssertionError(
+                    "journeys dev did not stop on Ctrl-C:\n" + "".join(self.output)
+                ) from err
         await self._drain
         return self.process.returncode
 

@@ -50,7 +50,11 @@ async def test_readme_tour_works_as_written(dev_stack: DevStack, tmp_path: Path)
     result = await asyncio.to_thread(
         subprocess.run,
         ["bash", "-euo", "pipefail", "-c", script],
-        cwd=workdir, env=dev_stack.env, capture_output=True, text=True, timeout=120,
+        cwd=workdir,
+        env=dev_stack.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -59,7 +63,10 @@ async def test_readme_tour_works_as_written(dev_stack: DevStack, tmp_path: Path)
     flow_id = re.search(r'"flow_id": "([0-9a-f-]{36})"', result.stdout)
     assert flow_id, result.stdout
 
-    async with httpx.AsyncClient(base_url=dev_stack.api, headers={"Authorization": f"Bearer {dev_stack.key}"}) as http:
+    async with httpx.AsyncClient(
+        base_url=dev_stack.api, headers={"Authorization": f"Bearer {dev_stack.key}"}
+    ) as http:
+
         async def waiting() -> dict | None:
             runs = (await http.get(f"/v1/flows/{flow_id.group(1)}/runs")).json()["runs"]
             return runs[0] if runs and runs[0]["step"] == "pause" else None
@@ -76,18 +83,29 @@ async def test_waiting_timer_fires_after_restart(dev_stack: DevStack) -> None:
     headers = {"Authorization": f"Bearer {dev_stack.key}"}
     async with httpx.AsyncClient(base_url=dev_stack.api, headers=headers) as http:
         audience = (await http.post("/v1/audiences", json={"name": "Restart"})).json()["id"]
-        await http.post(f"/v1/audiences/{audience}/contacts", json={"email": "rex@example.com", "first_name": "Rex"})
-        flow = (await http.post("/v1/flows", json={
-            "name": "Short wait", "audience_id": audience,
-            "triggers": [{"type": "tag_added", "tag": "go"}],
-            "steps": [
-                {"id": "one", "type": "send_email", "subject": "First", "text": "1"},
-                {"id": "wait", "type": "delay", "duration": "8s"},
-                {"id": "two", "type": "send_email", "subject": "Second", "text": "2"},
-            ],
-        })).json()["id"]
+        await http.post(
+            f"/v1/audiences/{audience}/contacts",
+            json={"email": "rex@example.com", "first_name": "Rex"},
+        )
+        flow = (
+            await http.post(
+                "/v1/flows",
+                json={
+                    "name": "Short wait",
+                    "audience_id": audience,
+                    "triggers": [{"type": "tag_added", "tag": "go"}],
+                    "steps": [
+                        {"id": "one", "type": "send_email", "subject": "First", "text": "1"},
+                        {"id": "wait", "type": "delay", "duration": "8s"},
+                        {"id": "two", "type": "send_email", "subject": "Second", "text": "2"},
+                    ],
+                },
+            )
+        ).json()["id"]
         await http.post(f"/v1/flows/{flow}/activate")
-        await http.post(f"/v1/audiences/{audience}/contacts/rex@example.com/tags", json={"tags": ["go"]})
+        await http.post(
+            f"/v1/audiences/{audience}/contacts/rex@example.com/tags", json={"tags": ["go"]}
+        )
     mail = dev_stack.home / "mail"
     assert await eventually(lambda: _eml_subjects(mail), timeout=30) == ["First"]
 

@@ -19,7 +19,9 @@ async def _problem(response: httpx.Response, status: int) -> dict:
     return body
 
 
-async def test_unknown_step_type_names_the_field(app_client: httpx.AsyncClient, audience_id: str) -> None:
+async def test_unknown_step_type_names_the_field(
+    app_client: httpx.AsyncClient, audience_id: str
+) -> None:
     body = flow_body(audience_id)
     body["steps"][1] = {"id": "pause", "type": "teleport"}
     problem = await _problem(await app_client.post("/v1/flows", json=body), 422)
@@ -27,7 +29,9 @@ async def test_unknown_step_type_names_the_field(app_client: httpx.AsyncClient, 
     assert "teleport" in problem["errors"][0]["message"]
 
 
-async def test_bad_duration_names_the_field(app_client: httpx.AsyncClient, audience_id: str) -> None:
+async def test_bad_duration_names_the_field(
+    app_client: httpx.AsyncClient, audience_id: str
+) -> None:
     problem = await _problem(
         await app_client.post("/v1/flows", json=flow_body(audience_id, delay="2 fortnights")), 422
     )
@@ -42,7 +46,9 @@ async def test_empty_steps_names_the_field(app_client: httpx.AsyncClient, audien
     assert [e["field"] for e in problem["errors"]] == ["steps"]
 
 
-async def test_several_errors_reported_at_once(app_client: httpx.AsyncClient, audience_id: str) -> None:
+async def test_several_errors_reported_at_once(
+    app_client: httpx.AsyncClient, audience_id: str
+) -> None:
     body = flow_body(audience_id, delay="soon")
     body["steps"][0]["subject"] = ""
     body["triggers"] = [{"type": "tag_added"}]
@@ -71,7 +77,9 @@ async def test_unknown_audience_is_404(app_client: httpx.AsyncClient) -> None:
     await _problem(await app_client.post("/v1/flows", json=flow_body("not-a-uuid")), 404)
 
 
-async def test_unknown_contact_and_flow_are_404(app_client: httpx.AsyncClient, audience_id: str) -> None:
+async def test_unknown_contact_and_flow_are_404(
+    app_client: httpx.AsyncClient, audience_id: str
+) -> None:
     await _problem(
         await app_client.post(
             f"/v1/audiences/{audience_id}/contacts/nobody@example.com/tags", json={"tags": ["x"]}
@@ -95,12 +103,16 @@ async def test_basic_auth_with_key_as_password_works(
     app_client: httpx.AsyncClient, audience_id: str, api_key: str
 ) -> None:
     response = await app_client.get(
-        f"/v1/audiences/{audience_id}", headers={"Authorization": ""}, auth=httpx.BasicAuth("me", api_key)
+        f"/v1/audiences/{audience_id}",
+        headers={"Authorization": ""},
+        auth=httpx.BasicAuth("me", api_key),
     )
     assert response.status_code == 200
 
 
-async def test_bad_contact_input_names_the_field(app_client: httpx.AsyncClient, audience_id: str) -> None:
+async def test_bad_contact_input_names_the_field(
+    app_client: httpx.AsyncClient, audience_id: str
+) -> None:
     url = f"/v1/audiences/{audience_id}/contacts"
     problem = await _problem(await app_client.post(url, json={"email": "not-an-address"}), 422)
     assert problem["errors"][0]["field"] == "email"
@@ -119,18 +131,26 @@ async def test_bad_audience_timezone_names_the_field(app_client: httpx.AsyncClie
     assert problem["errors"][0]["field"] == "timezone"
 
 
-async def test_contact_upsert_keeps_earlier_values(app_client: httpx.AsyncClient, audience_id: str) -> None:
+async def test_contact_upsert_keeps_earlier_values(
+    app_client: httpx.AsyncClient, audience_id: str
+) -> None:
     url = f"/v1/audiences/{audience_id}/contacts"
-    first = await app_client.post(url, json={"email": "Keep@Example.com", "first_name": "Kay", "fields": {"a": 1}})
+    first = await app_client.post(
+        url, json={"email": "Keep@Example.com", "first_name": "Kay", "fields": {"a": 1}}
+    )
     assert first.status_code == 201
-    second = await app_client.post(url, json={"email": "keep@example.com", "last_name": "Lee", "fields": {"b": 2}})
+    second = await app_client.post(
+        url, json={"email": "keep@example.com", "last_name": "Lee", "fields": {"b": 2}}
+    )
     assert second.status_code == 200
     body = second.json()
     assert body["id"] == first.json()["id"]
     assert (body["first_name"], body["last_name"]) == ("Kay", "Lee")
     assert body["fields"] == {"a": 1, "b": 2}
     # A failed update leaves the contact as it was.
-    bad = await app_client.post(url, json={"email": "keep@example.com", "first_name": "X", "timezone": "Bad/Zone"})
+    bad = await app_client.post(
+        url, json={"email": "keep@example.com", "first_name": "X", "timezone": "Bad/Zone"}
+    )
     assert bad.status_code == 422
     again = await app_client.get(f"{url}/{body['subscriber_hash']}")
     assert again.status_code == 200, again.text

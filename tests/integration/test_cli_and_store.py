@@ -18,14 +18,23 @@ from journeys.store.migrate import migrate, migration_files
 def _journeys(settings: Settings, *args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "JOURNEYS_DATABASE_URL": settings.effective_database_url}
     return subprocess.run(
-        [find_binary("journeys"), *args], env=env, capture_output=True, text=True, timeout=60, **kwargs
+        [find_binary("journeys"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        **kwargs,
     )
 
 
-async def test_migrations_are_idempotent_and_safe_in_parallel(settings: Settings, pool: asyncpg.Pool) -> None:
+async def test_migrations_are_idempotent_and_safe_in_parallel(
+    settings: Settings, pool: asyncpg.Pool
+) -> None:
     results = await asyncio.gather(*(migrate(settings.effective_database_url) for _ in range(3)))
     assert results == [[], [], []]
-    applied = [r["name"] for r in await pool.fetch("SELECT name FROM schema_migrations ORDER BY name")]
+    applied = [
+        r["name"] for r in await pool.fetch("SELECT name FROM schema_migrations ORDER BY name")
+    ]
     assert applied == [name for name, _ in migration_files()]
 
 
@@ -45,13 +54,19 @@ async def test_apikey_create_prints_only_a_working_key(
     stored = await pool.fetchrow("SELECT key_hash, prefix FROM api_keys WHERE name = 'ci-bot'")
     assert stored["key_hash"] != lines[0] and lines[0] not in stored["key_hash"]
     response = await app_client.post(
-        "/v1/audiences", json={"name": "via new key"}, headers={"Authorization": f"Bearer {lines[0]}"}
+        "/v1/audiences",
+        json={"name": "via new key"},
+        headers={"Authorization": f"Bearer {lines[0]}"},
     )
     assert response.status_code == 201
 
 
 async def test_flow_apply_prints_id_and_reports_problems(
-    settings: Settings, app_client: httpx.AsyncClient, audience_id: str, api_key: str, tmp_path: Path
+    settings: Settings,
+    app_client: httpx.AsyncClient,
+    audience_id: str,
+    api_key: str,
+    tmp_path: Path,
 ) -> None:
     # The CLI talks HTTP; serve the same app on a real port for it.
     import uvicorn
@@ -87,8 +102,13 @@ async def test_flow_apply_prints_id_and_reports_problems(
         )
         assert again.stdout.strip() == flow_id, again.stderr
         flow = (await app_client.get(f"/v1/flows/{flow_id}")).json()
-        assert (flow["status"], flow["definition"]["steps"][0]["subject"]) == ("active", "Hello again")
-        failed = await asyncio.to_thread(_journeys, settings, "flow", "apply", "-f", str(bad), *common)
+        assert (flow["status"], flow["definition"]["steps"][0]["subject"]) == (
+            "active",
+            "Hello again",
+        )
+        failed = await asyncio.to_thread(
+            _journeys, settings, "flow", "apply", "-f", str(bad), *common
+        )
         assert failed.returncode == 1
         assert "steps[0].type" in failed.stderr
     finally:

@@ -24,7 +24,9 @@ from workers.worker import smtp_config
 
 @pytest.fixture
 def delivery(pool: asyncpg.Pool, settings: Settings) -> DeliveryActivities:
-    return DeliveryActivities(pool, EmailSender(smtp_config(settings)), default_from=settings.mail_from)
+    return DeliveryActivities(
+        pool, EmailSender(smtp_config(settings)), default_from=settings.mail_from
+    )
 
 
 async def _contact(pool: asyncpg.Pool, *, zone: str = "UTC", **fields: object) -> dict:
@@ -33,14 +35,23 @@ async def _contact(pool: asyncpg.Pool, *, zone: str = "UTC", **fields: object) -
         pool, audience_id=audience["id"], email=f"r-{uuid.uuid4().hex[:8]}@example.com", **fields
     )
     async with pool.acquire() as conn, conn.transaction():
-        flow = await flows.create(conn, audience_id=audience["id"], definition=flow_body(audience["id"]))
+        flow = await flows.create(
+            conn, audience_id=audience["id"], definition=flow_body(audience["id"])
+        )
     return {**row, "flow_id": flow["id"]}
 
 
 def _send(contact: dict, **extra: object) -> SendEmailInput:
     return SendEmailInput(
-        idempotency_key=uuid.uuid4().hex, workflow_id="wf", flow_id=contact["flow_id"], step_id="s",
-        contact_id=contact["id"], audience_id=contact["audience_id"], subject="Hello", text="Hi", **extra,
+        idempotency_key=uuid.uuid4().hex,
+        workflow_id="wf",
+        flow_id=contact["flow_id"],
+        step_id="s",
+        contact_id=contact["id"],
+        audience_id=contact["audience_id"],
+        subject="Hello",
+        text="Hi",
+        **extra,
     )
 
 
@@ -79,10 +90,17 @@ async def test_wait_until_uses_the_contacts_own_time_zone(pool: asyncpg.Pool) ->
     contact = await _contact(pool, zone="UTC", timezone="America/New_York")
     activities = ContactActivities(pool)
     rule = WaitUntil(id="w", time_of_day="09:00")
-    mine = await activities.resolve_wait(ResolveWaitInput(contact_id=contact["id"], audience_id=contact["audience_id"], rule=rule))
+    mine = await activities.resolve_wait(
+        ResolveWaitInput(contact_id=contact["id"], audience_id=contact["audience_id"], rule=rule)
+    )
     assert mine.zone == "America/New_York"
     assert mine.until.astimezone(ZoneInfo("America/New_York")).strftime("%H:%M") == "09:00"
     audience_basis = await activities.resolve_wait(
-        ResolveWaitInput(contact_id=contact["id"], audience_id=contact["audience_id"], rule=rule, timezone_basis="audience")
+        ResolveWaitInput(
+            contact_id=contact["id"],
+            audience_id=contact["audience_id"],
+            rule=rule,
+            timezone_basis="audience",
+        )
     )
     assert audience_basis.zone == "UTC" and audience_basis.until.strftime("%H:%M") == "09:00"

@@ -32,8 +32,11 @@ DEPLOY = ROOT / "deploy"
 def _run(script: Path, env: dict[str, str], tool: str) -> subprocess.CompletedProcess[str]:
     path = f"{Path(tool).parent}{os.pathsep}{os.environ['PATH']}"
     return subprocess.run(
-        ["sh", str(script)], env={**os.environ, **env, "PATH": path},
-        capture_output=True, text=True, timeout=120,
+        ["sh", str(script)],
+        env={**os.environ, **env, "PATH": path},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -42,9 +45,15 @@ async def _fresh_cluster(directory: Path) -> EmbeddedPostgres:
     server = EmbeddedPostgres(directory, port=free_port(), database="postgres", durable=False)
     await server.start()
     result = await asyncio.to_thread(
-        _run, DEPLOY / "postgres" / "init-databases.sh",
-        {"PGHOST": "127.0.0.1", "PGPORT": str(server.port), "POSTGRES_USER": "postgres",
-         "JOURNEYS_DB_PASSWORD": "app-pw", "TEMPORAL_DB_PASSWORD": "temporal-pw"},
+        _run,
+        DEPLOY / "postgres" / "init-databases.sh",
+        {
+            "PGHOST": "127.0.0.1",
+            "PGPORT": str(server.port),
+            "POSTGRES_USER": "postgres",
+            "JOURNEYS_DB_PASSWORD": "app-pw",
+            "TEMPORAL_DB_PASSWORD": "temporal-pw",
+        },
         _bin("psql"),
     )
     if result.returncode != 0:
@@ -64,14 +73,18 @@ async def test_postgres_init_script_gives_app_and_temporal_their_own_databases(
     try:
         admin = await asyncpg.connect(server.dsn)
         try:
-            owners = dict(await admin.fetch(
-                "SELECT datname, pg_get_userbyid(datdba) FROM pg_database"
-                " WHERE datname IN ('journeys', 'temporal', 'temporal_visibility')"
-            ))
+            owners = dict(
+                await admin.fetch(
+                    "SELECT datname, pg_get_userbyid(datdba) FROM pg_database"
+                    " WHERE datname IN ('journeys', 'temporal', 'temporal_visibility')"
+                )
+            )
         finally:
             await admin.close()
         assert owners == {
-            "journeys": "journeys", "temporal": "temporal", "temporal_visibility": "temporal",
+            "journeys": "journeys",
+            "temporal": "temporal",
+            "temporal_visibility": "temporal",
         }
         visibility = await asyncpg.connect(_dsn(server, "temporal", "temporal_visibility"))
         try:
@@ -97,7 +110,9 @@ async def test_postgres_init_script_gives_app_and_temporal_their_own_databases(
 def _pg(tool: str, server: EmbeddedPostgres, *args: str, **streams: object) -> None:
     result = subprocess.run(
         [_bin(tool), "-h", "127.0.0.1", "-p", str(server.port), "-U", "postgres", *args],
-        stderr=subprocess.PIPE, timeout=60, **streams,  # type: ignore[call-overload]
+        stderr=subprocess.PIPE,
+        timeout=60,
+        **streams,  # type: ignore[call-overload]
     )
     assert result.returncode == 0, result.stderr.decode()
 
@@ -146,9 +161,12 @@ async def test_backup_and_restore_procedure_of_the_operations_guide(tmp_path: Pa
             conn = await asyncpg.connect(_dsn(target, "temporal", database))
             try:
                 assert await conn.fetchval("SELECT count(*) FROM shards") == 1
-                assert await conn.fetchval(
-                    "SELECT tableowner FROM pg_tables WHERE tablename = 'shards'"
-                ) == "temporal"
+                assert (
+                    await conn.fetchval(
+                        "SELECT tableowner FROM pg_tables WHERE tablename = 'shards'"
+                    )
+                    == "temporal"
+                )
             finally:
                 await conn.close()
     finally:
@@ -182,7 +200,9 @@ async def test_namespace_job_creates_namespace_and_search_attributes_idempotentl
 
     # What the gateway does on every enrolment works in this namespace.
     handle = await client.start_workflow(
-        "AnyWorkflow", id=f"probe-{uuid.uuid4().hex[:8]}", task_queue=f"probe-{namespace}",
+        "AnyWorkflow",
+        id=f"probe-{uuid.uuid4().hex[:8]}",
+        task_queue=f"probe-{namespace}",
         search_attributes=TypedSearchAttributes(
             [SearchAttributePair(key, "probe") for key in search.ALL]
         ),

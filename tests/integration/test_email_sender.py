@@ -24,17 +24,17 @@ async def test_sequential_sends_share_one_connection() -> None:
         sender = EmailSender(SmtpConfig(host="127.0.0.1", port=mail.port), pool_size=4)
         for n in range(3):
             await sender.send(_message(n))
-        assert len(sender._idle) == 1  # noqa: SLF001 - the pool is what is under test
+        assert len(sender._idle) == 1
         assert [m.subject for m in mail.messages] == ["n0", "n1", "n2"]
         await sender.aclose()
-        assert sender._idle == []  # noqa: SLF001
+        assert sender._idle == []
 
 
 async def test_pool_size_zero_connects_per_message() -> None:
     with MailCatcher(port=free_port()) as mail:
         sender = EmailSender(SmtpConfig(host="127.0.0.1", port=mail.port), pool_size=0)
         await sender.send(_message(1))
-        assert sender._idle == []  # noqa: SLF001
+        assert sender._idle == []
         assert len(mail.messages) == 1
 
 

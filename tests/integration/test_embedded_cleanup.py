@@ -11,7 +11,7 @@ import psutil
 
 from tests.helpers import eventually
 
-OWNER = textwrap.dedent('''
+OWNER = textwrap.dedent("""
     import asyncio, os, pathlib, sys, tempfile
     from journeys.embedded.postgres import EmbeddedPostgres
     from journeys.embedded.process import free_port
@@ -27,19 +27,27 @@ OWNER = textwrap.dedent('''
         os.kill(os.getpid(), 9)
 
     asyncio.run(main())
-''')
+""")
 
 
 async def test_killed_owner_takes_postgres_and_temporal_with_it() -> None:
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     owner = subprocess.run(
-        [sys.executable, "-c", OWNER], capture_output=True, text=True, timeout=120, cwd=root, check=False
+        [sys.executable, "-c", OWNER],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=root,
+        check=False,
     )
     assert owner.returncode == -9, owner.stderr
     pids = [int(p) for p in owner.stdout.split()]
     assert len(pids) == 2
 
     def gone() -> bool:
-        return not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE for pid in pids)
+        return not any(
+            psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+            for pid in pids
+        )
 
     assert await eventually(gone, timeout=30)

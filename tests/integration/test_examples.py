@@ -22,17 +22,25 @@ EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples" / "flows").g
 
 def test_the_library_has_the_promised_examples() -> None:
     assert {p.stem for p in EXAMPLES} >= {
-        "welcome-series", "abandoned-cart", "birthday", "win-back", "unopened-resend",
-        "order-confirmation", "sms-keyword-optin", "eventbrite-followup",
+        "welcome-series",
+        "abandoned-cart",
+        "birthday",
+        "win-back",
+        "unopened-resend",
+        "order-confirmation",
+        "sms-keyword-optin",
+        "eventbrite-followup",
     }
 
 
 @pytest.fixture(scope="module")
 async def env(app_client: httpx.AsyncClient) -> dict[str, str]:
     audience = (await app_client.post("/v1/audiences", json={"name": "Examples"})).json()["id"]
-    campaign = (await app_client.post(
-        "/v1/campaigns", json={"audience_id": audience, "name": "Autumn", "subject": "Autumn"}
-    )).json()["id"]
+    campaign = (
+        await app_client.post(
+            "/v1/campaigns", json={"audience_id": audience, "name": "Autumn", "subject": "Autumn"}
+        )
+    ).json()["id"]
     return {"AUDIENCE_ID": audience, "CAMPAIGN_ID": campaign, "EVENTBRITE_EVENT_ID": "512345678"}
 
 
@@ -49,7 +57,9 @@ async def api_url(settings: Settings) -> AsyncIterator[str]:
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
-async def test_example_is_valid(app_client: httpx.AsyncClient, env: dict[str, str], path: Path) -> None:
+async def test_example_is_valid(
+    app_client: httpx.AsyncClient, env: dict[str, str], path: Path
+) -> None:
     text = path.read_text()
     for name, value in env.items():
         text = text.replace("${" + name + "}", value)
@@ -65,7 +75,10 @@ async def test_cli_validate_expands_variables_and_reports(
     def validate(path: Path) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [find_binary("journeys"), "flow", "validate", "-f", str(path)],
-            env=run_env, capture_output=True, text=True, timeout=60,
+            env=run_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
 
     welcome = next(p for p in EXAMPLES if p.stem == "welcome-series")
@@ -73,8 +86,11 @@ async def test_cli_validate_expands_variables_and_reports(
     assert good.returncode == 0, good.stdout + good.stderr
     assert good.stdout.strip().endswith(": valid")
     broken = tmp_path / "broken.yaml"
-    broken.write_text(welcome.read_text().replace("duration: 2d", "duration: 2 days").replace(
-        "days: [mon, tue,", "days: [mon, tuesday,"))
+    broken.write_text(
+        welcome.read_text()
+        .replace("duration: 2d", "duration: 2 days")
+        .replace("days: [mon, tue,", "days: [mon, tuesday,")
+    )
     bad = await asyncio.to_thread(validate, broken)
     assert bad.returncode == 1
     assert "steps[1].duration: invalid duration" in bad.stdout

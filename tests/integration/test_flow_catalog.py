@@ -21,14 +21,20 @@ async def refs(app_client: httpx.AsyncClient) -> dict[str, str]:
     """An audience, a campaign and a flow with a send-email step, for email references."""
     audience = (await app_client.post("/v1/audiences", json={"name": "Catalog"})).json()["id"]
     campaign = await app_client.post(
-        "/v1/campaigns", json={"audience_id": audience, "name": "Autumn", "subject": "Autumn is here"}
+        "/v1/campaigns",
+        json={"audience_id": audience, "name": "Autumn", "subject": "Autumn is here"},
     )
     assert campaign.status_code == 201, campaign.text
     source = await app_client.post(
         "/v1/flows", json={**step_flow("send_email", audience, {}), "name": "Email source"}
     )
     assert source.status_code == 201, source.text
-    return {"audience": audience, "campaign": campaign.json()["id"], "flow": source.json()["id"], "step": "mail"}
+    return {
+        "audience": audience,
+        "campaign": campaign.json()["id"],
+        "flow": source.json()["id"],
+        "step": "mail",
+    }
 
 
 async def _round_trip(http: httpx.AsyncClient, definition: dict) -> None:
@@ -40,16 +46,22 @@ async def _round_trip(http: httpx.AsyncClient, definition: dict) -> None:
 
 
 @pytest.mark.parametrize("trigger_type", sorted(TRIGGERS))
-async def test_each_trigger_round_trips(app_client: httpx.AsyncClient, refs: dict[str, str], trigger_type: str) -> None:
+async def test_each_trigger_round_trips(
+    app_client: httpx.AsyncClient, refs: dict[str, str], trigger_type: str
+) -> None:
     await _round_trip(app_client, trigger_flow(trigger_type, refs["audience"], refs))
 
 
 @pytest.mark.parametrize("step_type", sorted(STEPS))
-async def test_each_step_type_round_trips(app_client: httpx.AsyncClient, refs: dict[str, str], step_type: str) -> None:
+async def test_each_step_type_round_trips(
+    app_client: httpx.AsyncClient, refs: dict[str, str], step_type: str
+) -> None:
     await _round_trip(app_client, step_flow(step_type, refs["audience"], refs))
 
 
-async def test_schema_is_published_for_editors_and_in_openapi(app_client: httpx.AsyncClient) -> None:
+async def test_schema_is_published_for_editors_and_in_openapi(
+    app_client: httpx.AsyncClient,
+) -> None:
     schema = (await app_client.get("/v1/flows/schema")).json()
     trigger_union = schema["properties"]["triggers"]["items"]
     assert set(trigger_union["discriminator"]["mapping"]) == TRIGGER_TYPES

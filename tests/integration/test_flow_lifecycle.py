@@ -46,9 +46,15 @@ async def _status(client: Client, flow_id: str, contact: dict) -> RunStatus:
 
 
 async def test_contact_mid_flow_finishes_on_its_version_while_new_ones_get_the_edit(
-    app_client: httpx.AsyncClient, audience_id: str, mail: MailCatcher, client: Client, worker: object
+    app_client: httpx.AsyncClient,
+    audience_id: str,
+    mail: MailCatcher,
+    client: Client,
+    worker: object,
 ) -> None:
-    flow_id = (await app_client.post("/v1/flows", json=_flow(audience_id, "v1", delay="4s"))).json()["id"]
+    flow_id = (
+        await app_client.post("/v1/flows", json=_flow(audience_id, "v1", delay="4s"))
+    ).json()["id"]
     await app_client.post(f"/v1/flows/{flow_id}/activate")
     early, late = await _contact(app_client, audience_id), await _contact(app_client, audience_id)
     await _tag(app_client, audience_id, early)
@@ -60,7 +66,9 @@ async def test_contact_mid_flow_finishes_on_its_version_while_new_ones_get_the_e
     await _tag(app_client, audience_id, late)
 
     for contact in (early, late):
-        await client.get_workflow_handle(workflow_id(flow_id, contact["id"]), result_type=RunResult).result()
+        await client.get_workflow_handle(
+            workflow_id(flow_id, contact["id"]), result_type=RunResult
+        ).result()
     assert [m.subject for m in mail.to(early["email"])] == ["v1 first", "v1 second"]
     assert [m.subject for m in mail.to(late["email"])] == ["v2 first", "v2 second"]
     versions = (await app_client.get(f"/v1/flows/{flow_id}/versions")).json()
@@ -68,7 +76,9 @@ async def test_contact_mid_flow_finishes_on_its_version_while_new_ones_get_the_e
     assert versions["versions"][0]["definition"]["steps"][0]["subject"] == "v1 first"
 
 
-async def test_drafts_are_edited_in_place_and_deleted(app_client: httpx.AsyncClient, audience_id: str) -> None:
+async def test_drafts_are_edited_in_place_and_deleted(
+    app_client: httpx.AsyncClient, audience_id: str
+) -> None:
     flow_id = (await app_client.post("/v1/flows", json=_flow(audience_id, "d1"))).json()["id"]
     edited = await app_client.put(f"/v1/flows/{flow_id}", json=_flow(audience_id, "d2"))
     assert edited.json()["version"] == 1
@@ -91,22 +101,37 @@ async def test_triggers_change_only_while_draft_or_paused(
     changed = await app_client.put(f"/v1/flows/{flow_id}", json=other_trigger)
     assert changed.status_code == 200
     assert changed.json()["definition"]["triggers"] == [{"type": "tag_added", "tag": "other"}]
-    moved = await app_client.put(f"/v1/flows/{flow_id}", json={**other_trigger, "audience_id": str(uuid.uuid4())})
+    moved = await app_client.put(
+        f"/v1/flows/{flow_id}", json={**other_trigger, "audience_id": str(uuid.uuid4())}
+    )
     assert moved.status_code == 422 and moved.json()["errors"][0]["field"] == "audience_id"
 
 
-async def test_names_are_unique_per_audience(app_client: httpx.AsyncClient, audience_id: str) -> None:
+async def test_names_are_unique_per_audience(
+    app_client: httpx.AsyncClient, audience_id: str
+) -> None:
     assert (await app_client.post("/v1/flows", json=_flow(audience_id, "a"))).status_code == 201
-    taken = await app_client.post("/v1/flows", json={**_flow(audience_id, "b"), "name": "LIFECYCLE"})
+    taken = await app_client.post(
+        "/v1/flows", json={**_flow(audience_id, "b"), "name": "LIFECYCLE"}
+    )
     assert taken.status_code == 409 and taken.json()["errors"][0]["field"] == "name"
 
 
 async def test_pause_holds_contacts_and_stops_enrolment_resume_restores_both(
-    app_client: httpx.AsyncClient, audience_id: str, mail: MailCatcher, client: Client, worker: object
+    app_client: httpx.AsyncClient,
+    audience_id: str,
+    mail: MailCatcher,
+    client: Client,
+    worker: object,
 ) -> None:
-    flow_id = (await app_client.post("/v1/flows", json=_flow(audience_id, "p", delay="2s"))).json()["id"]
+    flow_id = (await app_client.post("/v1/flows", json=_flow(audience_id, "p", delay="2s"))).json()[
+        "id"
+    ]
     await app_client.post(f"/v1/flows/{flow_id}/activate")
-    inside, outside = await _contact(app_client, audience_id), await _contact(app_client, audience_id)
+    inside, outside = (
+        await _contact(app_client, audience_id),
+        await _contact(app_client, audience_id),
+    )
     await _tag(app_client, audience_id, inside)
     await eventually(lambda: mail.to(inside["email"]))
 
@@ -123,7 +148,9 @@ async def test_pause_holds_contacts_and_stops_enrolment_resume_restores_both(
 
     resumed = await app_client.post(f"/v1/flows/{flow_id}/resume")
     assert resumed.json()["status"] == "active"
-    result = await client.get_workflow_handle(workflow_id(flow_id, inside["id"]), result_type=RunResult).result()
+    result = await client.get_workflow_handle(
+        workflow_id(flow_id, inside["id"]), result_type=RunResult
+    ).result()
     assert result.phase == Phase.COMPLETED
     assert [m.subject for m in mail.to(inside["email"])] == ["p first", "p second"]
     await app_client.delete(f"/v1/audiences/{audience_id}/contacts/{outside['id']}/tags/go")
@@ -131,19 +158,29 @@ async def test_pause_holds_contacts_and_stops_enrolment_resume_restores_both(
 
 
 async def test_archive_ends_runs_and_enrolment_for_good(
-    app_client: httpx.AsyncClient, audience_id: str, mail: MailCatcher, client: Client, worker: object
+    app_client: httpx.AsyncClient,
+    audience_id: str,
+    mail: MailCatcher,
+    client: Client,
+    worker: object,
 ) -> None:
-    flow_id = (await app_client.post("/v1/flows", json=_flow(audience_id, "a", delay="1h"))).json()["id"]
+    flow_id = (await app_client.post("/v1/flows", json=_flow(audience_id, "a", delay="1h"))).json()[
+        "id"
+    ]
     await app_client.post(f"/v1/flows/{flow_id}/activate")
     inside, later = await _contact(app_client, audience_id), await _contact(app_client, audience_id)
     await _tag(app_client, audience_id, inside)
     await eventually(lambda: mail.to(inside["email"]))
 
     assert (await app_client.post(f"/v1/flows/{flow_id}/archive")).json()["status"] == "archived"
-    result = await client.get_workflow_handle(workflow_id(flow_id, inside["id"]), result_type=RunResult).result()
+    result = await client.get_workflow_handle(
+        workflow_id(flow_id, inside["id"]), result_type=RunResult
+    ).result()
     assert (result.phase, result.reason) == (Phase.EXITED, "the flow was archived")
     assert len(mail.to(inside["email"])) == 1
     assert (await _tag(app_client, audience_id, later))["enrolments"] == []
     for action in ("activate", "resume", "pause"):
         assert (await app_client.post(f"/v1/flows/{flow_id}/{action}")).status_code == 409
-    assert (await app_client.put(f"/v1/flows/{flow_id}", json=_flow(audience_id, "z"))).status_code == 409
+    assert (
+        await app_client.put(f"/v1/flows/{flow_id}", json=_flow(audience_id, "z"))
+    ).status_code == 409

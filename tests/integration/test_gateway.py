@@ -32,8 +32,11 @@ async def registry(pool: asyncpg.Pool, settings: Settings) -> AsyncIterator[Flow
 
 def _tag_event(audience_id: str, contact_id: str, tag: str = "vip") -> IncomingEvent:
     return IncomingEvent(
-        type="tag_added", audience_id=audience_id, contact_id=contact_id,
-        idempotency_key=uuid.uuid4().hex, data={"tag": tag},
+        type="tag_added",
+        audience_id=audience_id,
+        contact_id=contact_id,
+        idempotency_key=uuid.uuid4().hex,
+        data={"tag": tag},
     )
 
 
@@ -58,8 +61,14 @@ async def test_other_gateways_hear_activation_and_pause_through_notify(
 
 
 async def test_relay_delivers_an_event_whose_delivery_was_interrupted(
-    app_client: httpx.AsyncClient, audience_id: str, registry: FlowRegistry, pool: asyncpg.Pool,
-    client: Client, settings: Settings, mail: MailCatcher, worker: object,
+    app_client: httpx.AsyncClient,
+    audience_id: str,
+    registry: FlowRegistry,
+    pool: asyncpg.Pool,
+    client: Client,
+    settings: Settings,
+    mail: MailCatcher,
+    worker: object,
 ) -> None:
     email = f"relay-{uuid.uuid4().hex[:6]}@example.com"
     contact, _ = await contacts.upsert(pool, audience_id=audience_id, email=email, first_name="Rae")
@@ -69,8 +78,12 @@ async def test_relay_delivers_an_event_whose_delivery_was_interrupted(
     # The process stored the event with the tag, then died before telling Temporal.
     event = _tag_event(audience_id, contact["id"])
     await events.record(
-        pool, idempotency_key=event.idempotency_key, audience_id=audience_id,
-        contact_id=contact["id"], type=event.type, data=event.data,
+        pool,
+        idempotency_key=event.idempotency_key,
+        audience_id=audience_id,
+        contact_id=contact["id"],
+        type=event.type,
+        data=event.data,
     )
     relay = OutboxRelay(
         pool, Dispatcher(pool, client, registry, task_queue=settings.task_queue), min_age=0

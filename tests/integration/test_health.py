@@ -57,14 +57,17 @@ async def test_readyz_is_503_naming_postgres_while_it_is_down(
     try:
         await migrate(own.dsn)
         settings = Settings(
-            home=tmp_path, database_url=own.dsn, temporal_address=temporal_server.address,
+            home=tmp_path,
+            database_url=own.dsn,
+            temporal_address=temporal_server.address,
             readiness_timeout_seconds=TIMEOUT,
         )
         async with serving(settings) as http:
             ready = await http.get("/readyz")
             assert ready.status_code == 200
             assert ready.json() == {
-                "status": "ready", "checks": {"postgres": "ok", "temporal": "ok"},
+                "status": "ready",
+                "checks": {"postgres": "ok", "temporal": "ok"},
             }
 
             await own.stop()
@@ -75,9 +78,7 @@ async def test_readyz_is_503_naming_postgres_while_it_is_down(
 
             # Postgres back: the pool replaces its dead connections, the replica is ready again.
             await own.start()
-            await eventually(
-                lambda: _status(http, "/readyz", 200), timeout=15
-            )
+            await eventually(lambda: _status(http, "/readyz", 200), timeout=15)
     finally:
         await own.stop()
 
@@ -89,8 +90,10 @@ async def test_readyz_is_503_naming_temporal_while_it_is_down(
     await own.start()
     try:
         app_settings = Settings(
-            home=tmp_path, database_url=settings.effective_database_url,
-            temporal_address=own.address, readiness_timeout_seconds=TIMEOUT,
+            home=tmp_path,
+            database_url=settings.effective_database_url,
+            temporal_address=own.address,
+            readiness_timeout_seconds=TIMEOUT,
         )
         async with serving(app_settings) as http:
             assert (await http.get("/readyz")).status_code == 200
@@ -150,8 +153,10 @@ async def test_api_metrics_count_requests_by_route_template(
 
 async def test_api_metrics_can_be_turned_off(settings: Settings) -> None:
     quiet = Settings(
-        home=settings.home, database_url=settings.effective_database_url,
-        temporal_address=settings.effective_temporal_address, api_metrics=False,
+        home=settings.home,
+        database_url=settings.effective_database_url,
+        temporal_address=settings.effective_temporal_address,
+        api_metrics=False,
     )
     async with serving(quiet) as http:
         response = await http.get("/metrics")

@@ -22,8 +22,13 @@ async def test_replay_check_of_the_upgrade_procedure_runs(settings: Settings) ->
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOURNEYS_")}
     env["JOURNEYS_TEMPORAL_ADDRESS"] = settings.effective_temporal_address
     result = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-c", script], env=env, cwd=ROOT,
-        capture_output=True, text=True, timeout=120,
+        subprocess.run,
+        [sys.executable, "-c", script],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     # Exit 0: every running workflow of the test server replays on the current code.
     assert result.returncode == 0, result.stdout + result.stderr

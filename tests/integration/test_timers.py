@@ -44,10 +44,14 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
 
 async def _enrol_input(pool: asyncpg.Pool, email: str) -> ContactFlowInput:
     audience = await audiences.create(pool, name="Timers", timezone="UTC")
-    contact, _ = await contacts.upsert(pool, audience_id=audience["id"], email=email, first_name="Tim")
+    contact, _ = await contacts.upsert(
+        pool, audience_id=audience["id"], email=email, first_name="Tim"
+    )
     definition = FlowDefinition.model_validate(flow_body(audience["id"], delay="2d"))
     async with pool.acquire() as conn, conn.transaction():
-        flow = await flows.create(conn, audience_id=audience["id"], definition=definition.authored())
+        flow = await flows.create(
+            conn, audience_id=audience["id"], definition=definition.authored()
+        )
     return ContactFlowInput(
         flow_id=flow["id"],
         version=1,
@@ -67,7 +71,9 @@ async def _run(env: WorkflowEnvironment, input: ContactFlowInput, task_queue: st
         task_queue=task_queue,
         start_signal=EVENT_SIGNAL,
         start_signal_args=[
-            FlowEvent(id=uuid.uuid4().hex, type="tag_added", occurred_at=await env.get_current_time())
+            FlowEvent(
+                id=uuid.uuid4().hex, type="tag_added", occurred_at=await env.get_current_time()
+            )
         ],
     )
     return await handle.result()

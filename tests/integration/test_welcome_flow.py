@@ -41,7 +41,11 @@ async def _tag(http: httpx.AsyncClient, audience_id: str, contact: str, tag: str
 
 
 async def test_tag_enrols_contact_sends_rendered_email_and_shows_run(
-    app_client: httpx.AsyncClient, audience_id: str, mail: MailCatcher, client: Client, worker: object
+    app_client: httpx.AsyncClient,
+    audience_id: str,
+    mail: MailCatcher,
+    client: Client,
+    worker: object,
 ) -> None:
     contact = await _contact(app_client, audience_id, "Ada")
     flow_id = await _active_flow(app_client, audience_id)
@@ -77,7 +81,11 @@ async def test_tag_enrols_contact_sends_rendered_email_and_shows_run(
 
 
 async def test_tagging_twice_keeps_one_run_and_two_emails(
-    app_client: httpx.AsyncClient, audience_id: str, mail: MailCatcher, client: Client, worker: object
+    app_client: httpx.AsyncClient,
+    audience_id: str,
+    mail: MailCatcher,
+    client: Client,
+    worker: object,
 ) -> None:
     contact = await _contact(app_client, audience_id, "Bo")
     flow_id = await _active_flow(app_client, audience_id, delay="3s")
@@ -87,7 +95,9 @@ async def test_tagging_twice_keeps_one_run_and_two_emails(
     again = await _tag(app_client, audience_id, contact["email"])
     assert again["added"] == [] and again["enrolments"] == []
     # Removing and re-adding the tag is a new tag_added event: the open run absorbs it.
-    response = await app_client.delete(f"/v1/audiences/{audience_id}/contacts/{contact['id']}/tags/vip")
+    response = await app_client.delete(
+        f"/v1/audiences/{audience_id}/contacts/{contact['id']}/tags/vip"
+    )
     assert response.status_code == 204
     readded = await _tag(app_client, audience_id, contact["email"])
     assert readded["added"] == ["vip"]
@@ -101,7 +111,11 @@ async def test_tagging_twice_keeps_one_run_and_two_emails(
 
 
 async def test_completed_contact_is_not_enrolled_again(
-    app_client: httpx.AsyncClient, audience_id: str, mail: MailCatcher, client: Client, worker: object
+    app_client: httpx.AsyncClient,
+    audience_id: str,
+    mail: MailCatcher,
+    client: Client,
+    worker: object,
 ) -> None:
     contact = await _contact(app_client, audience_id, "Cy")
     flow_id = await _active_flow(app_client, audience_id, delay="1s")
@@ -130,7 +144,9 @@ async def test_tag_added_before_activation_enrols_nobody(
     await _tag(app_client, audience_id, late["email"])
 
     async def listed() -> list[str]:
-        return [wf.search_attributes.get("ContactId", [None])[0]
-                async for wf in client.list_workflows(f"FlowId = '{flow_id}'")]
+        return [
+            wf.search_attributes.get("ContactId", [None])[0]
+            async for wf in client.list_workflows(f"FlowId = '{flow_id}'")
+        ]
 
     assert await eventually(listed) == [late["id"]]

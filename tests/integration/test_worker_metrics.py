@@ -19,15 +19,17 @@ from tests.helpers import eventually
 @pytest.fixture
 def worker_env(settings: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOURNEYS_")}
-    env.update({
-        "JOURNEYS_DATABASE_URL": settings.effective_database_url,
-        "JOURNEYS_TEMPORAL_ADDRESS": settings.effective_temporal_address,
-        # Its own queue: this process must not take work meant for the tests' worker.
-        "JOURNEYS_TASK_QUEUE": f"metrics-{uuid.uuid4().hex[:8]}",
-        "JOURNEYS_SMTP_PORT": str(settings.smtp_port),
-        "JOURNEYS_WORKER_METRICS_PORT": str(free_port()),
-        "JOURNEYS_LOG_LEVEL": "WARNING",
-    })
+    env.update(
+        {
+            "JOURNEYS_DATABASE_URL": settings.effective_database_url,
+            "JOURNEYS_TEMPORAL_ADDRESS": settings.effective_temporal_address,
+            # Its own queue: this process must not take work meant for the tests' worker.
+            "JOURNEYS_TASK_QUEUE": f"metrics-{uuid.uuid4().hex[:8]}",
+            "JOURNEYS_SMTP_PORT": str(settings.smtp_port),
+            "JOURNEYS_WORKER_METRICS_PORT": str(free_port()),
+            "JOURNEYS_LOG_LEVEL": "WARNING",
+        }
+    )
     assert {k for k in env if k.startswith("JOURNEYS_")} <= {
         env_name(name) for name in Settings.model_fields
     }
@@ -46,22 +48,26 @@ async def _metrics(port: str) -> str:
 async def test_worker_serves_sdk_metrics_and_stops_cleanly(worker_env: dict[str, str]) -> None:
     port, queue = worker_env["JOURNEYS_WORKER_METRICS_PORT"], worker_env["JOURNEYS_TASK_QUEUE"]
     process = await asyncio.create_subprocess_exec(
-        find_binary("journeys"), "worker", env=worker_env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        find_binary("journeys"),
+        "worker",
+        env=worker_env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         # Pollers report once they have polled; wait for the worker's own queue to show up.
-        text = await eventually(
-            lambda: _until(_metrics(port), f'task_queue="{queue}"'), timeout=30
-        )
+        text = await eventually(lambda: _until(_metrics(port), f'task_queue="{queue}"'), timeout=30)
     finally:
         if process.returncode is None:
             process.send_signal(signal.SIGTERM)
         _, stderr = await asyncio.wait_for(process.communicate(), 60)
     names = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line[:1] != "#"}
     # Core SDK metrics: polls (long requests), poller counts, task slots.
-    assert {"temporal_long_request", "temporal_num_pollers",
-            "temporal_worker_task_slots_available"} <= names, sorted(names)
+    assert {
+        "temporal_long_request",
+        "temporal_num_pollers",
+        "temporal_worker_task_slots_available",
+    } <= names, sorted(names)
     assert 'namespace="default"' in text
     # SIGTERM drains the worker and exits 0, without a crash at interpreter exit.
     assert process.returncode == 0, stderr.decode()

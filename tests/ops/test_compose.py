@@ -178,8 +178,12 @@ def test_env_example_defines_every_variable_compose_needs() -> None:
 
 def test_compose_refuses_to_start_without_the_secrets() -> None:
     env = compose.read_env_file(compose.ENV_EXAMPLE)
-    for secret in ("POSTGRES_PASSWORD", "JOURNEYS_DB_PASSWORD", "TEMPORAL_DB_PASSWORD",
-                   "JOURNEYS_SECRET_KEY"):
+    for secret in (
+        "POSTGRES_PASSWORD",
+        "JOURNEYS_DB_PASSWORD",
+        "TEMPORAL_DB_PASSWORD",
+        "JOURNEYS_SECRET_KEY",
+    ):
         with pytest.raises(compose.MissingVariable, match=secret):
             compose.load({k: v for k, v in env.items() if k != secret})
 
@@ -192,9 +196,7 @@ def test_mounted_deploy_files_exist(services: dict) -> None:
                 assert (ROOT / source).exists(), f"{name} mounts missing {source}"
 
 
-@pytest.mark.parametrize(
-    "script", sorted((ROOT / "deploy").rglob("*.sh")), ids=lambda p: p.name
-)
+@pytest.mark.parametrize("script", sorted((ROOT / "deploy").rglob("*.sh")), ids=lambda p: p.name)
 def test_deploy_scripts_are_valid_posix_shell(script) -> None:  # type: ignore[no-untyped-def]
     # The images run them with /bin/sh (dash or busybox), not bash.
     result = subprocess.run(["sh", "-n", str(script)], capture_output=True, text=True)
@@ -212,7 +214,7 @@ def test_dockerfile_is_multi_stage_slim_non_root_without_dev_extras() -> None:
     assert base and re.fullmatch(r"python:\d+\.\d+\.\d+-slim-\w+", base.group(1))
     stages = [line for line in instructions if line.startswith("FROM ")]
     assert stages == ["FROM ${PYTHON_IMAGE} AS build", "FROM ${PYTHON_IMAGE} AS runtime"]
-    runtime = instructions[instructions.index(stages[1]):]
+    runtime = instructions[instructions.index(stages[1]) :]
     user = [line for line in runtime if line.startswith("USER ")]
     assert user and not re.search(r"\broot\b|\b0\b", user[-1])
     assert "[test]" not in text and ".[" not in text  # no extras, test or otherwise

@@ -100,8 +100,10 @@ def test_config_markdown_prints_the_documented_table(capsys: pytest.CaptureFixtu
     [
         ("postgresql://u:p@h/db", f"postgresql://u:{MASK}@h/db"),
         ("postgresql://u@h:5432/db", "postgresql://u@h:5432/db"),
-        ("postgresql://h/db?password=p&application_name=x",
-         f"postgresql://h/db?password={MASK}&application_name=x"),
+        (
+            "postgresql://h/db?password=p&application_name=x",
+            f"postgresql://h/db?password={MASK}&application_name=x",
+        ),
         ("postgresql://u:p%40ss@h/db", f"postgresql://u:{MASK}@h/db"),
     ],
 )

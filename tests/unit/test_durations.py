@@ -23,7 +23,9 @@ def test_parses_short_and_iso_forms(text: str, expected: timedelta) -> None:
     assert parse_duration(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "2", "2x", "0d", "P", "PT", "P1Y", "P1M", "-3d", "3 days", "P1DT"])
+@pytest.mark.parametrize(
+    "text", ["", "2", "2x", "0d", "P", "PT", "P1Y", "P1M", "-3d", "3 days", "P1DT"]
+)
 def test_rejects_what_is_not_a_duration(text: str) -> None:
     with pytest.raises(ValueError):
         parse_duration(text)

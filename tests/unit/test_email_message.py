@@ -10,9 +10,14 @@ def test_message_id_is_stable_per_key_and_uses_sender_domain() -> None:
 
 def test_builds_text_and_html_parts_with_hidden_preheader() -> None:
     msg = build_message(
-        sender="Shop <news@shop.example>", to="ada@example.com", subject="Hi",
-        html="<p>Hello <b>Ada</b></p><p>Bye</p>", text=None, message_id="<x@y>",
-        preheader="Your gift inside", reply_to="help@shop.example",
+        sender="Shop <news@shop.example>",
+        to="ada@example.com",
+        subject="Hi",
+        html="<p>Hello <b>Ada</b></p><p>Bye</p>",
+        text=None,
+        message_id="<x@y>",
+        preheader="Your gift inside",
+        reply_to="help@shop.example",
     )
     assert msg["Reply-To"] == "help@shop.example"
     assert msg.get_body(("plain",)).get_content().strip() == "Hello Ada\nBye"

@@ -30,9 +30,13 @@ def test_quiet_hours_within_a_day_use_local_time() -> None:
 
 def test_time_of_day_later_today_or_tomorrow() -> None:
     friday_8 = datetime(2026, 11, 27, 8, 0, tzinfo=PARIS)
-    assert wait_until(friday_8, _rule(time_of_day="09:30"), PARIS) == datetime(2026, 11, 27, 9, 30, tzinfo=PARIS)
+    assert wait_until(friday_8, _rule(time_of_day="09:30"), PARIS) == datetime(
+        2026, 11, 27, 9, 30, tzinfo=PARIS
+    )
     friday_10 = datetime(2026, 11, 27, 10, 0, tzinfo=PARIS)
-    assert wait_until(friday_10, _rule(time_of_day="09:30"), PARIS) == datetime(2026, 11, 28, 9, 30, tzinfo=PARIS)
+    assert wait_until(friday_10, _rule(time_of_day="09:30"), PARIS) == datetime(
+        2026, 11, 28, 9, 30, tzinfo=PARIS
+    )
 
 
 def test_weekdays_skip_the_weekend() -> None:
@@ -40,7 +44,9 @@ def test_weekdays_skip_the_weekend() -> None:
     rule = _rule(time_of_day="09:00", days=["mon", "tue", "wed", "thu", "fri"])
     assert wait_until(saturday, rule, PARIS) == datetime(2026, 11, 30, 9, 0, tzinfo=PARIS)
     assert wait_until(saturday, _rule(days=["sat"]), PARIS) == saturday
-    assert wait_until(saturday, _rule(days=["mon"]), PARIS) == datetime(2026, 11, 30, 0, 0, tzinfo=PARIS)
+    assert wait_until(saturday, _rule(days=["mon"]), PARIS) == datetime(
+        2026, 11, 30, 0, 0, tzinfo=PARIS
+    )
 
 
 def test_date_field_with_offset_and_past_dates() -> None:

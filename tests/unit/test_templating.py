@@ -3,7 +3,9 @@ from journeys.domain.templating import contact_context, render, syntax_error
 
 def test_renders_standard_and_custom_fields() -> None:
     ctx = contact_context({"first_name": "Ada", "fields": {"plan": "pro"}})
-    assert render("Hi {{ contact.first_name }} on {{ contact.fields.plan }}", ctx) == "Hi Ada on pro"
+    assert (
+        render("Hi {{ contact.first_name }} on {{ contact.fields.plan }}", ctx) == "Hi Ada on pro"
+    )
 
 
 def test_missing_values_render_empty() -> None:
