@@ -10,7 +10,6 @@ from temporalio.exceptions import ApplicationError
 
 from activities.local_time import zone_for
 from journeys import changes
-from journeys.dispatch import Dispatcher
 from journeys.domain.runs import (
     ActivityName,
     ContactActionInput,
@@ -30,6 +29,7 @@ from journeys.domain.steps import (
     UpdateField,
 )
 from journeys.domain.templating import contact_context, render
+from journeys.ingest import Ingest
 from journeys.store import conditions, contacts
 
 
@@ -38,13 +38,13 @@ class ContactActivities:
 
     Args:
         pool: The database pool.
-        dispatcher: Delivers the events a change causes (a tag added by one flow can start
-            another). Without one, the events stay stored and the API's outbox relay delivers them.
+        ingest: Records the changes steps make and delivers the events they cause (a tag
+            added by one flow can start another).
     """
 
-    def __init__(self, pool: asyncpg.Pool, dispatcher: Dispatcher | None = None) -> None:
+    def __init__(self, pool: asyncpg.Pool, ingest: Ingest) -> None:
         self._pool = pool
-        self._dispatcher = dispatcher
+        self._ingest = ingest
 
     async def _contact(self, contact_id: str) -> dict:
         contact = await contacts.get(self._pool, contact_id)
@@ -88,9 +88,7 @@ class ContactActivities:
                 )
             else:  # pragma: no cover - the union admits no other action
                 raise ApplicationError(f"unknown action {action.type}", non_retryable=True)
-        if self._dispatcher is not None:
-            for event, stored in pending:
-                await self._dispatcher.deliver(event, stored)
+        await self._ingest.deliver(pending)
         return ContactActionResult(
             changed=bool(done), detail=f"{action.type}: {', '.join(done) or 'no change'}"
         )

@@ -12,11 +12,8 @@ from api.outbox import OutboxRelay
 from api.routes import health, v1
 from journeys import __version__
 from journeys.config import Settings
-from journeys.dispatch import Dispatcher
 from journeys.domain.flow import TYPE_TAGS
-from journeys.registry import FlowRegistry
-from journeys.store.pool import create_pool
-from journeys.temporal import connect_client
+from journeys.wiring import open_core
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -25,31 +22,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        dsn = settings.effective_database_url
-        pool = await create_pool(dsn, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
-        try:
-            temporal = await connect_client(settings)
-            registry = FlowRegistry(pool, dsn)
-            await registry.start()
+        async with open_core(settings) as core:
+            app.state.settings = settings
+            app.state.core = core
+            app.state.key_cache = {}
+            relay = OutboxRelay(core.ingest)
+            relay.start()
             try:
-                app.state.settings = settings
-                app.state.pool = pool
-                app.state.temporal = temporal
-                app.state.registry = registry
-                app.state.key_cache = {}
-                app.state.dispatcher = Dispatcher(
-                    pool, temporal, registry, task_queue=settings.task_queue
-                )
-                relay = OutboxRelay(pool, app.state.dispatcher)
-                relay.start()
-                try:
-                    yield
-                finally:
-                    await relay.close()
+                yield
             finally:
-                await registry.close()
-        finally:
-            await pool.close()
+                await relay.close()
 
     app = FastAPI(
         title="temporal-journeys",

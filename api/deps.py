@@ -13,10 +13,11 @@ from temporalio.client import Client
 
 from api.problems import ProblemError
 from journeys.config import Settings
-from journeys.dispatch import Dispatcher
+from journeys.ingest import Ingest
 from journeys.registry import FlowRegistry
 from journeys.security import hash_api_key
 from journeys.store import apikeys
+from journeys.wiring import Core
 
 _CACHE_SECONDS = 30.0
 _CHALLENGE = {"WWW-Authenticate": 'Bearer, Basic realm="journeys"'}
@@ -26,12 +27,17 @@ def _state(request: Request):  # type: ignore[no-untyped-def]
     return request.app.state
 
 
+def _core(request: Request) -> Core:
+    core: Core = request.app.state.core
+    return core
+
+
 def get_pool(request: Request) -> asyncpg.Pool:
-    return _state(request).pool
+    return _core(request).pool
 
 
 def get_temporal(request: Request) -> Client:
-    return _state(request).temporal
+    return _core(request).client
 
 
 def get_settings(request: Request) -> Settings:
@@ -39,11 +45,11 @@ def get_settings(request: Request) -> Settings:
 
 
 def get_registry(request: Request) -> FlowRegistry:
-    return _state(request).registry
+    return _core(request).registry
 
 
-def get_dispatcher(request: Request) -> Dispatcher:
-    return _state(request).dispatcher
+def get_ingest(request: Request) -> Ingest:
+    return _core(request).ingest
 
 
 def _presented_key(request: Request) -> str | None:
@@ -89,5 +95,5 @@ PoolDep = Annotated[asyncpg.Pool, Depends(get_pool)]
 TemporalDep = Annotated[Client, Depends(get_temporal)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RegistryDep = Annotated[FlowRegistry, Depends(get_registry)]
-DispatcherDep = Annotated[Dispatcher, Depends(get_dispatcher)]
+IngestDep = Annotated[Ingest, Depends(get_ingest)]
 ApiKeyDep = Annotated[str, Depends(require_api_key)]

@@ -10,10 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import asyncpg
-
-from journeys.dispatch import Dispatcher
-from journeys.domain.events import IncomingEvent
+from journeys.ingest import Ingest, from_stored
 from journeys.store import events
 
 log = logging.getLogger(__name__)
@@ -24,14 +21,12 @@ class OutboxRelay:
 
     def __init__(
         self,
-        pool: asyncpg.Pool,
-        dispatcher: Dispatcher,
+        ingest: Ingest,
         *,
         interval: float = 5.0,
         min_age: float = 10.0,
     ) -> None:
-        self._pool = pool
-        self._dispatcher = dispatcher
+        self._ingest = ingest
         self._interval = interval
         self._min_age = min_age
         self._task: asyncio.Task[None] | None = None
@@ -48,17 +43,9 @@ class OutboxRelay:
         """Delivers one batch; returns how many events it delivered."""
         delivered = 0
         for stored in await events.undispatched(
-            self._pool, min_age_seconds=self._min_age, limit=limit
+            self._ingest.pool, min_age_seconds=self._min_age, limit=limit
         ):
-            event = IncomingEvent(
-                type=stored["type"],
-                audience_id=stored["audience_id"],
-                contact_id=stored["contact_id"],
-                idempotency_key=stored["idempotency_key"],
-                data=stored["data"],
-                occurred_at=stored["occurred_at"],
-            )
-            await self._dispatcher.deliver(event, stored)
+            await self._ingest.deliver_one(from_stored(stored), stored)
             delivered += 1
         return delivered
 

@@ -19,8 +19,7 @@ from temporalio.worker import Worker
 from bench.procs import signal_ready
 from bench.raw import RawFlowWorkflow, raw_noop
 from journeys.config import Settings
-from journeys.store.pool import create_pool
-from journeys.temporal import connect_client
+from journeys.wiring import open_core
 from workers.worker import build_worker, email_sender, worker_tuning
 
 
@@ -36,16 +35,10 @@ async def _build(kind: str, task_queue: str, settings: Settings, stack: AsyncExi
             activities=[raw_noop],
             **worker_tuning(settings),
         )
-    client = await connect_client(settings)
-    pool = await create_pool(
-        settings.effective_database_url,
-        min_size=settings.db_pool_min,
-        max_size=settings.db_pool_max,
-    )
-    stack.push_async_callback(pool.close)
+    core = await stack.enter_async_context(open_core(settings))
     email = email_sender(settings)
     stack.push_async_callback(email.aclose)
-    return build_worker(client, settings, pool, task_queue=task_queue, email=email)
+    return build_worker(core, task_queue=task_queue, email=email)
 
 
 async def run(kind: str, task_queue: str) -> None:

@@ -158,6 +158,22 @@ async def unsubscribe(
     return done, pending
 
 
+async def upsert(
+    conn: asyncpg.Connection, *, audience_id: str, given: dict[str, Any], key: str
+) -> tuple[tuple[dict[str, Any], bool], Pending]:
+    """Creates the contact with `given["email"]` or updates it with the given fields.
+
+    Returns:
+        ((the contact, whether it was created), the events the change caused).
+    """
+    before = await contacts.resolve(conn, audience_id, given["email"])
+    row, created = await contacts.upsert(
+        conn, audience_id=audience_id, **{k: v for k, v in given.items() if k != "imported"}
+    )
+    pending = await after_upsert(conn, before=before, after=row, given=given, key=key)
+    return (row, created), pending
+
+
 async def after_upsert(
     conn: asyncpg.Connection,
     *,

@@ -14,15 +14,12 @@ import asyncpg
 import uvicorn
 
 from journeys.config import Settings
-from journeys.dispatch import Dispatcher
 from journeys.embedded.mailcatcher import MailCatcher
 from journeys.embedded.postgres import EmbeddedPostgres
 from journeys.embedded.temporal import DevTemporalServer
-from journeys.registry import FlowRegistry
 from journeys.store import apikeys
 from journeys.store.migrate import migrate
-from journeys.store.pool import create_pool
-from journeys.temporal import connect_client
+from journeys.wiring import open_core
 
 log = logging.getLogger("journeys.dev")
 
@@ -98,14 +95,8 @@ async def run_dev(settings: Settings) -> None:
         catcher.start()
         stack.callback(catcher.stop)
 
-        client = await connect_client(settings)
-        pool = await create_pool(dsn, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
-        stack.push_async_callback(pool.close)
-        registry = FlowRegistry(pool, dsn)
-        await registry.start()
-        stack.push_async_callback(registry.close)
-        dispatcher = Dispatcher(pool, client, registry, task_queue=settings.task_queue)
-        await stack.enter_async_context(build_worker(client, settings, pool, dispatcher=dispatcher))
+        core = await stack.enter_async_context(open_core(settings))
+        await stack.enter_async_context(build_worker(core))
 
         server = _Server(
             uvicorn.Config(

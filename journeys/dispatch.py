@@ -64,21 +64,6 @@ class Dispatcher:
         self._registry = registry
         self._task_queue = task_queue
 
-    async def dispatch(
-        self, event: IncomingEvent, conn: asyncpg.Connection | None = None
-    ) -> DispatchResult:
-        """Stores the event, then delivers it (see `deliver`)."""
-        stored, _new = await events.record(
-            conn or self._pool,
-            idempotency_key=event.idempotency_key,
-            audience_id=event.audience_id,
-            contact_id=event.contact_id,
-            type=event.type,
-            data=event.data,
-            occurred_at=event.occurred_at,
-        )
-        return await self.deliver(event, stored)
-
     async def deliver(self, event: IncomingEvent, stored: dict[str, Any]) -> DispatchResult:
         """Enrols the contact in every flow the stored event triggers and tells its open runs.
 
@@ -116,32 +101,17 @@ class Dispatcher:
             signalled=len(others),
         )
 
-    async def dispatch_to(
-        self,
-        flow: ActiveFlow,
-        contact_id: str,
-        *,
-        event_type: str,
-        idempotency_key: str,
-        data: dict[str, Any] | None = None,
+    async def deliver_to(
+        self, flow: ActiveFlow, event: IncomingEvent, stored: dict[str, Any]
     ) -> Enrolment:
-        """Records an event addressed to one flow (manual add, flow API) and enrols the contact."""
-        payload = {"flow_id": flow.id, **(data or {})}
-        stored, _ = await events.record(
-            self._pool,
-            idempotency_key=idempotency_key,
-            audience_id=flow.audience_id,
-            contact_id=contact_id,
-            type=event_type,
-            data=payload,
-        )
-        wf_id = workflow_id(flow.id, contact_id)
+        """Enrols the contact of a stored event addressed to one flow (manual add, flow API)."""
+        wf_id = workflow_id(flow.id, event.contact_id)
         if stored["dispatched_at"] is not None:
             return Enrolment(flow.id, wf_id, "already_in_flow", "this request was already handled")
         signal = FlowEvent(
-            id=stored["id"], type=event_type, occurred_at=stored["occurred_at"], data=payload
+            id=stored["id"], type=event.type, occurred_at=stored["occurred_at"], data=event.data
         )
-        enrolment = await self._enrol(flow, event_type, contact_id, signal)
+        enrolment = await self._enrol(flow, event.type, event.contact_id, signal)
         await events.mark_dispatched(self._pool, stored["id"])
         return enrolment
 

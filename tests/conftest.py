@@ -14,16 +14,15 @@ from temporalio.worker import Worker
 
 from api.app import create_app
 from journeys.config import Settings
-from journeys.dispatch import Dispatcher
 from journeys.embedded.mailcatcher import MailCatcher
 from journeys.embedded.postgres import EmbeddedPostgres
 from journeys.embedded.process import free_port
 from journeys.embedded.temporal import DevTemporalServer
-from journeys.registry import FlowRegistry
 from journeys.store import apikeys
 from journeys.store.migrate import migrate
 from journeys.store.pool import create_pool
 from journeys.temporal import connect_client
+from journeys.wiring import Core, open_core
 from workers.worker import build_worker
 
 
@@ -86,14 +85,17 @@ async def client(settings: Settings) -> Client:
 
 
 @pytest.fixture(scope="session")
-async def worker(client: Client, settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[Worker]:
-    """The worker, with a dispatcher so steps that tag contacts can start other flows."""
-    registry = FlowRegistry(pool, settings.effective_database_url)
-    await registry.start()
-    dispatcher = Dispatcher(pool, client, registry, task_queue=settings.task_queue)
-    async with build_worker(client, settings, pool, dispatcher=dispatcher) as running:
+async def core(settings: Settings, client: Client) -> AsyncIterator[Core]:
+    """The worker's shared resources, wired as `journeys worker` wires them."""
+    async with open_core(settings, client=client) as opened:
+        yield opened
+
+
+@pytest.fixture(scope="session")
+async def worker(core: Core) -> AsyncIterator[Worker]:
+    """The worker; steps that tag contacts start other flows through its ingest."""
+    async with build_worker(core) as running:
         yield running
-    await registry.close()
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,6 @@ import signal
 from datetime import timedelta
 from typing import Any
 
-import asyncpg
-from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
@@ -21,11 +19,8 @@ from activities.webhooks import WebhookActivities
 from journeys.channels.email import EmailSender, SmtpConfig
 from journeys.channels.sms import OutboxSmsProvider, SmsProvider, TwilioSmsProvider
 from journeys.config import Settings
-from journeys.dispatch import Dispatcher
 from journeys.embedded.process import find_binary, terminate
-from journeys.registry import FlowRegistry
-from journeys.store.pool import create_pool
-from journeys.temporal import connect_client
+from journeys.wiring import Core, open_core
 from workflows.contact_flow import ContactFlowWorkflow
 from workflows.flow_control import FlowControlWorkflow
 
@@ -74,14 +69,13 @@ def sms_provider(settings: Settings) -> SmsProvider | None:
 
 
 def activities_for(
-    settings: Settings,
-    pool: asyncpg.Pool,
+    core: Core,
     *,
-    dispatcher: Dispatcher | None = None,
     after_send: AfterSendHook | None = None,
     email: EmailSender | None = None,
 ) -> list[object]:
     """Every activity, bound to its dependencies (`email`: a sender the caller will close)."""
+    settings, pool = core.settings, core.pool
     delivery = DeliveryActivities(
         pool,
         email or email_sender(settings),
@@ -90,7 +84,7 @@ def activities_for(
         after_send=after_send,
     )
     enrollment = EnrollmentActivities(pool)
-    contacts = ContactActivities(pool, dispatcher)
+    contacts = ContactActivities(pool, core.ingest)
     webhooks = WebhookActivities(pool, secret=settings.webhook_signing_key())
     return [
         enrollment.begin_enrollment,
@@ -122,11 +116,8 @@ def worker_tuning(settings: Settings) -> dict[str, Any]:
 
 
 def build_worker(
-    client: Client,
-    settings: Settings,
-    pool: asyncpg.Pool,
+    core: Core,
     *,
-    dispatcher: Dispatcher | None = None,
     task_queue: str | None = None,
     after_send: AfterSendHook | None = None,
     email: EmailSender | None = None,
@@ -134,18 +125,16 @@ def build_worker(
     """A worker for the contact-flow task queue, tuned from settings.
 
     Args:
-        dispatcher: Lets steps that change a contact start other flows right away; without
-            one their events wait for the API's outbox relay.
+        core: The process's pool, client and ingest (steps that change a contact start
+            other flows through it).
         email: A shared SMTP sender the caller closes; default: one of the worker's own.
     """
     return Worker(
-        client,
-        task_queue=task_queue or settings.task_queue,
+        core.client,
+        task_queue=task_queue or core.settings.task_queue,
         workflows=WORKFLOWS,
-        activities=activities_for(
-            settings, pool, dispatcher=dispatcher, after_send=after_send, email=email
-        ),
-        **worker_tuning(settings),
+        activities=activities_for(core, after_send=after_send, email=email),
+        **worker_tuning(core.settings),
     )
 
 
@@ -192,16 +181,12 @@ async def run_worker(settings: Settings) -> None:
     and stops them when it stops.
     """
     runtime = metrics_runtime(settings)
-    client = await connect_client(settings, runtime=runtime)
     if runtime is not None:
         log.info(
             "worker metrics on http://%s:%s/metrics",
             settings.worker_metrics_host,
             settings.worker_metrics_port,
         )
-    dsn = settings.effective_database_url
-    pool = await create_pool(dsn, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
-    registry = FlowRegistry(pool, dsn)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -209,9 +194,7 @@ async def run_worker(settings: Settings) -> None:
     extra = await _start_extra_processes(settings)
     email = email_sender(settings)
     try:
-        await registry.start()
-        dispatcher = Dispatcher(pool, client, registry, task_queue=settings.task_queue)
-        async with build_worker(client, settings, pool, dispatcher=dispatcher, email=email):
+        async with open_core(settings, runtime=runtime) as core, build_worker(core, email=email):
             log.info(
                 "worker polling task queue %s (%d process(es))",
                 settings.task_queue,
@@ -221,5 +204,3 @@ async def run_worker(settings: Settings) -> None:
     finally:
         await asyncio.gather(*(terminate(process) for process in extra))
         await email.aclose()
-        await registry.close()
-        await pool.close()

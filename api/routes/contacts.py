@@ -5,18 +5,20 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Response, status
 from pydantic import AfterValidator, BaseModel, Field
 
-from api.deps import ApiKeyDep, DispatcherDep, PoolDep
+from api.deps import ApiKeyDep, IngestDep, PoolDep
 from api.problems import FieldError, Problem, ProblemError
 from api.routes.audiences import TimeZone, require_audience
 from journeys import changes
 from journeys.dispatch import DispatchResult
 from journeys.domain.events import ACTIVITY_EVENTS, IncomingEvent, activity_problems
-from journeys.store import contacts, events, groups, orders
+from journeys.ingest import Ingest
+from journeys.store import contacts, groups
 
 router = APIRouter(prefix="/audiences/{audience_id}/contacts", tags=["contacts"])
 
@@ -119,7 +121,7 @@ async def upsert_contact(
     audience_id: uuid.UUID,
     body: ContactUpsert,
     pool: PoolDep,
-    dispatcher: DispatcherDep,
+    ingest: IngestDep,
     response: Response,
     _key: ApiKeyDep,
 ) -> ContactPublic:
@@ -131,14 +133,9 @@ async def upsert_contact(
     aid = str(audience_id)
     await require_audience(pool, aid)
     given = body.model_dump(exclude_unset=True)
-    key = uuid.uuid4().hex
-    async with pool.acquire() as conn, conn.transaction():
-        before = await contacts.resolve(conn, aid, body.email)
-        row, created = await contacts.upsert(
-            conn, audience_id=aid, **{k: v for k, v in given.items() if k != "imported"}
-        )
-        pending = await changes.after_upsert(conn, before=before, after=row, given=given, key=key)
-    await _deliver(dispatcher, pending)
+    (row, created), _ = await ingest.change(
+        partial(changes.upsert, audience_id=aid, given=given, key=uuid.uuid4().hex)
+    )
     if not created:
         response.status_code = status.HTTP_200_OK
     return await _public(pool, row)
@@ -162,34 +159,13 @@ def _enrolments(results: list[DispatchResult]) -> list[EnrolmentPublic]:
     ]
 
 
-async def _deliver(dispatcher: DispatcherDep, pending: changes.Pending) -> list[DispatchResult]:
-    return [await dispatcher.deliver(event, stored) for event, stored in pending]
-
-
 async def _change(
-    pool: PoolDep, audience_id: str, contact_id: str, change: Any, names: list[str], key: str
-) -> tuple[list[str], changes.Pending]:
-    """Runs one tag/group change and stores its events in one transaction."""
-    async with pool.acquire() as conn, conn.transaction():
-        return await change(
-            conn, audience_id=audience_id, contact_id=contact_id, names=names, key=key
-        )
-
-
-async def _redeliver(pool: PoolDep, pending: changes.Pending, keys: list[str]) -> changes.Pending:
-    """Events of an earlier attempt of this request (same Idempotency-Key) left undelivered."""
-    for key in keys:
-        stored = await events.by_key(pool, key)
-        if stored is not None and stored["dispatched_at"] is None:
-            event = IncomingEvent(
-                type=stored["type"],
-                audience_id=stored["audience_id"],
-                contact_id=stored["contact_id"],
-                idempotency_key=key,
-                data=stored["data"],
-            )
-            pending.append((event, stored))
-    return pending
+    ingest: Ingest, audience_id: str, contact_id: str, change: Any, names: list[str], key: str
+) -> tuple[list[str], list[DispatchResult]]:
+    """Runs one tag/group change; its events are stored with it, then delivered."""
+    return await ingest.change(
+        partial(change, audience_id=audience_id, contact_id=contact_id, names=names, key=key)
+    )
 
 
 @router.post("/{contact}/tags", responses=ERRORS)
@@ -198,7 +174,7 @@ async def add_tags(
     contact: str,
     body: TagsAdd,
     pool: PoolDep,
-    dispatcher: DispatcherDep,
+    ingest: IngestDep,
     _key: ApiKeyDep,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> TagsAdded:
@@ -211,13 +187,12 @@ async def add_tags(
     row = await _contact(pool, aid, contact)
     names = list(dict.fromkeys(t.strip() for t in body.tags))
     request_key = idempotency_key or uuid.uuid4().hex
-    added, pending = await _change(pool, aid, row["id"], changes.add_tags, names, request_key)
+    added, results = await _change(ingest, aid, row["id"], changes.add_tags, names, request_key)
     if idempotency_key:
         retried = [
             f"tag_added:{row['id']}:{tag}:{request_key}" for tag in names if tag not in added
         ]
-        pending = await _redeliver(pool, pending, retried)
-    results = await _deliver(dispatcher, pending)
+        results += await ingest.deliver(await ingest.undelivered(retried))
     return TagsAdded(
         contact_id=row["id"],
         tags=await contacts.tags(pool, row["id"]),
@@ -232,15 +207,12 @@ async def remove_tag(
     contact: str,
     tag: str,
     pool: PoolDep,
-    dispatcher: DispatcherDep,
+    ingest: IngestDep,
     _key: ApiKeyDep,
 ) -> Response:
     """Removes a tag from the contact (no error if it did not have it)."""
     row = await _contact(pool, str(audience_id), contact)
-    _, pending = await _change(
-        pool, str(audience_id), row["id"], changes.remove_tags, [tag], uuid.uuid4().hex
-    )
-    await _deliver(dispatcher, pending)
+    await _change(ingest, str(audience_id), row["id"], changes.remove_tags, [tag], uuid.uuid4().hex)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -261,17 +233,16 @@ async def join_groups(
     contact: str,
     body: GroupsAdd,
     pool: PoolDep,
-    dispatcher: DispatcherDep,
+    ingest: IngestDep,
     _key: ApiKeyDep,
 ) -> GroupsChanged:
     """Puts the contact in audience groups; joining fires `joined_group` triggers."""
     aid = str(audience_id)
     row = await _contact(pool, aid, contact)
     names = list(dict.fromkeys(body.groups))
-    joined, pending = await _change(
-        pool, aid, row["id"], changes.join_groups, names, uuid.uuid4().hex
+    joined, results = await _change(
+        ingest, aid, row["id"], changes.join_groups, names, uuid.uuid4().hex
     )
-    results = await _deliver(dispatcher, pending)
     return GroupsChanged(
         contact_id=row["id"],
         groups=await groups.of_contact(pool, row["id"]),
@@ -288,15 +259,14 @@ async def leave_group(
     contact: str,
     group: str,
     pool: PoolDep,
-    dispatcher: DispatcherDep,
+    ingest: IngestDep,
     _key: ApiKeyDep,
 ) -> Response:
     """Takes the contact out of a group; leaving fires `left_group` triggers."""
     row = await _contact(pool, str(audience_id), contact)
-    _, pending = await _change(
-        pool, str(audience_id), row["id"], changes.leave_groups, [group], uuid.uuid4().hex
+    await _change(
+        ingest, str(audience_id), row["id"], changes.leave_groups, [group], uuid.uuid4().hex
     )
-    await _deliver(dispatcher, pending)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -321,7 +291,7 @@ async def post_event(
     contact: str,
     body: CustomEvent,
     pool: PoolDep,
-    dispatcher: DispatcherDep,
+    ingest: IngestDep,
     _key: ApiKeyDep,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> EventAccepted:
@@ -336,19 +306,7 @@ async def post_event(
         data={"name": body.name, "properties": body.properties},
         occurred_at=body.occurred_at,
     )
-    stored, _ = await events.record(
-        pool,
-        idempotency_key=event.idempotency_key,
-        audience_id=aid,
-        contact_id=row["id"],
-        type=event.type,
-        data=event.data,
-        occurred_at=body.occurred_at,
-    )
-    if body.is_syncing:
-        await events.mark_dispatched(pool, stored["id"])
-        return EventAccepted(event_id=stored["id"], duplicate=False, enrolments=[])
-    result = await dispatcher.deliver(event, stored)
+    result = await ingest.event(event, trigger=not body.is_syncing)
     return EventAccepted(
         event_id=result.event_id, duplicate=result.duplicate, enrolments=_enrolments([result])
     )
@@ -362,22 +320,13 @@ class ActivityEvent(BaseModel):
     occurred_at: datetime | None = None
 
 
-_ORDER_STATUS = {
-    "order_placed": "placed",
-    "order_paid": "paid",
-    "order_cancelled": "cancelled",
-    "order_fulfilled": "fulfilled",
-    "order_refunded": "refunded",
-}
-
-
 @router.post("/{contact}/activity", status_code=status.HTTP_202_ACCEPTED, responses=ERRORS)
 async def post_activity(
     audience_id: uuid.UUID,
     contact: str,
     body: ActivityEvent,
     pool: PoolDep,
-    dispatcher: DispatcherDep,
+    ingest: IngestDep,
     _key: ApiKeyDep,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> EventAccepted:
@@ -404,26 +353,7 @@ async def post_activity(
         data=body.data,
         occurred_at=body.occurred_at,
     )
-    async with pool.acquire() as conn, conn.transaction():
-        stored, new = await events.record(
-            conn,
-            idempotency_key=key,
-            audience_id=aid,
-            contact_id=row["id"],
-            type=body.type,
-            data=body.data,
-            occurred_at=body.occurred_at,
-        )
-        if new and body.type in _ORDER_STATUS:
-            await orders.record(
-                conn,
-                audience_id=aid,
-                contact_id=row["id"],
-                data=body.data,
-                status=_ORDER_STATUS[body.type],
-                at=body.occurred_at,
-            )
-    result = await dispatcher.deliver(event, stored)
+    result = await ingest.event(event)
     return EventAccepted(
         event_id=result.event_id, duplicate=result.duplicate, enrolments=_enrolments([result])
     )

@@ -12,16 +12,16 @@ from pydantic import BaseModel, Field
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 
-from api.deps import ApiKeyDep, DispatcherDep, PoolDep, RegistryDep, SettingsDep, TemporalDep
+from api.deps import ApiKeyDep, IngestDep, PoolDep, RegistryDep, SettingsDep, TemporalDep
 from api.flow_rules import check, context_for, schema_violations
 from api.problems import FieldError, Problem, ProblemError
 from api.routes.audiences import require_audience
 from journeys.config import Settings
-from journeys.dispatch import Dispatcher
 from journeys.domain import search
 from journeys.domain.flow import FlowDefinition
 from journeys.domain.runs import CONTROL_WORKFLOW_NAME, FlowControlInput, control_workflow_id
 from journeys.domain.validation import Violation, violations
+from journeys.ingest import Ingest
 from journeys.registry import ActiveFlow, FlowRegistry
 from journeys.store import audiences, contacts, flows
 
@@ -415,7 +415,7 @@ async def archive_flow(
 
 
 async def _enrol_by_hand(
-    pool: asyncpg.Pool, dispatcher: Dispatcher, flow_id: str, refs: list[str], trigger_type: str
+    pool: asyncpg.Pool, ingest: Ingest, flow_id: str, refs: list[str], trigger_type: str
 ) -> ManualAddResult:
     """Enrols contacts named by the caller through a trigger that addresses one flow."""
     flow = await require_flow(pool, flow_id)
@@ -431,11 +431,11 @@ async def _enrol_by_hand(
         if contact is None:
             missing.append(ref)
             continue
-        result = await dispatcher.dispatch_to(
+        result = await ingest.to_flow(
             active,
             contact["id"],
             event_type=trigger_type,
-            idempotency_key=f"{trigger_type}:{flow_id}:{contact['id']}:{uuid.uuid4().hex}",
+            key=f"{trigger_type}:{flow_id}:{contact['id']}:{uuid.uuid4().hex}",
         )
         enrolled.append(
             {
@@ -450,10 +450,10 @@ async def _enrol_by_hand(
 
 @router.post("/{flow_id}/contacts", responses=ERRORS)
 async def add_contacts(
-    flow_id: str, body: ManualAdd, pool: PoolDep, dispatcher: DispatcherDep, _key: ApiKeyDep
+    flow_id: str, body: ManualAdd, pool: PoolDep, ingest: IngestDep, _key: ApiKeyDep
 ) -> ManualAddResult:
     """Enrols contacts by hand (the `manual_add` trigger)."""
-    return await _enrol_by_hand(pool, dispatcher, flow_id, body.contacts, "manual_add")
+    return await _enrol_by_hand(pool, ingest, flow_id, body.contacts, "manual_add")
 
 
 class FlowTrigger(BaseModel):
@@ -466,10 +466,10 @@ class FlowTrigger(BaseModel):
 
 @router.post("/{flow_id}/trigger", responses=ERRORS)
 async def trigger_flow(
-    flow_id: str, body: FlowTrigger, pool: PoolDep, dispatcher: DispatcherDep, _key: ApiKeyDep
+    flow_id: str, body: FlowTrigger, pool: PoolDep, ingest: IngestDep, _key: ApiKeyDep
 ) -> ManualAddResult:
     """The flow's trigger URL (the `flow_api` trigger): enrols one contact."""
-    result = await _enrol_by_hand(pool, dispatcher, flow_id, [body.email_address], "flow_api")
+    result = await _enrol_by_hand(pool, ingest, flow_id, [body.email_address], "flow_api")
     if result.not_found:
         raise ProblemError(
             404,

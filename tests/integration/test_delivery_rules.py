@@ -17,6 +17,7 @@ from journeys.domain.flow import QuietHours
 from journeys.domain.runs import ResolveWaitInput, SendEmailInput
 from journeys.domain.steps import WaitUntil
 from journeys.embedded.mailcatcher import MailCatcher
+from journeys.ingest import Ingest
 from journeys.store import audiences, contacts, flows
 from tests.helpers import flow_body
 from workers.worker import smtp_config
@@ -88,7 +89,7 @@ async def test_marketing_needs_consent_transactional_does_not(
 
 async def test_wait_until_uses_the_contacts_own_time_zone(pool: asyncpg.Pool) -> None:
     contact = await _contact(pool, zone="UTC", timezone="America/New_York")
-    activities = ContactActivities(pool)
+    activities = ContactActivities(pool, Ingest(pool, None))
     rule = WaitUntil(id="w", time_of_day="09:00")
     mine = await activities.resolve_wait(
         ResolveWaitInput(contact_id=contact["id"], audience_id=contact["audience_id"], rule=rule)

@@ -16,6 +16,7 @@ from journeys.dispatch import Dispatcher
 from journeys.domain.events import IncomingEvent
 from journeys.domain.runs import workflow_id
 from journeys.embedded.mailcatcher import MailCatcher
+from journeys.ingest import Ingest
 from journeys.registry import FlowRegistry
 from journeys.store import contacts, events
 from tests.helpers import eventually, flow_body
@@ -86,7 +87,8 @@ async def test_relay_delivers_an_event_whose_delivery_was_interrupted(
         data=event.data,
     )
     relay = OutboxRelay(
-        pool, Dispatcher(pool, client, registry, task_queue=settings.task_queue), min_age=0
+        Ingest(pool, Dispatcher(pool, client, registry, task_queue=settings.task_queue)),
+        min_age=0,
     )
     assert await relay.run_once() >= 1
     assert await relay.run_once() == 0  # delivered events are not delivered again

@@ -27,6 +27,7 @@ from journeys.embedded.mailcatcher import MailCatcher
 from journeys.embedded.process import find_binary
 from journeys.embedded.temporal import register_search_attributes
 from journeys.store import audiences, contacts, flows, messages
+from journeys.wiring import open_core
 from tests.helpers import eventually, flow_body
 from workers.worker import build_worker
 from workflows.contact_flow import ContactFlowWorkflow
@@ -94,8 +95,9 @@ async def test_second_email_after_two_days_exactly_once_despite_a_failed_attempt
 
     task_queue = f"timers-{uuid.uuid4().hex[:8]}"
     started = await env.get_current_time()
-    async with build_worker(
-        env.client, settings, pool, task_queue=task_queue, after_send=fail_once_after_recording
+    async with (
+        open_core(settings, client=env.client) as core,
+        build_worker(core, task_queue=task_queue, after_send=fail_once_after_recording),
     ):
         result = await _run(env, input, task_queue)
 
@@ -116,7 +118,10 @@ async def test_no_second_email_before_the_delay_is_over(
     email = f"early-{uuid.uuid4().hex[:8]}@example.com"
     input = await _enrol_input(pool, email)
     task_queue = f"timers-{uuid.uuid4().hex[:8]}"
-    async with build_worker(env.client, settings, pool, task_queue=task_queue):
+    async with (
+        open_core(settings, client=env.client) as core,
+        build_worker(core, task_queue=task_queue),
+    ):
         handle = await env.client.start_workflow(
             ContactFlowWorkflow.run,
             input,

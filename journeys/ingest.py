@@ -1,0 +1,153 @@
+"""Event ingest in one place: record → match → dispatch, and the ledgers events feed.
+
+Every entry point — API routes, provider receivers, flow steps (activities) — changes contacts
+and records events through this module, so a change is never stored without its events, an
+order never without its ledger row, and every stored event is delivered the same way. Routes
+only parse, authorise and answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import asyncpg
+
+from journeys.changes import Pending
+from journeys.dispatch import Dispatcher, DispatchResult, Enrolment
+from journeys.domain.events import IncomingEvent
+from journeys.registry import ActiveFlow
+from journeys.store import events, orders
+
+T = TypeVar("T")
+
+# Order events and the status they give the order in the ledger `purchased` conditions read.
+ORDER_STATUS = {
+    "order_placed": "placed",
+    "order_paid": "paid",
+    "order_cancelled": "cancelled",
+    "order_fulfilled": "fulfilled",
+    "order_refunded": "refunded",
+}
+
+
+async def store(conn: asyncpg.Connection, event: IncomingEvent) -> tuple[dict[str, Any], bool]:
+    """Stores the event and what it feeds (the orders ledger) in the caller's transaction.
+
+    Returns:
+        The stored event (the earlier one on a repeated idempotency key) and whether it is new.
+    """
+    stored, new = await events.record(
+        conn,
+        idempotency_key=event.idempotency_key,
+        audience_id=event.audience_id,
+        contact_id=event.contact_id,
+        type=event.type,
+        data=event.data,
+        occurred_at=event.occurred_at,
+    )
+    if new and event.type in ORDER_STATUS:
+        await orders.record(
+            conn,
+            audience_id=event.audience_id,
+            contact_id=event.contact_id,
+            data=event.data,
+            status=ORDER_STATUS[event.type],
+            at=event.occurred_at,
+        )
+    return stored, new
+
+
+def from_stored(stored: dict[str, Any]) -> IncomingEvent:
+    """The event as it was received, rebuilt from its stored row (for re-delivery)."""
+    return IncomingEvent(
+        type=stored["type"],
+        audience_id=stored["audience_id"],
+        contact_id=stored["contact_id"],
+        idempotency_key=stored["idempotency_key"],
+        data=stored["data"],
+        occurred_at=stored["occurred_at"],
+    )
+
+
+class Ingest:
+    """Records contact changes and events, then delivers them to the flows they concern.
+
+    Args:
+        pool: The database pool.
+        dispatcher: Starts and signals contact-flow runs. Without one (a worker that has no
+            Temporal client to spare), events stay stored and the API's outbox relay delivers
+            them.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, dispatcher: Dispatcher | None) -> None:
+        self.pool = pool
+        self.dispatcher = dispatcher
+
+    async def change(
+        self, apply: Callable[[asyncpg.Connection], Awaitable[tuple[T, Pending]]]
+    ) -> tuple[T, list[DispatchResult]]:
+        """Runs one change and stores its events in one transaction, then delivers them.
+
+        Args:
+            apply: Makes the change on the connection it is given (see `journeys.changes`) and
+                returns its result and the events it stored.
+        """
+        async with self.pool.acquire() as conn, conn.transaction():
+            value, pending = await apply(conn)
+        return value, await self.deliver(pending)
+
+    async def event(self, event: IncomingEvent, *, trigger: bool = True) -> DispatchResult:
+        """Records one event and delivers it.
+
+        Args:
+            event: The event; its idempotency key makes a repeat change nothing.
+            trigger: False stores the event without triggering anything (Mailchimp's
+                `is_syncing`): it stays in the contact's history and feeds conditions.
+        """
+        async with self.pool.acquire() as conn, conn.transaction():
+            stored, new = await store(conn, event)
+            if not trigger:
+                await events.mark_dispatched(conn, stored["id"])
+        if not trigger:
+            return DispatchResult(event_id=stored["id"], duplicate=not new)
+        return await self.deliver_one(event, stored)
+
+    async def deliver(self, pending: Pending) -> list[DispatchResult]:
+        """Delivers events stored by a committed change."""
+        return [await self.deliver_one(event, stored) for event, stored in pending]
+
+    async def deliver_one(self, event: IncomingEvent, stored: dict[str, Any]) -> DispatchResult:
+        """Delivers one stored event (or leaves it to the outbox relay if there is no dispatcher)."""
+        if self.dispatcher is None:
+            return DispatchResult(event_id=stored["id"], duplicate=False)
+        return await self.dispatcher.deliver(event, stored)
+
+    async def to_flow(
+        self, flow: ActiveFlow, contact_id: str, *, event_type: str, key: str
+    ) -> Enrolment:
+        """Records an event addressed to one flow (manual add, flow API) and enrols the contact."""
+        event = IncomingEvent(
+            type=event_type,
+            audience_id=flow.audience_id,
+            contact_id=contact_id,
+            idempotency_key=key,
+            data={"flow_id": flow.id},
+        )
+        async with self.pool.acquire() as conn:
+            stored, _ = await store(conn, event)
+        if self.dispatcher is None:
+            raise RuntimeError("enrolling into one flow needs a dispatcher")
+        return await self.dispatcher.deliver_to(flow, event, stored)
+
+    async def undelivered(self, keys: list[str]) -> Pending:
+        """Events stored under these keys by an earlier attempt and not delivered yet.
+
+        A request retried with the same `Idempotency-Key` finishes what the first attempt began.
+        """
+        pending: Pending = []
+        for key in keys:
+            stored = await events.by_key(self.pool, key)
+            if stored is not None and stored["dispatched_at"] is None:
+                pending.append((from_stored({**stored, "idempotency_key": key}), stored))
+        return pending
