@@ -90,7 +90,7 @@ class Dispatcher:
             run["workflow_id"]
             for run in await enrollments.running_for_contact(self._pool, event.contact_id)
             if run["workflow_id"] not in started
-            and self._registry.cares(run["flow_id"], event.type)
+            and await self._registry.cares(run["flow_id"], run["version"], event.type)
         ]
         await asyncio.gather(*(self._signal(wf_id, signal) for wf_id in others))
         await events.mark_dispatched(self._pool, stored["id"])
