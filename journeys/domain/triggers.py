@@ -139,11 +139,10 @@ class SpecificDate(_DateTrigger):
 
 
 class SignupDate(_DateTrigger):
-    """Every year on the anniversary of the contact joining the audience."""
+    """Once, some days after the contact joined the audience (its signup date + offset)."""
 
     type: Literal["signup_date"] = "signup_date"
-    yearly: ClassVar[bool] = True
-    offset_days: int = Field(0, ge=0, le=365, description="Days after the anniversary.")
+    offset_days: int = Field(0, ge=0, le=365, description="Days after the signup date.")
 
 
 class Birthday(_DateTrigger):
