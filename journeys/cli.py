@@ -9,8 +9,8 @@ import logging
 import os
 import re
 import sys
-from pathlib import Path
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -354,7 +354,11 @@ def _schedule_next(args: argparse.Namespace) -> int:
         print(json.dumps({"utc": utc, "local": local, "zone": fire.zone}))
         return 0
     print(f"utc    {utc}")
-    print(f"local  {local} {fire.zone} ({fire.local:%Z}, UTC{fire.local.isoformat()[-6:]})")
+    offset = f"UTC{fire.local.isoformat()[-6:]}"
+    abbreviation = fire.local.tzname() or ""
+    # Zones without an abbreviation name themselves by their offset (`+0545`): say it once.
+    label = offset if abbreviation[:1] in ("+", "-", "") else f"{abbreviation}, {offset}"
+    print(f"local  {local} {fire.zone} ({label})")
     for note in fire.notes:
         print(f"note   {note}")
     return 0
