@@ -21,16 +21,17 @@ The policy:
 
 from __future__ import annotations
 
+import calendar
 import re
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Literal
+from typing import Literal, TypeAlias
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from journeys.domain.triggers import Birthday, RecurringDate, SignupDate, SpecificDate
 
-DateTrigger = SpecificDate | SignupDate | Birthday | RecurringDate
+DateTrigger: TypeAlias = SpecificDate | SignupDate | Birthday | RecurringDate
 """The triggers whose moment this module computes."""
 
 DATE_TRIGGER_MODELS: dict[str, type[DateTrigger]] = {
@@ -193,13 +194,9 @@ def _yearly(
 
 def _anniversary(year: int, month: int, day: int) -> tuple[date, bool]:
     """The month/day in `year`, and whether 29 February had to move to the 28th."""
-    if (month, day) == (2, 29) and not _leap(year):
+    if (month, day) == (2, 29) and not calendar.isleap(year):
         return date(year, 2, 28), True
     return date(year, month, day), False
-
-
-def _leap(year: int) -> bool:
-    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
 
 
 def _at(day: date, clock: time, tz: ZoneInfo) -> FireAt:

@@ -7,6 +7,7 @@ computed instant and not before, and that yearly re-arming walks 28 Feb → 29 F
 
 from __future__ import annotations
 
+import calendar
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -66,10 +67,6 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
         yield environment
 
 
-def _leap(year: int) -> bool:
-    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
-
-
 async def test_a_29_february_birthday_fires_twice_in_the_sandbox_never_early(
     env: WorkflowEnvironment,
 ) -> None:
@@ -86,7 +83,7 @@ async def test_a_29_february_birthday_fires_twice_in_the_sandbox_never_early(
     first, second = fired[0].planned, fired[1].planned
     assert second.local.year == first.local.year + 1
     for fire in (first, second):
-        day = 29 if _leap(fire.local.year) else 28
+        day = 29 if calendar.isleap(fire.local.year) else 28
         assert fire.local.strftime("%m-%d %H:%M") == f"02-{day:02d} 09:00"
         assert fire.utc.strftime("%H:%M") == "08:00"  # CET, +01:00, in February
     for one in fired:

@@ -19,8 +19,8 @@ from journeys.domain.triggers import Birthday, RecurringDate, SignupDate, Specif
 MARCH_1 = datetime(2027, 3, 1, tzinfo=UTC)
 
 
-def _utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+def _utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 def _fires(result: FireAt | NoFire) -> FireAt:
