@@ -44,7 +44,7 @@ YEARLY_TRIGGERS = (Birthday, RecurringDate)
 """The date triggers that fire every year (their `yearly` catalog fact); the others fire once."""
 
 _FULL_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
-_MONTH_DAY = re.compile(r"^(?:--)?(\d{2})-(\d{2})$")
+_MONTH_DAY = re.compile(r"^(\d{2})-(\d{2})$")
 # |offset_days| ≤ 365 and a zone moves the local year by at most one, so the anniversary whose
 # shifted day lands next is within three years of the bound's own year.
 _YEARS_AROUND = 3
