@@ -26,7 +26,7 @@ test: lint
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy journeys/domain
+	$(BIN)/mypy journeys/domain workflows
 
 # The settings tables of README.md and docs/configuration.md, regenerated from journeys/config.py.
 docs: $(STAMP)

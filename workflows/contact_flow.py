@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import assert_never
+from typing import Any, TypeVar, assert_never
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -97,6 +97,7 @@ _WEBHOOK = RetryPolicy(
     non_retryable_error_types=["WebhookRejected"],
 )
 
+_Send = TypeVar("_Send", SendEmailInput, SendSmsInput)
 ContactAction = AddTag | RemoveTag | UpdateField | AddToGroup | RemoveFromGroup | Unsubscribe
 
 
@@ -226,7 +227,7 @@ class ContactFlowWorkflow:
         info = workflow.info()
         settings = input.definition.settings
         enrolled_by = self._state.enrolled_by
-        return await workflow.execute_activity(
+        result: BeginEnrollmentResult = await workflow.execute_activity(
             ActivityName.BEGIN_ENROLLMENT,
             BeginEnrollmentInput(
                 flow_id=input.flow_id,
@@ -248,6 +249,7 @@ class ContactFlowWorkflow:
             start_to_close_timeout=_SHORT,
             retry_policy=_BOOKKEEPING,
         )
+        return result
 
     def _history_is_long(self) -> bool:
         info = workflow.info()
@@ -291,12 +293,12 @@ class ContactFlowWorkflow:
                     Phase.RUNNING, step.id, f"Sending email `{step.id}`: {step.subject!r}."
                 )
                 entry.outcome = await self._deliver(
-                    ActivityName.SEND_EMAIL, SendEmailInput(**self._delivery(step))
+                    ActivityName.SEND_EMAIL, self._delivery(step, SendEmailInput)
                 )
             case SendSms():
                 self._enter_phase(Phase.RUNNING, step.id, f"Sending SMS `{step.id}`.")
                 entry.outcome = await self._deliver(
-                    ActivityName.SEND_SMS, SendSmsInput(**self._delivery(step))
+                    ActivityName.SEND_SMS, self._delivery(step, SendSmsInput)
                 )
             case Webhook():
                 self._enter_phase(
@@ -466,21 +468,21 @@ class ContactFlowWorkflow:
     def _key(self, step: Step) -> str:
         return f"{workflow.info().workflow_id}:{self._state.entry}:{step.id}"
 
-    def _event_data(self) -> dict[str, object]:
+    def _event_data(self) -> dict[str, Any]:
         enrolled_by = self._state.enrolled_by
         return enrolled_by.data if enrolled_by else {}
 
-    def _delivery(self, step: Step) -> dict[str, object]:
-        return {
-            "idempotency_key": self._key(step),
-            "workflow_id": workflow.info().workflow_id,
-            "flow_id": self._input.flow_id,
-            "version": self._input.version,
-            "step_id": step.id,
-            "contact_id": self._input.contact_id,
-            "audience_id": self._input.audience_id,
-            "event": self._event_data(),
-        }
+    def _delivery(self, step: Step, kind: type[_Send]) -> _Send:
+        return kind(
+            idempotency_key=self._key(step),
+            workflow_id=workflow.info().workflow_id,
+            flow_id=self._input.flow_id,
+            version=self._input.version,
+            step_id=step.id,
+            contact_id=self._input.contact_id,
+            audience_id=self._input.audience_id,
+            event=self._event_data(),
+        )
 
     async def _deliver(self, activity: ActivityName, payload: Delivery) -> str:
         """Sends, waiting out quiet hours; a permanent refusal ends the step, not the journey.
@@ -517,7 +519,7 @@ class ContactFlowWorkflow:
                 result = await handle
             except ActivityError as err:
                 workflow.logger.warning("step %s failed for good: %s", payload.step_id, err.cause)
-                return f"failed: {err.cause.message if err.cause else err.message}"
+                return f"failed: {err.cause or err}"
             if result.status != "deferred" or result.not_before is None:
                 break
             step = self._tree.step(payload.step_id)
@@ -551,11 +553,11 @@ class ContactFlowWorkflow:
             )
         except ActivityError as err:
             workflow.logger.warning("webhook %s failed for good: %s", step.id, err.cause)
-            return f"failed: {err.cause.message if err.cause else err.message}"
+            return f"failed: {err.cause or err}"
         return f"called: HTTP {result.status_code}"
 
     async def _contact_action(self, step: ContactAction) -> str:
-        result = await workflow.execute_activity(
+        result: ContactActionResult = await workflow.execute_activity(
             ActivityName.APPLY_CONTACT_ACTION,
             ContactActionInput(
                 idempotency_key=self._key(step),
