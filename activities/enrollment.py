@@ -45,7 +45,6 @@ class EnrollmentActivities:
             last = await enrollments.last(conn, input.flow_id, input.contact_id)
             refusal = admits(
                 last_started_at=last["started_at"] if last else None,
-                last_running=False,
                 allowed=input.reentry_allowed,
                 min_interval=(
                     timedelta(seconds=input.reentry_min_interval_seconds)

@@ -142,7 +142,6 @@ class Dispatcher:
             reentry = flow.definition.settings.reentry
             refusal = admits(
                 last_started_at=last["started_at"],
-                last_running=False,
                 allowed=reentry.allowed,
                 min_interval=parse_duration(reentry.min_interval) if reentry.min_interval else None,
                 now=datetime.now(UTC),

@@ -150,7 +150,7 @@ _RULES: dict[str, _Rule] = {
     "zapier_custom_event": ("zapier_event", lambda tr, d: _same(tr.event_name, d.get("name", ""))),
 }
 
-# `manual_add` and `flow_api` name their flow: they enrol through `Dispatcher.dispatch_to`,
+# `manual_add` and `flow_api` name their flow: they enrol through `Ingest.to_flow`,
 # never by matching. Timer triggers are armed by an event and fire later; these events (re)arm them.
 ARMING_EVENTS: dict[str, str] = {
     "abandoned_cart": "cart_updated",

@@ -107,17 +107,6 @@ class FlowDefinition(BaseModel):
         """Yields (JSON path, step) for every step of the tree, depth first, in authoring order."""
         yield from walk_steps(self.steps, "steps")
 
-    def step(self, step_id: str) -> Step:
-        """Returns the step with this id.
-
-        Raises:
-            KeyError: no step has it.
-        """
-        for _, step in self.walk():
-            if step.id == step_id:
-                return step
-        raise KeyError(step_id)
-
     @property
     def transactional(self) -> bool:
         """A flow whose trigger is transactional (order confirmation …) sends to any contact."""

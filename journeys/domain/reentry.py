@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 def admits(
     *,
     last_started_at: datetime | None,
-    last_running: bool,
     allowed: bool,
     min_interval: timedelta | None,
     now: datetime,
@@ -17,7 +16,6 @@ def admits(
 
     Args:
         last_started_at: Start of the contact's previous entry; None if it never entered.
-        last_running: The previous entry is still in progress.
         allowed: The flow lets contacts enter more than once.
         min_interval: Least time between two entries, if any.
         now: The decision time.
@@ -27,8 +25,6 @@ def admits(
     """
     if last_started_at is None:
         return None
-    if last_running:
-        return "the contact is already in this flow"
     if not allowed:
         return "the contact already went through this flow and re-entry is off"
     if min_interval is not None and now - last_started_at < min_interval:

@@ -145,17 +145,6 @@ async def list_flows(
     return [dict(r) for r in rows]
 
 
-async def by_name(conn: Conn, audience_id: str, name: str) -> dict[str, Any] | None:
-    """The live (not archived) flow of the audience with this name, any case."""
-    row = await conn.fetchrow(
-        _SELECT
-        + " WHERE f.audience_id = $1::uuid AND lower(f.name) = lower($2) AND f.status <> 'archived'",
-        audience_id,
-        name,
-    )
-    return dict(row) if row else None
-
-
 async def delete(conn: asyncpg.Connection, flow_id: str) -> None:
     """Deletes a flow and its versions (drafts only: the caller checks)."""
     await conn.execute("DELETE FROM flows WHERE id = $1::uuid", flow_id)

@@ -6,16 +6,12 @@ NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)
 
 
 def test_first_entry_is_always_admitted() -> None:
-    assert (
-        admits(last_started_at=None, last_running=False, allowed=False, min_interval=None, now=NOW)
-        is None
-    )
+    assert admits(last_started_at=None, allowed=False, min_interval=None, now=NOW) is None
 
 
 def test_second_entry_needs_reentry_on() -> None:
     refusal = admits(
         last_started_at=NOW - timedelta(days=9),
-        last_running=False,
         allowed=False,
         min_interval=None,
         now=NOW,
@@ -24,7 +20,6 @@ def test_second_entry_needs_reentry_on() -> None:
     assert (
         admits(
             last_started_at=NOW - timedelta(days=9),
-            last_running=False,
             allowed=True,
             min_interval=None,
             now=NOW,
@@ -37,7 +32,6 @@ def test_min_interval_counts_from_previous_start() -> None:
     week = timedelta(days=7)
     assert admits(
         last_started_at=NOW - timedelta(days=6),
-        last_running=False,
         allowed=True,
         min_interval=week,
         now=NOW,
@@ -45,7 +39,6 @@ def test_min_interval_counts_from_previous_start() -> None:
     assert (
         admits(
             last_started_at=NOW - timedelta(days=7),
-            last_running=False,
             allowed=True,
             min_interval=week,
             now=NOW,
@@ -53,6 +46,3 @@ def test_min_interval_counts_from_previous_start() -> None:
         is None
     )
 
-
-def test_running_entry_refuses_a_parallel_one() -> None:
-    assert admits(last_started_at=NOW, last_running=True, allowed=True, min_interval=None, now=NOW)
