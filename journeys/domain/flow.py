@@ -15,6 +15,10 @@ from journeys.domain.triggers import EventName, Trigger
 
 MAX_STEPS = 100
 MAX_WAIT_FOR_TRIGGER = 10
+# Each contact's run carries its flow version in its start event (and again when it continues
+# as new): a flow stays far under Temporal's 2 MB payload limit, a template far under that.
+MAX_TEMPLATE_BYTES = 100 * 1024
+MAX_DEFINITION_BYTES = 512 * 1024
 
 
 class _Settings(BaseModel):

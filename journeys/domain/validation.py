@@ -13,7 +13,13 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from journeys.domain.conditions import ConditionSet, EmailActivityCondition
-from journeys.domain.flow import MAX_STEPS, MAX_WAIT_FOR_TRIGGER, FlowDefinition
+from journeys.domain.flow import (
+    MAX_DEFINITION_BYTES,
+    MAX_STEPS,
+    MAX_TEMPLATE_BYTES,
+    MAX_WAIT_FOR_TRIGGER,
+    FlowDefinition,
+)
 from journeys.domain.refs import EmailRef
 from journeys.domain.steps import (
     Exit,
@@ -118,6 +124,17 @@ def violations(flow: FlowDefinition, context: ValidationContext | None = None) -
     found += _trigger_rules(flow, ctx)
     found += _step_rules(flow, ctx)
     found += list(_unreachable(flow.steps, "steps"))
+    size = len(flow.model_dump_json(exclude_unset=True).encode())
+    if size > MAX_DEFINITION_BYTES:
+        # Every contact's run carries its flow version: far under Temporal's payload limit.
+        found.append(
+            Violation(
+                path="steps",
+                code="flow_too_large",
+                message=f"a flow may hold at most {MAX_DEFINITION_BYTES // 1024} KiB"
+                f" ({size // 1024} KiB here)",
+            )
+        )
     for path, ref in email_refs(flow):
         problem = _ref_problem(ref, ctx)
         if problem:
@@ -230,6 +247,17 @@ def _step_rules(flow: FlowDefinition, ctx: ValidationContext) -> list[Violation]
                     )
                 )
         for name, source in _templates(step):
+            size = len(source.encode())
+            if size > MAX_TEMPLATE_BYTES:
+                found.append(
+                    Violation(
+                        path=f"{path}.{name}",
+                        code="template_too_large",
+                        message=f"a template may hold at most {MAX_TEMPLATE_BYTES // 1024} KiB"
+                        f" ({size // 1024} KiB here)",
+                    )
+                )
+                continue
             for message in merge_tag_errors(source):
                 found.append(Violation(path=f"{path}.{name}", code="template", message=message))
     if count > MAX_STEPS:

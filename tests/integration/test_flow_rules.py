@@ -253,6 +253,25 @@ RULES = [
         "at most 3",
     ),
     (
+        "template too large",
+        lambda f: f["steps"][0].update(html="<p>" + "x" * 101 * 1024 + "</p>"),
+        "steps[0].html",
+        "template_too_large",
+        "at most 100 KiB",
+    ),
+    (
+        "flow too large",
+        lambda f: f.update(
+            steps=[
+                {"id": f"s{i}", "type": "send_email", "subject": "s", "html": "x" * 90 * 1024}
+                for i in range(7)
+            ]
+        ),
+        "steps",
+        "flow_too_large",
+        "at most 512 KiB",
+    ),
+    (
         "unknown trigger type",
         lambda f: f.update(triggers=[{"type": "moon_phase"}]),
         "triggers[0].type",

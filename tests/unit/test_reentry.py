@@ -45,4 +45,3 @@ def test_min_interval_counts_from_previous_start() -> None:
         )
         is None
     )
-
