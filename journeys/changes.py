@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 
 from journeys.domain.events import IncomingEvent
-from journeys.store import contacts, events, groups
+from journeys.store import contacts, events, memberships
 
 Pending = list[tuple[IncomingEvent, dict[str, Any]]]
 
@@ -45,7 +45,7 @@ async def _record(
 
 async def _labels(
     conn: asyncpg.Connection,
-    change: Any,
+    kind: memberships.Kind,
     event_type: str,
     *,
     audience_id: str,
@@ -54,9 +54,14 @@ async def _labels(
     key: str,
 ) -> tuple[list[str], Pending]:
     """Applies a tag/group change; each name it actually changed becomes one event."""
-    done = await change(conn, audience_id=audience_id, contact_id=contact_id, names=names)
+    if event_type in ("tag_added", "joined_group"):
+        done = await memberships.add(
+            conn, kind, audience_id=audience_id, contact_id=contact_id, names=names
+        )
+    else:
+        done = await memberships.remove(conn, kind, contact_id=contact_id, names=names)
     pending: Pending = []
-    field = "group" if "group" in event_type else "tag"
+    field = "group" if kind is memberships.GROUPS else "tag"
     for name in done:
         await _record(
             conn,
@@ -70,39 +75,27 @@ async def _labels(
     return done, pending
 
 
-async def _untag(
-    conn: asyncpg.Connection, *, audience_id: str, contact_id: str, names: list[str]
-) -> list[str]:
-    return await contacts.remove_tags(conn, contact_id=contact_id, names=names)
-
-
-async def _leave(
-    conn: asyncpg.Connection, *, audience_id: str, contact_id: str, names: list[str]
-) -> list[str]:
-    return await groups.leave(conn, contact_id=contact_id, names=names)
-
-
 async def add_tags(conn: asyncpg.Connection, **change: Any) -> tuple[list[str], Pending]:
     """Tags the contact; each tag it did not have yet becomes a `tag_added` event.
 
     Keyword arguments: audience_id, contact_id, names, key (what makes the events idempotent).
     """
-    return await _labels(conn, contacts.add_tags, "tag_added", **change)
+    return await _labels(conn, memberships.TAGS, "tag_added", **change)
 
 
 async def remove_tags(conn: asyncpg.Connection, **change: Any) -> tuple[list[str], Pending]:
     """Untags the contact; each tag it had becomes a `tag_removed` event."""
-    return await _labels(conn, _untag, "tag_removed", **change)
+    return await _labels(conn, memberships.TAGS, "tag_removed", **change)
 
 
 async def join_groups(conn: asyncpg.Connection, **change: Any) -> tuple[list[str], Pending]:
     """Puts the contact in groups; each new membership becomes a `joined_group` event."""
-    return await _labels(conn, groups.join, "joined_group", **change)
+    return await _labels(conn, memberships.GROUPS, "joined_group", **change)
 
 
 async def leave_groups(conn: asyncpg.Connection, **change: Any) -> tuple[list[str], Pending]:
     """Takes the contact out of groups; each ended membership becomes a `left_group` event."""
-    return await _labels(conn, _leave, "left_group", **change)
+    return await _labels(conn, memberships.GROUPS, "left_group", **change)
 
 
 async def set_fields(

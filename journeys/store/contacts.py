@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 
 from journeys.security import subscriber_hash
+from journeys.store import memberships
 from journeys.store.ids import is_uuid
 
 Conn = asyncpg.Connection | asyncpg.Pool
@@ -102,55 +103,15 @@ async def get(conn: Conn, contact_id: str) -> dict[str, Any] | None:
 async def add_tags(
     conn: asyncpg.Connection, *, audience_id: str, contact_id: str, names: list[str]
 ) -> list[str]:
-    """Tags the contact. Call inside a transaction.
-
-    Returns:
-        The tags the contact did not have before, in the order given.
-    """
-    rows = await conn.fetch(
-        """
-        INSERT INTO tags (audience_id, name) SELECT $1::uuid, unnest($2::text[])
-        ON CONFLICT (audience_id, name) DO UPDATE SET name = EXCLUDED.name
-        RETURNING id, name
-        """,
-        audience_id,
-        names,
+    """Tags the contact (see `memberships.add`); returns the tags it did not have before."""
+    return await memberships.add(
+        conn, memberships.TAGS, audience_id=audience_id, contact_id=contact_id, names=names
     )
-    ids = {r["id"]: r["name"] for r in rows}
-    added = await conn.fetch(
-        """
-        INSERT INTO contact_tags (contact_id, tag_id) SELECT $1::uuid, unnest($2::bigint[])
-        ON CONFLICT DO NOTHING RETURNING tag_id
-        """,
-        contact_id,
-        list(ids),
-    )
-    new = {ids[r["tag_id"]] for r in added}
-    return [n for n in dict.fromkeys(names) if n in new]
-
-
-async def remove_tags(conn: Conn, *, contact_id: str, names: list[str]) -> list[str]:
-    """Untags the contact; returns the tags it actually had."""
-    rows = await conn.fetch(
-        """
-        DELETE FROM contact_tags ct USING tags t
-        WHERE ct.tag_id = t.id AND ct.contact_id = $1::uuid AND t.name = ANY($2::text[])
-        RETURNING t.name
-        """,
-        contact_id,
-        names,
-    )
-    return [r["name"] for r in rows]
 
 
 async def tags(conn: Conn, contact_id: str) -> list[str]:
     """The contact's tags, alphabetically."""
-    rows = await conn.fetch(
-        "SELECT t.name FROM contact_tags ct JOIN tags t ON t.id = ct.tag_id"
-        " WHERE ct.contact_id = $1::uuid ORDER BY t.name",
-        contact_id,
-    )
-    return [r["name"] for r in rows]
+    return await memberships.of_contact(conn, memberships.TAGS, contact_id)
 
 
 async def set_fields(
