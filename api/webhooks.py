@@ -126,7 +126,10 @@ def accepted(results: list[DispatchResult], *, duplicate: bool = False) -> Webho
         events=sum(not r.duplicate for r in results),
         enrolments=[
             EnrolmentPublic(
-                flow_id=e.flow_id, workflow_id=e.workflow_id, outcome=e.outcome, reason=e.reason
+                flow_id=e.flow_id,
+                workflow_id=e.workflow_id,
+                outcome=e.outcome,  # type: ignore[arg-type]
+                reason=e.reason,
             )
             for r in results
             for e in r.enrolments

@@ -59,7 +59,9 @@ async def eventbrite_webhook(
     if found is None:
         raise unauthorized("this Eventbrite hook URL is not valid")
     payload = json_object(body)
-    config = payload.get("config") if isinstance(payload.get("config"), dict) else {}
+    config = payload.get("config")
+    if not isinstance(config, dict):
+        config = {}
     action, api_url = config.get("action"), payload.get("api_url")
     if action == "test" or action not in ACTIONS:
         return WebhookAccepted()  # the ping, or an action no trigger reads

@@ -56,7 +56,9 @@ async def livechat_webhook(
         raise unauthorized("secret_key is not this audience's")
     if payload.get("action") != "chat_deactivated":
         return WebhookAccepted()
-    chat = payload.get("payload") if isinstance(payload.get("payload"), dict) else {}
+    chat = payload.get("payload")
+    if not isinstance(chat, dict):
+        chat = {}
     chat_id, thread_id = chat.get("chat_id"), chat.get("thread_id")
     if not chat_id or not thread_id:
         raise ProblemError(422, "payload.chat_id and payload.thread_id are required")

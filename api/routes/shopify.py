@@ -163,14 +163,15 @@ async def _stock(d: _Delivery, topic: str, payload: dict[str, Any]) -> None:
                 )
         else:
             item = str(payload["inventory_item_id"])
-            product = await inventory.product_of(conn, d.audience_id, item)
-            if product is None or payload.get("available") is None:
+            owner = await inventory.product_of(conn, d.audience_id, item)
+            if owner is None or payload.get("available") is None:
                 return  # products/update has not told us whose stock this is
-            changed[product] = await inventory.available_for(conn, d.audience_id, product)
-            await inventory.set_available(
+            changed[owner] = await inventory.available_for(conn, d.audience_id, owner)
+            await inventory.set_level(
                 conn,
                 audience_id=d.audience_id,
                 inventory_item_id=item,
+                location_id=str(payload.get("location_id")),
                 available=int(payload["available"]),
             )
         for product, before in changed.items():

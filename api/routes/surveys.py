@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Header, Path, Request
+from pydantic import BaseModel, Field, ValidationError
 
-from api.deps import ApiKeyDep, IngestDep, PoolDep
-from api.problems import Problem, ProblemError
-from api.webhooks import WebhookAccepted, emit
+from api.deps import ApiKeyDep, IngestDep, PoolDep, SettingsDep
+from api.problems import Problem, ProblemError, validation_errors
+from api.webhooks import WebhookAccepted, emit, read_body
 from journeys.domain.events import IncomingEvent
 from journeys.store import contacts
 
@@ -27,16 +27,35 @@ class SurveyResponse(BaseModel):
     )
 
 
-@router.post("/{survey_id}/responses", status_code=202, responses=ERRORS)
+@router.post(
+    "/{survey_id}/responses",
+    status_code=202,
+    responses=ERRORS,
+    openapi_extra={
+        "requestBody": {
+            "content": {"application/json": {"schema": SurveyResponse.model_json_schema()}}
+        }
+    },
+)
 async def survey_response(
     survey_id: Annotated[str, Path(max_length=100)],
-    body: SurveyResponse,
+    request: Request,
     pool: PoolDep,
     ingest: IngestDep,
+    settings: SettingsDep,
     _key: ApiKeyDep,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> WebhookAccepted:
-    """Records one response; flows whose trigger names this survey (and question/answer) enrol."""
+    """Records one response; flows whose trigger names this survey (and question/answer) enrol.
+
+    The body is a `SurveyResponse` (read with the receivers' size limit).
+    """
+    raw = await read_body(request, settings.webhook_max_body_bytes)
+    try:
+        body = SurveyResponse.model_validate_json(raw)
+    except ValidationError as exc:
+        errors = validation_errors(list(exc.errors()), frozenset())  # type: ignore[arg-type]
+        raise ProblemError(422, f"{errors[0].field}: {errors[0].message}", errors=errors) from exc
     aid = str(body.audience_id)
     contact = await contacts.resolve(pool, aid, body.contact)
     if contact is None:

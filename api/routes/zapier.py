@@ -55,7 +55,7 @@ async def zapier_hook(
     try:
         given = ZapierEvent.model_validate(raw)
     except ValidationError as exc:
-        errors = validation_errors(list(exc.errors()), frozenset())
+        errors = validation_errors(list(exc.errors()), frozenset())  # type: ignore[arg-type]
         raise ProblemError(422, f"{errors[0].field}: {errors[0].message}", errors=errors) from exc
     aid = found["audience_id"]
     contact = await contacts.resolve(pool, aid, given.email)

@@ -37,15 +37,27 @@ async def product_of(conn: Conn, audience_id: str, inventory_item_id: str) -> st
     )
 
 
-async def set_available(
-    conn: asyncpg.Connection, *, audience_id: str, inventory_item_id: str, available: int
+async def set_level(
+    conn: asyncpg.Connection,
+    *,
+    audience_id: str,
+    inventory_item_id: str,
+    location_id: str,
+    available: int,
 ) -> None:
-    """Sets an inventory item's stock. Call in a transaction after `available_for` for `before`."""
+    """Sets an inventory item's stock at one location; its stock is the sum over locations."""
     await conn.execute(
-        "UPDATE inventory_items SET available = $3, updated_at = now()"
-        " WHERE audience_id = $1::uuid AND inventory_item_id = $2",
+        """
+        UPDATE inventory_items SET
+            levels = levels || jsonb_build_object($3::text, $4::int),
+            available = (SELECT sum(value::int) FROM jsonb_each_text(
+                             levels || jsonb_build_object($3::text, $4::int))),
+            updated_at = now()
+        WHERE audience_id = $1::uuid AND inventory_item_id = $2
+        """,
         audience_id,
         inventory_item_id,
+        location_id,
         available,
     )
 

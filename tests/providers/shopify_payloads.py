@@ -148,13 +148,15 @@ def product(product_id: int, inventory_item: int, quantity: int) -> dict[str, An
     }
 
 
-def inventory_level(inventory_item: int, available: int) -> dict[str, Any]:
+def inventory_level(
+    inventory_item: int, available: int, location: int = 24826418
+) -> dict[str, Any]:
     return {
         "inventory_item_id": inventory_item,
-        "location_id": 24826418,
+        "location_id": location,
         "available": available,
         "updated_at": datetime.now(UTC).isoformat(),
-        "admin_graphql_api_id": f"gid://shopify/InventoryLevel/24826418?inventory_item_id={inventory_item}",
+        "admin_graphql_api_id": f"gid://shopify/InventoryLevel/{location}?inventory_item_id={inventory_item}",
     }
 
 

@@ -493,3 +493,15 @@ async def test_collect_refuses_an_unknown_site_key(
     assert (
         answer.status_code == 401 and answer.headers["content-type"] == "application/problem+json"
     )
+
+
+async def test_survey_responses_name_bad_fields_and_are_size_limited(
+    hooks: httpx.AsyncClient, audience: str, pool: asyncpg.Pool
+) -> None:
+    bad = await hooks.post(
+        "/v1/surveys/nps-2026/responses", json={"audience_id": audience, "answers": {}}
+    )
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "contact"
+    big = {"audience_id": audience, "contact": "sue@example.com", "answers": {"q": "x" * 70_000}}
+    assert (await hooks.post("/v1/surveys/nps-2026/responses", json=big)).status_code == 413
+    assert await _events(pool, audience) == 0

@@ -340,14 +340,22 @@ async def test_a_restock_reaches_the_contacts_with_the_product_in_an_open_cart(
         store.audience,
         {"type": "shopify_back_in_stock", "product_id": str(sp.PRODUCT)},
     )
-    # Another product restocked, or a level still at the threshold: nobody.
+    # Another product restocked, or stock still at the threshold: nobody.
     other = await store.send(
         "inventory_levels/update", sp.inventory_level(sp.OTHER_INVENTORY_ITEM, 30)
     )
     assert not started(other, flow_id)
-    low = await store.send("inventory_levels/update", sp.inventory_level(sp.INVENTORY_ITEM, 5))
-    assert not started(low, flow_id)
-    back = await store.send("inventory_levels/update", sp.inventory_level(sp.INVENTORY_ITEM, 20))
+    first = await store.send("inventory_levels/update", sp.inventory_level(sp.INVENTORY_ITEM, 3))
+    assert not started(first, flow_id)
+    # A second warehouse: the product's stock is the sum over locations (3 + 2 = 5, still low).
+    second = sp.inventory_level(sp.INVENTORY_ITEM, 2, location=905684977)
+    assert not started(await store.send("inventory_levels/update", second), flow_id)
+    restock = sp.inventory_level(sp.INVENTORY_ITEM, 20, location=905684977)
+    delivery = str(uuid.uuid4())
+    back = await store.send("inventory_levels/update", restock, event_id=delivery)
     assert started(back, flow_id)
     waiting = [e for e in back.json()["enrolments"] if e["flow_id"] == flow_id]
     assert len(waiting) == 1
+    # Shopify redelivers the same event: nobody again.
+    again = await store.send("inventory_levels/update", restock, event_id=delivery)
+    assert again.json()["enrolments"] == []

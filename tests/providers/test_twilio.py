@@ -220,3 +220,21 @@ async def test_status_callbacks_update_the_message(
         "delivery_error": "30003",
         "provider_message_id": form["MessageSid"],
     }
+
+
+async def test_a_redelivered_inbound_sms_enrols_no_one_twice(
+    hooks: httpx.AsyncClient, audience: str, client: Client, pool: asyncpg.Pool
+) -> None:
+    phone = _phone()
+    person = await contact(hooks, audience, "rep@example.com", phone=phone)
+    flow_id = await active_flow(hooks, audience, {"type": "sms_keyword", "keyword": "JOIN"})
+    form = inbound(phone, "JOIN")
+    for _ in range(2):  # Twilio retries a delivery it did not see answered
+        answer = await post_signed(hooks, f"/v1/twilio/{audience}/sms", form)
+        assert answer.status_code == 200
+    assert await in_flow(client, flow_id, person["id"])
+    count = await pool.fetchval(
+        "SELECT count(*) FROM events WHERE contact_id = $1::uuid AND type = 'sms_received'",
+        person["id"],
+    )
+    assert count == 1

@@ -41,6 +41,8 @@ CREATE TABLE inventory_items (
     inventory_item_id text NOT NULL,
     product_id        text NOT NULL,
     available         integer,
+    -- inventory_levels/update reports one location at a time: location id → available.
+    levels            jsonb NOT NULL DEFAULT '{}'::jsonb,
     updated_at        timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (audience_id, inventory_item_id)
 );
