@@ -317,16 +317,56 @@ async def _stock(store: Store, product: int, item: int, quantity: int) -> None:
     assert answer.status_code == 200, answer.text
 
 
+@pytest.mark.parametrize("source", ["checkout", "pixel"])
 @pytest.mark.parametrize(("quantity", "fires"), [(2, True), (50, False)])
 async def test_adding_a_low_stock_product_to_the_cart(
-    store: Store, quantity: int, fires: bool
+    store: Store, pool: asyncpg.Pool, client: Client, quantity: int, fires: bool, source: str
 ) -> None:
     await _stock(store, sp.PRODUCT, sp.INVENTORY_ITEM, quantity)
     flow_id = await active_flow(
         store.hooks, store.audience, {"type": "shopify_low_inventory_added_to_cart"}
     )
-    answer = await store.send("checkouts/create", sp.checkout("low@example.com"))
-    assert started(answer, flow_id) is fires
+    if source == "checkout":
+        answer = await store.send("checkouts/create", sp.checkout("low@example.com"))
+        assert started(answer, flow_id) is fires
+        return
+    added = sp.pixel_event(
+        "product_added_to_cart", {"cartLine": sp.cart_line(sp.PRODUCT)}, client_id="c-low"
+    )
+    assert (await store.pixel(added, "low@example.com")).status_code == 204
+    who = await contact_id(pool, store.audience, "low@example.com")
+    assert who is not None and await in_flow(client, flow_id, who) is fires
+
+
+async def test_cart_webhooks_feed_known_carts_and_keep_anonymous_ones(
+    store: Store, pool: asyncpg.Pool
+) -> None:
+    flow_id = await active_flow(
+        store.hooks,
+        store.audience,
+        {"type": "shopify_added_to_cart", "product_id": str(sp.OTHER_PRODUCT)},
+    )
+    # A cart nobody claimed yet is kept, without a contact, and enrols no one.
+    anonymous = {
+        "id": "eeafa272cebfd4b22385bc4b645e762c",
+        "token": "eeafa272cebfd4b22385bc4b645e762c",
+        "line_items": [sp.line_item(sp.OTHER_PRODUCT)],
+        "note": None,
+        "updated_at": "2026-11-28T02:00:00Z",
+        "created_at": "2026-11-28T02:00:00Z",
+    }
+    assert not started(await store.send("carts/create", anonymous), flow_id)
+    kept = await pool.fetchrow(
+        "SELECT contact_id, product_ids FROM carts WHERE external_id = $1", anonymous["token"]
+    )
+    assert kept["contact_id"] is None and kept["product_ids"] == [str(sp.OTHER_PRODUCT)]
+    # The checkout named the buyer of this cart: its later updates are theirs.
+    await store.send("checkouts/create", sp.checkout("carts@example.com"))
+    token = "68778783ad298f1c80c3bafcddeea02f"
+    same = {**anonymous, "id": token, "token": token, "line_items": [sp.line_item(sp.PRODUCT)]}
+    assert not started(await store.send("carts/update", same), flow_id)  # nothing new in it
+    more = {**same, "line_items": [sp.line_item(sp.PRODUCT), sp.line_item(sp.OTHER_PRODUCT)]}
+    assert started(await store.send("carts/update", more), flow_id)
 
 
 async def test_a_restock_reaches_the_contacts_with_the_product_in_an_open_cart(
