@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qsl
 
 import asyncpg
 import httpx
@@ -53,7 +54,9 @@ def provider_api() -> Iterator[ProviderApi]:
     class Handler(BaseHTTPRequestHandler):
         def _answer(self, method: str) -> None:
             length = int(self.headers.get("content-length") or 0)
-            body = json.loads(self.rfile.read(length)) if length else None
+            raw = self.rfile.read(length) if length else b""
+            form = self.headers.get("content-type", "").startswith("application/x-www-form")
+            body = dict(parse_qsl(raw.decode())) if form else (json.loads(raw) if raw else None)
             api.calls.append(
                 {
                     "method": method,

@@ -12,11 +12,18 @@ import pytest
 from temporalio.client import Client
 from twilio.request_validator import RequestValidator
 
-from journeys.channels.sms import OutboxSmsProvider
+from journeys.channels.sms import OutboxSmsProvider, TwilioSmsProvider
 from journeys.config import Settings
 from journeys.domain.runs import workflow_id
 from journeys.store import messages
-from tests.providers.conftest import PUBLIC_URL, TWILIO_TOKEN, active_flow, contact, in_flow
+from tests.providers.conftest import (
+    PUBLIC_URL,
+    TWILIO_TOKEN,
+    ProviderApi,
+    active_flow,
+    contact,
+    in_flow,
+)
 
 VALIDATOR = RequestValidator(TWILIO_TOKEN)
 
@@ -238,3 +245,41 @@ async def test_a_redelivered_inbound_sms_enrols_no_one_twice(
         person["id"],
     )
     assert count == 1
+
+
+async def test_sent_messages_ask_twilio_for_status_callbacks_that_land_on_them(
+    hooks: httpx.AsyncClient, audience: str, pool: asyncpg.Pool, provider_api: ProviderApi
+) -> None:
+    account = "AC" + "1" * 32
+    path = f"/2010-04-01/Accounts/{account}/Messages.json"
+    provider_api.routes[("POST", path)] = lambda body: (
+        201,
+        {"sid": "SM" + "a" * 32, "status": "queued"},
+    )
+    key = f"sms-{uuid.uuid4().hex}"
+    await messages.claim(
+        pool,
+        idempotency_key=key,
+        channel="sms",
+        flow_id=None,
+        step_id="promo",
+        contact_id=None,
+        workflow_id=None,
+        recipient="+33600000001",
+        subject=None,
+        message_id=key,
+    )
+    provider = TwilioSmsProvider(
+        account_sid=account,
+        auth_token=TWILIO_TOKEN,
+        from_number="+14155550100",
+        base_url=provider_api.base,
+        status_callback=f"{PUBLIC_URL}/v1/twilio/status",
+    )
+    assert await provider.send(to="+33600000001", body="Hi", idempotency_key=key) == "SM" + "a" * 32
+    callback = provider_api.calls[-1]["body"]["StatusCallback"]
+    assert callback.startswith(PUBLIC_URL + "/v1/twilio/status?")
+    form = {"MessageSid": "SM" + "a" * 32, "MessageStatus": "delivered", "AccountSid": account}
+    answer = await post_signed(hooks, callback.removeprefix(PUBLIC_URL), form)
+    assert answer.status_code == 204, answer.text
+    assert (await messages.delivery(pool, key))["delivery_status"] == "delivered"
