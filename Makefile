@@ -22,10 +22,11 @@ dev: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# Lint and format checks; `make test` fails on any finding.
+# Lint, format and type checks; `make test` fails on any finding.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy journeys/domain
 
 # The settings tables of README.md and docs/configuration.md, regenerated from journeys/config.py.
 docs: $(STAMP)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import asyncpg
@@ -32,6 +33,10 @@ from journeys.domain.templating import contact_context, render
 from journeys.ingest import Ingest
 from journeys.store import conditions, contacts
 
+# Called after conditions were read, before the answer returns; tests use it to deliver an
+# event at the worst moment (while the workflow waits for the answer).
+AfterEvaluateHook = Callable[[EvaluateInput, bool], Awaitable[None]]
+
 
 class ContactActivities:
     """Contact reads and writes made by flow steps.
@@ -42,9 +47,12 @@ class ContactActivities:
             added by one flow can start another).
     """
 
-    def __init__(self, pool: asyncpg.Pool, ingest: Ingest) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, ingest: Ingest, *, after_evaluate: AfterEvaluateHook | None = None
+    ) -> None:
         self._pool = pool
         self._ingest = ingest
+        self._after_evaluate = after_evaluate
 
     async def _contact(self, contact_id: str) -> dict:
         contact = await contacts.get(self._pool, contact_id)
@@ -97,9 +105,10 @@ class ContactActivities:
     async def evaluate_conditions(self, input: EvaluateInput) -> EvaluateResult:
         """Checks the conditions against the contact as it is now."""
         contact = await self._contact(input.contact_id)
-        return EvaluateResult(
-            matched=await conditions.evaluate(self._pool, contact, input.conditions)
-        )
+        matched = await conditions.evaluate(self._pool, contact, input.conditions)
+        if self._after_evaluate is not None:
+            await self._after_evaluate(input, matched)
+        return EvaluateResult(matched=matched)
 
     @activity.defn(name=ActivityName.RESOLVE_WAIT)
     async def resolve_wait(self, input: ResolveWaitInput) -> ResolveWaitResult:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from email.utils import parseaddr
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 from temporalio import activity
@@ -21,6 +21,7 @@ from journeys.channels.email import (
     message_id_for,
 )
 from journeys.channels.sms import SmsProvider
+from journeys.domain.flow import QuietHours
 from journeys.domain.runs import (
     ActivityName,
     Delivery,
@@ -29,11 +30,41 @@ from journeys.domain.runs import (
     SendSmsInput,
 )
 from journeys.domain.schedule import quiet_until
+from journeys.domain.steps import SendEmail, SendSms, Step
 from journeys.domain.templating import contact_context, render
+from journeys.domain.tree import StepTree
 from journeys.store import contacts, messages
+from journeys.versions import FlowVersions
 
 # Called after a send is recorded; tests use it to fail an attempt at the worst moment.
-AfterSendHook = Callable[[SendEmailInput], Awaitable[None]]
+AfterSendHook = Callable[["EmailJob"], Awaitable[None]]
+
+
+class Job(Delivery):
+    """A send with what the flow version says about it, loaded by the activity."""
+
+    flow_name: str
+    transactional: bool
+    quiet_hours: QuietHours | None
+    timezone_basis: Literal["contact", "audience"]
+
+
+class EmailJob(Job):
+    """An email step's send, with its templates and sender."""
+
+    subject: str
+    preheader: str | None
+    html: str | None
+    text: str | None
+    from_name: str | None
+    from_email: str | None
+    reply_to: str | None
+
+
+class SmsJob(Job):
+    """An SMS step's send, with its template."""
+
+    body: str
 
 
 def _refused(exc: Exception) -> ApplicationError:
@@ -59,13 +90,14 @@ class DeliveryActivities:
         after_send: AfterSendHook | None = None,
     ) -> None:
         self._pool = pool
+        self._versions = FlowVersions(pool)
         self._email = email
         self._sms = sms
         self._default_from = default_from
         self._after_send = after_send
 
     async def _prepare(
-        self, input: Delivery, *, consent: str, address: str
+        self, input: Job, *, consent: str, address: str
     ) -> tuple[dict[str, Any] | None, SendResult | None]:
         """Loads the contact and answers early if the message must not (or not yet) go out."""
         contact = await contacts.get(self._pool, input.contact_id)
@@ -85,18 +117,61 @@ class DeliveryActivities:
                 return None, SendResult(status="deferred", not_before=until.astimezone(UTC))
         return contact, None
 
-    def _context(self, input: Delivery, contact: dict[str, Any]) -> dict[str, Any]:
+    async def _job(self, ref: Delivery) -> tuple[Step, dict[str, Any]]:
+        """The step a send refers to, and what its flow version says about every send."""
+        try:
+            definition = await self._versions.definition(ref.flow_id, ref.version)
+            step = StepTree(definition.steps).step(ref.step_id)
+        except (LookupError, KeyError) as exc:
+            raise ApplicationError(
+                f"the flow version or step is gone: {exc}",
+                type="PermanentSendError",
+                non_retryable=True,
+            ) from exc
+        settings = definition.settings
+        return step, {
+            **ref.model_dump(),
+            "flow_name": definition.name,
+            "transactional": definition.transactional,
+            "quiet_hours": settings.quiet_hours,
+            "timezone_basis": settings.timezone_basis,
+            "sender": settings.sender,
+        }
+
+    async def _email_job(self, ref: SendEmailInput) -> EmailJob:
+        step, common = await self._job(ref)
+        assert isinstance(step, SendEmail)
+        sender = common.pop("sender")
+        return EmailJob(
+            **common,
+            subject=step.subject,
+            preheader=step.preheader,
+            html=step.html,
+            text=step.text,
+            from_name=step.from_name or sender.from_name,
+            from_email=step.from_email or sender.from_email,
+            reply_to=step.reply_to or sender.reply_to,
+        )
+
+    async def _sms_job(self, ref: SendSmsInput) -> SmsJob:
+        step, common = await self._job(ref)
+        assert isinstance(step, SendSms)
+        common.pop("sender")
+        return SmsJob(**common, body=step.body)
+
+    def _context(self, input: Job, contact: dict[str, Any]) -> dict[str, Any]:
         return contact_context(
             contact, event=input.event, flow={"id": input.flow_id, "name": input.flow_name}
         )
 
     @activity.defn(name=ActivityName.SEND_EMAIL)
-    async def send_email(self, input: SendEmailInput) -> SendResult:
+    async def send_email(self, ref: SendEmailInput) -> SendResult:
         """Renders the step's templates for the contact and sends the email once.
 
         Raises:
             ApplicationError: non-retryable when the server refuses the address for good.
         """
+        input = await self._email_job(ref)
         contact, early = await self._prepare(input, consent="status", address="email")
         if early is not None:
             return early
@@ -137,12 +212,13 @@ class DeliveryActivities:
         return result
 
     @activity.defn(name=ActivityName.SEND_SMS)
-    async def send_sms(self, input: SendSmsInput) -> SendResult:
+    async def send_sms(self, ref: SendSmsInput) -> SendResult:
         """Renders the body for the contact and sends the text message once."""
         if self._sms is None:
             raise ApplicationError(
                 "no SMS provider is configured", type="PermanentSendError", non_retryable=True
             )
+        input = await self._sms_job(ref)
         contact, early = await self._prepare(input, consent="sms_status", address="phone")
         if early is not None:
             return early
@@ -166,7 +242,7 @@ class DeliveryActivities:
 
     async def _send_once(
         self,
-        input: Delivery,
+        input: Job,
         *,
         channel: str,
         recipient: str,

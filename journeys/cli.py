@@ -9,8 +9,9 @@ import logging
 import os
 import re
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import yaml
@@ -18,6 +19,9 @@ from pydantic import ValidationError
 
 from journeys import flowfile
 from journeys.config import Settings
+
+if TYPE_CHECKING:
+    from journeys.domain.firing import DateTrigger
 
 
 def _configure_logging(settings: Settings) -> None:
@@ -287,6 +291,79 @@ def _flow_export(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+_SCHEDULE_FLAGS = {"offset_days": "--offset", "time_of_day": "--time"}
+
+
+def _schedule_inputs(args: argparse.Namespace) -> tuple[DateTrigger, datetime]:
+    """The trigger and `now` of `journeys schedule next` (the domain checks `--date`).
+
+    Raises:
+        ValueError: a flag's value is unusable; the message names the flag.
+    """
+    from journeys.domain.firing import DATE_TRIGGER_MODELS
+    from journeys.domain.timezones import check_timezone
+
+    model = DATE_TRIGGER_MODELS[args.trigger]
+    params: dict[str, Any] = {"offset_days": args.offset, "time_of_day": args.time}
+    if "field" in model.model_fields:
+        params["field"] = "date"  # the flow names a contact field; here the date is given
+    try:
+        trigger = model.model_validate(params)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        flag = _SCHEDULE_FLAGS.get(str(err["loc"][0]), str(err["loc"][0]))
+        raise ValueError(f"{flag}: {err['msg'].removeprefix('Value error, ')}") from exc
+    check_timezone(args.tz)  # ValueError names the zone
+    if args.now is None:
+        return trigger, datetime.now(UTC)
+    try:
+        now = datetime.fromisoformat(args.now)
+    except ValueError:
+        raise ValueError(
+            f"--now: {args.now!r} is not an ISO instant (e.g. 2027-03-01T12:00:00Z)"
+        ) from None
+    if now.tzinfo is None:
+        raise ValueError(f"--now: {args.now!r} needs a UTC offset or Z (e.g. 2027-03-01T12:00Z)")
+    return trigger, now
+
+
+def _schedule_next(args: argparse.Namespace) -> int:
+    """Prints when a date trigger fires; exit 3 (reason on stderr) if it will not, 2 if bad input."""
+    from journeys.domain.firing import YEARLY_TRIGGERS, FireAt, next_fire
+
+    try:
+        trigger, now = _schedule_inputs(args)
+        fire = next_fire(trigger, date_value=args.date, zone=args.tz, now=now)
+    except ValueError as exc:
+        print(f"journeys schedule next: {exc}", file=sys.stderr)
+        return 2
+    if not isinstance(fire, FireAt) and fire.code in ("no_date", "invalid_date"):
+        forms = "MM-DD or YYYY-MM-DD" if isinstance(trigger, YEARLY_TRIGGERS) else "YYYY-MM-DD"
+        print(
+            f"journeys schedule next: --date: {args.date!r} is not a date"
+            f" ({args.trigger} takes {forms})",
+            file=sys.stderr,
+        )
+        return 2
+    if not isinstance(fire, FireAt):
+        print(f"will not fire: {fire.message}", file=sys.stderr)
+        return 3
+    utc = fire.utc.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
+    local = fire.local.replace(tzinfo=None).isoformat(timespec="minutes")
+    if args.json:
+        print(json.dumps({"utc": utc, "local": local, "zone": fire.zone}))
+        return 0
+    print(f"utc    {utc}")
+    offset = f"UTC{fire.local.isoformat()[-6:]}"
+    abbreviation = fire.local.tzname() or ""
+    # Zones without an abbreviation name themselves by their offset (`+0545`): say it once.
+    label = offset if abbreviation[:1] in ("+", "-", "") else f"{abbreviation}, {offset}"
+    print(f"local  {local} {fire.zone} ({label})")
+    for note in fire.notes:
+        print(f"note   {note}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="journeys", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -337,6 +414,30 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "export":
             cmd.add_argument("flow_id")
             cmd.add_argument("--format", choices=["yaml", "json"], default="yaml")
+
+    schedule = sub.add_parser("schedule", help="date-trigger schedules (no server needed)")
+    next_ = schedule.add_subparsers(dest="action", required=True).add_parser(
+        "next", help="when a date trigger fires next: the moment in UTC and local time"
+    )
+    next_.add_argument(
+        "--trigger",
+        required=True,
+        choices=["birthday", "recurring_date", "specific_date", "signup_date"],
+        help="the date trigger (yearly: birthday, recurring_date; once: the others)",
+    )
+    next_.add_argument(
+        "--date",
+        required=True,
+        help="MM-DD (or YYYY-MM-DD) for birthday/recurring_date, YYYY-MM-DD for"
+        " specific_date/signup_date",
+    )
+    next_.add_argument("--time", required=True, help="local time of day, HH:MM (24-hour)")
+    next_.add_argument("--tz", required=True, help="IANA time zone, e.g. America/New_York")
+    next_.add_argument("--offset", type=int, default=0, help="offset_days (default 0)")
+    next_.add_argument("--now", help="ISO instant with offset (default: the current time)")
+    next_.add_argument(
+        "--json", action="store_true", help='one line: {"utc": ..., "local": ..., "zone": ...}'
+    )
     return parser
 
 
@@ -358,6 +459,9 @@ _COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `journeys` console script."""
     args = build_parser().parse_args(argv)
+    if args.command == "schedule":
+        # Pure computation: no settings, so it works where none are configured.
+        return _schedule_next(args)
     try:
         settings = Settings()
     except ValidationError as exc:

@@ -10,6 +10,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from journeys.domain.runs import RunLimits
+
 DEV_SECRET = "dev-only-secret-change-me"
 
 
@@ -121,6 +123,18 @@ class Settings(BaseSettings):
     readiness_timeout_seconds: float = Field(
         2.0, description="Time each `/readyz` dependency check may take before it fails."
     )
+    send_give_up_after_seconds: float = Field(
+        3 * 24 * 3600.0,
+        gt=0,
+        description="A send still failing after this long is given up: the step fails and the"
+        " journey goes on.",
+    )
+    run_history_limit: int = Field(
+        10_000,
+        ge=200,
+        le=50_000,
+        description="History events after which a contact's run continues as new (state carried).",
+    )
 
     # Provider receivers (Shopify, Twilio, Eventbrite, LiveChat, Zapier, surveys, site tracking).
     webhook_max_body_bytes: int = Field(
@@ -163,6 +177,13 @@ class Settings(BaseSettings):
     def sms_configured(self) -> bool:
         """Flows that text contacts can be activated."""
         return self.sms_provider != "none"
+
+    def run_limits(self) -> RunLimits:
+        """The bounds every contact run is started with."""
+        return RunLimits(
+            send_give_up_after_seconds=self.send_give_up_after_seconds,
+            max_history_events=self.run_history_limit,
+        )
 
     def webhook_signing_key(self) -> bytes:
         """The key of webhook-step signatures."""

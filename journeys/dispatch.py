@@ -27,6 +27,7 @@ from journeys.domain.runs import (
     ContactFlowInput,
     FlowEvent,
     Phase,
+    RunLimits,
     workflow_id,
 )
 from journeys.registry import ActiveFlow, FlowRegistry
@@ -57,9 +58,16 @@ class Dispatcher:
     """Records events and starts or signals the contact-flow workflows they concern."""
 
     def __init__(
-        self, pool: asyncpg.Pool, client: Client, registry: FlowRegistry, *, task_queue: str
+        self,
+        pool: asyncpg.Pool,
+        client: Client,
+        registry: FlowRegistry,
+        *,
+        task_queue: str,
+        limits: RunLimits | None = None,
     ) -> None:
         self._pool = pool
+        self._limits = limits or RunLimits()
         self._client = client
         self._registry = registry
         self._task_queue = task_queue
@@ -90,7 +98,7 @@ class Dispatcher:
             run["workflow_id"]
             for run in await enrollments.running_for_contact(self._pool, event.contact_id)
             if run["workflow_id"] not in started
-            and self._registry.cares(run["flow_id"], event.type)
+            and await self._registry.cares(run["flow_id"], run["version"], event.type)
         ]
         await asyncio.gather(*(self._signal(wf_id, signal) for wf_id in others))
         await events.mark_dispatched(self._pool, stored["id"])
@@ -150,6 +158,7 @@ class Dispatcher:
                 contact_id=contact_id,
                 audience_id=flow.audience_id,
                 trigger_type=trigger_type,
+                limits=self._limits,
             ),
             id=wf_id,
             task_queue=self._task_queue,

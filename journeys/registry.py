@@ -15,6 +15,7 @@ from journeys.domain.events import IncomingEvent, event_type_for, fires, interes
 from journeys.domain.flow import FlowDefinition
 from journeys.domain.triggers import Trigger
 from journeys.store import flows
+from journeys.versions import FlowVersions
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ class FlowRegistry:
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
         self._refreshing = asyncio.Lock()
+        self.versions = FlowVersions(pool)
 
     async def start(self) -> None:
         """Listens for changes first, then loads, so no change between the two is missed."""
@@ -107,14 +109,19 @@ class FlowRegistry:
             if flow.activated_at <= occurred_at and fires(trigger, event)
         ]
 
-    def cares(self, flow_id: str, event_type: str) -> bool:
-        """Whether open runs of the flow react to this event type.
+    async def cares(self, flow_id: str, version: int, event_type: str) -> bool:
+        """Whether open runs of this flow version react to this event type.
 
-        Runs of flows this registry does not hold (paused, or of an older version) are told
-        everything: a needless signal costs little, a missed exit goal costs a wrong email.
+        A run follows the version it entered with, so it is judged by that version's exit
+        goals and waits, never by the current one's.
         """
-        flow = self._flows.get(flow_id)
-        return flow is None or event_type in flow.interests
+        active = self._flows.get(flow_id)
+        if active is not None and active.version == version:
+            return event_type in active.interests
+        try:
+            return event_type in await self.versions.interests(flow_id, version)
+        except LookupError:
+            return False
 
     def _reindex(self) -> None:
         index: dict[tuple[str, str], list[tuple[ActiveFlow, Trigger]]] = defaultdict(list)

@@ -52,5 +52,7 @@ async def open_core(
         registry = FlowRegistry(pool, dsn)
         await registry.start()
         stack.push_async_callback(registry.close)
-        dispatcher = Dispatcher(pool, client, registry, task_queue=settings.task_queue)
+        dispatcher = Dispatcher(
+            pool, client, registry, task_queue=settings.task_queue, limits=settings.run_limits()
+        )
         yield Core(settings, pool, client, registry, Ingest(pool, dispatcher))

@@ -40,7 +40,7 @@ def flow_body(audience_id: str, *, tag: str = "vip", delay: str = "2d", **extra:
     return {
         "name": extra.pop("name", f"Welcome {tag}"),
         "audience_id": audience_id,
-        "triggers": [{"type": "tag_added", "tag": tag}],
+        "triggers": extra.pop("triggers", [{"type": "tag_added", "tag": tag}]),
         "steps": [
             {
                 "id": "hello",

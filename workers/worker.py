@@ -12,7 +12,7 @@ from typing import Any
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
-from activities.contacts import ContactActivities
+from activities.contacts import AfterEvaluateHook, ContactActivities
 from activities.delivery import AfterSendHook, DeliveryActivities
 from activities.enrollment import EnrollmentActivities
 from activities.webhooks import WebhookActivities
@@ -76,6 +76,7 @@ def activities_for(
     core: Core,
     *,
     after_send: AfterSendHook | None = None,
+    after_evaluate: AfterEvaluateHook | None = None,
     email: EmailSender | None = None,
 ) -> list[object]:
     """Every activity, bound to its dependencies (`email`: a sender the caller will close)."""
@@ -88,7 +89,7 @@ def activities_for(
         after_send=after_send,
     )
     enrollment = EnrollmentActivities(pool)
-    contacts = ContactActivities(pool, core.ingest)
+    contacts = ContactActivities(pool, core.ingest, after_evaluate=after_evaluate)
     webhooks = WebhookActivities(pool, secret=settings.webhook_signing_key())
     return [
         enrollment.begin_enrollment,
@@ -124,6 +125,7 @@ def build_worker(
     *,
     task_queue: str | None = None,
     after_send: AfterSendHook | None = None,
+    after_evaluate: AfterEvaluateHook | None = None,
     email: EmailSender | None = None,
 ) -> Worker:
     """A worker for the contact-flow task queue, tuned from settings.
@@ -137,7 +139,9 @@ def build_worker(
         core.client,
         task_queue=task_queue or core.settings.task_queue,
         workflows=WORKFLOWS,
-        activities=activities_for(core, after_send=after_send, email=email),
+        activities=activities_for(
+            core, after_send=after_send, after_evaluate=after_evaluate, email=email
+        ),
         **worker_tuning(core.settings),
     )
 

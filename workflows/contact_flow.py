@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections import deque
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import assert_never
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from journeys.domain import search
+    from journeys.domain import search, words
     from journeys.domain.conditions import ConditionSet
     from journeys.domain.durations import parse_duration
     from journeys.domain.events import condition_events, meets_goal
@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         ContactActionInput,
         ContactActionResult,
         ContactFlowInput,
+        Delivery,
         EvaluateInput,
         EvaluateResult,
         FinishEnrollmentInput,
@@ -34,10 +35,12 @@ with workflow.unsafe.imports_passed_through():
         ResolveWaitInput,
         ResolveWaitResult,
         RunResult,
+        RunState,
         RunStatus,
         SendEmailInput,
         SendResult,
         SendSmsInput,
+        TimelineEntry,
         WebhookInput,
         WebhookResult,
     )
@@ -59,6 +62,7 @@ with workflow.unsafe.imports_passed_through():
         WaitUntil,
         Webhook,
     )
+    from journeys.domain.tree import StepTree
 
 # Short database reads run as local activities: inside the workflow task, one marker event
 # instead of three activity events and a second task round trip (`finish_enrollment`,
@@ -77,7 +81,8 @@ _SHORT = timedelta(seconds=30)
 _BOOKKEEPING = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
 )
-# A mail or SMS provider may be down for hours; keep trying, but never on a permanent refusal.
+# A mail or SMS provider may be down for hours: keep trying within the run's send bound
+# (schedule-to-close), never on a permanent refusal.
 _SENDING = RetryPolicy(
     initial_interval=timedelta(seconds=2),
     backoff_coefficient=2.0,
@@ -92,6 +97,8 @@ _WEBHOOK = RetryPolicy(
     non_retryable_error_types=["WebhookRejected"],
 )
 
+ContactAction = AddTag | RemoveTag | UpdateField | AddToGroup | RemoveFromGroup | Unsubscribe
+
 
 class _Leave(Exception):
     """The contact leaves the flow before its end (exit step, goal reached, archived)."""
@@ -101,12 +108,13 @@ class _Leave(Exception):
         self.reason = reason
 
 
-def _when(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M UTC")
+class _ContinueAsNew(Exception):
+    """The history is long: the run goes on in a new run from `step`, its wait ending at `until`."""
 
-
-def _then(next_step: Step | None) -> str:
-    return f"then `{next_step.id}` ({next_step.type})" if next_step else "then the flow ends"
+    def __init__(self, step: Step, until: datetime | None = None) -> None:
+        super().__init__(step.id)
+        self.step = step
+        self.until = until
 
 
 @workflow.defn(name=WORKFLOW_NAME)
@@ -116,17 +124,11 @@ class ContactFlowWorkflow:
     @workflow.init
     def __init__(self, input: ContactFlowInput) -> None:
         self._input = input
+        self._tree = StepTree(input.definition.steps)
+        self._state: RunState = input.state or RunState()
         self._phase = Phase.ENTERING
-        self._step_id: str | None = None
+        self._step_id: str | None = self._state.resume_at
         self._details = "Entering the flow."
-        self._entry: int | None = None
-        self._sent = 0
-        self._seen: deque[str] = deque(maxlen=_SEEN_EVENTS)
-        self._enrolled_by: FlowEvent | None = None
-        self._heard: dict[str, int] = {}
-        self._paused = False
-        self._stop: str | None = None
-        self._done: list[str] = []
         self._published_phase: Phase = Phase.ENTERING  # what the starter set
         self._published_step: str | None = None
 
@@ -135,24 +137,25 @@ class ContactFlowWorkflow:
     @workflow.signal(name=EVENT_SIGNAL)
     def event(self, event: FlowEvent) -> None:
         """An event about this contact: the first one enrolled it; later ones may end waits."""
-        if event.id in self._seen:
+        state = self._state
+        if event.id in state.seen:
             return
-        self._seen.append(event.id)
-        if self._enrolled_by is None:
-            self._enrolled_by = event
+        state.seen = [*state.seen[-(_SEEN_EVENTS - 1) :], event.id]
+        if state.enrolled_by is None:
+            state.enrolled_by = event
             return
-        self._heard[event.type] = self._heard.get(event.type, 0) + 1
+        state.heard[event.type] = state.heard.get(event.type, 0) + 1
         for goal in self._input.definition.settings.exit_when:
-            if self._stop is None and meets_goal(goal, event.type, event.data):
-                self._stop = f"reached the exit goal `{goal.type}`"
+            if state.stop is None and meets_goal(goal, event.type, event.data):
+                state.stop = f"reached the exit goal `{goal.type}`"
 
     @workflow.signal(name=CONTROL_SIGNAL)
     def control(self, control: FlowControl) -> None:
         """The flow was paused, resumed or archived."""
         if control.action == "archived":
-            self._stop = self._stop or "the flow was archived"
+            self._state.stop = self._state.stop or "the flow was archived"
         else:
-            self._paused = control.action == "paused"
+            self._state.paused = control.action == "paused"
 
     @workflow.query
     def status(self) -> RunStatus:
@@ -161,27 +164,41 @@ class ContactFlowWorkflow:
             phase=self._phase,
             step_id=self._step_id,
             details=self._details,
-            entry=self._entry,
-            sent=self._sent,
+            entry=self._state.entry,
+            sent=self._state.sent,
             version=self._input.version,
-            paused=self._paused,
+            paused=self._state.paused,
         )
+
+    @workflow.query
+    def timeline(self) -> list[TimelineEntry]:
+        """The steps entered, in order, with when and how each ended."""
+        return self._state.timeline
 
     # --- the run ----------------------------------------------------------------------------
 
     @workflow.run
     async def run(self, input: ContactFlowInput) -> RunResult:
         """Enters the contact (if the flow's rules admit it) and walks the steps."""
-        begin = await self._begin(input)
-        if not begin.admitted:
-            self._enter_phase(Phase.SKIPPED, None, f"Not entered: {begin.reason}.")
-            return RunResult(phase=Phase.SKIPPED, entry=None, reason=begin.reason)
-        self._entry = begin.entry
+        state = self._state
+        if state.entry is None:
+            begin = await self._begin(input)
+            if not begin.admitted:
+                self._enter_phase(Phase.SKIPPED, None, f"Not entered: {begin.reason}.")
+                return RunResult(phase=Phase.SKIPPED, entry=None, reason=begin.reason)
+            state.entry = begin.entry
+        step = self._tree.step(state.resume_at) if state.resume_at else self._tree.first
         phase, reason = Phase.COMPLETED, None
         try:
-            await self._run_steps(input.definition.steps)
+            while step is not None:
+                await self._checkpoint(step)
+                step = await self._run_step(step)
         except _Leave as leave:
             phase, reason = Phase.EXITED, leave.reason
+        except _ContinueAsNew as more:
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            state.resume_at, state.wait_until = more.step.id, more.until
+            workflow.continue_as_new(input.model_copy(update={"state": state}))
         self._enter_phase(
             phase, None, "Finished the flow." if reason is None else f"Left: {reason}."
         )
@@ -190,7 +207,7 @@ class ContactFlowWorkflow:
             FinishEnrollmentInput(
                 flow_id=input.flow_id,
                 contact_id=input.contact_id,
-                entry=begin.entry or 0,
+                entry=state.entry or 0,
                 status=phase,
                 reason=reason,
             ),
@@ -198,11 +215,17 @@ class ContactFlowWorkflow:
             retry_policy=_BOOKKEEPING,
         )
         await workflow.wait_condition(workflow.all_handlers_finished)
-        return RunResult(phase=phase, entry=begin.entry, reason=reason, steps_done=self._done)
+        return RunResult(
+            phase=phase,
+            entry=state.entry,
+            reason=reason,
+            steps_done=[entry.step_id for entry in state.timeline],
+        )
 
     async def _begin(self, input: ContactFlowInput) -> BeginEnrollmentResult:
         info = workflow.info()
         settings = input.definition.settings
+        enrolled_by = self._state.enrolled_by
         return await workflow.execute_activity(
             ActivityName.BEGIN_ENROLLMENT,
             BeginEnrollmentInput(
@@ -212,7 +235,7 @@ class ContactFlowWorkflow:
                 workflow_id=info.workflow_id,
                 run_id=info.run_id,
                 trigger_type=input.trigger_type,
-                event_id=self._enrolled_by.id if self._enrolled_by else None,
+                event_id=enrolled_by.id if enrolled_by else None,
                 reentry_allowed=settings.reentry.allowed,
                 reentry_min_interval_seconds=(
                     parse_duration(settings.reentry.min_interval).total_seconds()
@@ -226,139 +249,207 @@ class ContactFlowWorkflow:
             retry_policy=_BOOKKEEPING,
         )
 
-    async def _run_steps(self, steps: list[Step]) -> None:
-        for index, step in enumerate(steps):
-            await self._checkpoint()
-            await self._run_step(step, steps[index + 1] if index + 1 < len(steps) else None)
-            self._done.append(step.id)
+    def _history_is_long(self) -> bool:
+        info = workflow.info()
+        return (
+            info.is_continue_as_new_suggested()
+            or info.get_current_history_length() >= self._input.limits.max_history_events
+        )
 
-    async def _checkpoint(self) -> None:
-        """Between steps: leave if asked to, and hold while the flow is paused."""
-        if self._stop:
-            raise _Leave(self._stop)
-        if self._paused:
+    async def _checkpoint(self, step: Step) -> None:
+        """Before a step: leave if asked to, hold while paused, continue as new if long."""
+        state = self._state
+        if state.stop:
+            raise _Leave(state.stop)
+        if state.paused:
             self._enter_phase(
                 Phase.PAUSED, self._step_id, "Paused with the flow; continues when it is resumed."
             )
-            await workflow.wait_condition(lambda: not self._paused or self._stop is not None)
-            if self._stop:
-                raise _Leave(self._stop)
+            await workflow.wait_condition(lambda: not state.paused or state.stop is not None)
+            if state.stop:
+                raise _Leave(state.stop)
+        if self._history_is_long() and step.id != state.resume_at:
+            raise _ContinueAsNew(step)
 
-    async def _run_step(self, step: Step, next_step: Step | None) -> None:
-        if isinstance(step, SendEmail):
-            self._enter_phase(
-                Phase.RUNNING, step.id, f"Sending email `{step.id}`: {step.subject!r}."
-            )
-            await self._deliver(ActivityName.SEND_EMAIL, self._email_input(step))
-        elif isinstance(step, SendSms):
-            self._enter_phase(Phase.RUNNING, step.id, f"Sending SMS `{step.id}`.")
-            await self._deliver(
-                ActivityName.SEND_SMS, SendSmsInput(**self._delivery(step), body=step.body)
-            )
-        elif isinstance(step, Webhook):
-            self._enter_phase(
-                Phase.RUNNING, step.id, f"Calling webhook `{step.id}`: {step.method} {step.url}."
-            )
-            await self._webhook(step)
-        elif isinstance(
-            step, (AddTag, RemoveTag, UpdateField, AddToGroup, RemoveFromGroup, Unsubscribe)
-        ):
-            self._enter_phase(
-                Phase.RUNNING, step.id, f"Updating the contact (`{step.id}`: {step.type})."
-            )
-            await self._contact_action(step)
-        elif isinstance(step, Exit):
-            raise _Leave(f"reached the exit step `{step.id}`")
-        elif isinstance(step, Delay):
-            duration = parse_duration(step.duration)
-            until = workflow.now() + duration
-            await self._wait(
-                duration,
-                step.id,
-                f"Waiting {step.duration} (until {_when(until)}), {_then(next_step)}.",
-                summary=f"{step.id}: wait {step.duration}",
-            )
-        elif isinstance(step, WaitUntil):
-            await self._wait_until(step, next_step)
-        elif isinstance(step, WaitForTrigger):
-            await self._wait_for_trigger(step)
-        elif isinstance(step, IfElse):
-            self._enter_phase(Phase.RUNNING, step.id, f"Checking conditions of `{step.id}`.")
-            matched = await self._evaluate(step.conditions)
-            await self._run_steps(step.yes if matched else step.no)
-        elif isinstance(step, PercentSplit):
-            roll = workflow.random().random() * 100
-            total = 0
-            for path in step.paths:
-                total += path.weight
-                if roll < total:
-                    await self._run_steps(path.steps)
-                    break
+    def _record(self, step: Step) -> TimelineEntry:
+        entry = TimelineEntry(step_id=step.id, type=step.type, entered_at=workflow.now())
+        # A run continued inside a wait re-enters that step: it is already on the timeline.
+        resumed = self._state.resume_at == step.id
+        self._state.resume_at = None
+        if resumed and self._state.timeline and self._state.timeline[-1].step_id == step.id:
+            return self._state.timeline[-1]
+        self._state.timeline.append(entry)
+        return entry
+
+    async def _run_step(self, step: Step) -> Step | None:
+        """Runs one step; returns the step that comes next (None: the flow ends)."""
+        entry = self._record(step)
+        after = self._tree.after(step)
+        match step:
+            case SendEmail():
+                self._enter_phase(
+                    Phase.RUNNING, step.id, f"Sending email `{step.id}`: {step.subject!r}."
+                )
+                entry.outcome = await self._deliver(
+                    ActivityName.SEND_EMAIL, SendEmailInput(**self._delivery(step))
+                )
+            case SendSms():
+                self._enter_phase(Phase.RUNNING, step.id, f"Sending SMS `{step.id}`.")
+                entry.outcome = await self._deliver(
+                    ActivityName.SEND_SMS, SendSmsInput(**self._delivery(step))
+                )
+            case Webhook():
+                self._enter_phase(
+                    Phase.RUNNING,
+                    step.id,
+                    f"Calling webhook `{step.id}`: {step.method} {step.url}.",
+                )
+                entry.outcome = await self._webhook(step)
+            case AddTag() | RemoveTag() | UpdateField() | AddToGroup() | RemoveFromGroup():
+                self._enter_phase(
+                    Phase.RUNNING, step.id, f"Updating the contact (`{step.id}`: {step.type})."
+                )
+                entry.outcome = await self._contact_action(step)
+            case Unsubscribe():
+                self._enter_phase(Phase.RUNNING, step.id, f"Unsubscribing (`{step.id}`).")
+                entry.outcome = await self._contact_action(step)
+            case Exit():
+                entry.outcome = "left the flow"
+                raise _Leave(f"reached the exit step `{step.id}`")
+            case Delay():
+                until = self._state.wait_until or workflow.now() + parse_duration(step.duration)
+                await self._sleep(
+                    step,
+                    until,
+                    f"Waiting {step.duration} (until {words.moment(until)}), {words.then(after)}.",
+                    summary=f"{step.id}: wait {step.duration}",
+                )
+                entry.outcome = "waited"
+            case WaitUntil():
+                await self._wait_until(step, after)
+                entry.outcome = "waited"
+            case WaitForTrigger():
+                matched = await self._wait_for_trigger(step)
+                entry.outcome = "matched" if matched else "timed out"
+                return self._tree.enter(step.matched if matched else step.timed_out, step)
+            case IfElse():
+                self._enter_phase(Phase.RUNNING, step.id, f"Checking conditions of `{step.id}`.")
+                matched = await self._evaluate(step.conditions)
+                entry.outcome = "yes" if matched else "no"
+                return self._tree.enter(step.yes if matched else step.no, step)
+            case PercentSplit():
+                roll = workflow.random().random() * 100
+                total = 0
+                for index, path in enumerate(step.paths):
+                    total += path.weight
+                    if roll < total or index == len(step.paths) - 1:
+                        entry.outcome = f"path {index + 1}"
+                        return self._tree.enter(path.steps, step)
+            case _:
+                assert_never(step)
+        return after
 
     # --- waiting ----------------------------------------------------------------------------
 
-    async def _wait(self, duration: timedelta, step_id: str, details: str, *, summary: str) -> None:
-        """A durable timer that ends early if the contact must leave."""
-        self._enter_phase(Phase.WAITING, step_id, details)
-        if duration > timedelta(0):
-            try:
-                await workflow.wait_condition(
-                    lambda: self._stop is not None, timeout=duration, timeout_summary=summary
-                )
-            except TimeoutError:
-                pass
-        if self._stop:
-            raise _Leave(self._stop)
+    async def _sleep(
+        self,
+        step: Step,
+        until: datetime,
+        details: str,
+        *,
+        summary: str,
+        wake: Callable[[], bool] | None = None,
+    ) -> bool:
+        """A durable timer that ends early if the contact must leave, or when `wake()` holds.
 
-    async def _wait_until(self, step: WaitUntil, next_step: Step | None) -> None:
-        resolved: ResolveWaitResult = await workflow.execute_local_activity(
-            ActivityName.RESOLVE_WAIT,
-            ResolveWaitInput(
-                contact_id=self._input.contact_id,
-                audience_id=self._input.audience_id,
-                timezone_basis=self._input.definition.settings.timezone_basis,
-                rule=step,
-            ),
-            result_type=ResolveWaitResult,
-            start_to_close_timeout=_SHORT,
-            retry_policy=_BOOKKEEPING,
-        )
-        await self._wait(
-            resolved.until - workflow.now(),
-            step.id,
-            f"Waiting until {_when(resolved.until)} ({resolved.zone}), {_then(next_step)}.",
-            summary=f"{step.id}: wait until {_when(resolved.until)}",
-        )
+        Returns:
+            True if `wake()` ended the wait, False if the time came.
 
-    async def _wait_for_trigger(self, step: WaitForTrigger) -> None:
-        deadline = workflow.now() + parse_duration(step.timeout)
-        self._enter_phase(
-            Phase.WAITING, step.id, f"Waiting for `{step.id}` conditions until {_when(deadline)}."
-        )
-        # Re-check only when an event that can change the answer arrives.
-        relevant = condition_events(step.conditions)
-        matched = await self._evaluate(step.conditions)
-        while not matched and self._stop is None:
-            heard = self._count(relevant)
-            remaining = deadline - workflow.now()
+        Raises:
+            _Leave: the contact must leave.
+            _ContinueAsNew: the history grew long; the new run finishes this wait.
+        """
+        state = self._state
+        self._state.wait_until = None
+        self._enter_phase(Phase.WAITING, step.id, details)
+        woken = False
+        while not woken:
+            remaining = until - workflow.now()
             if remaining <= timedelta(0):
                 break
             try:
                 await workflow.wait_condition(
-                    lambda heard=heard: self._count(relevant) != heard or self._stop is not None,
+                    lambda: (
+                        state.stop is not None
+                        or (wake is not None and wake())
+                        or self._history_is_long()
+                    ),
                     timeout=remaining,
-                    timeout_summary=f"{step.id}: timeout",
+                    timeout_summary=summary,
                 )
             except TimeoutError:
                 break
-            if self._stop is None:
-                matched = await self._evaluate(step.conditions)
-        if self._stop:
-            raise _Leave(self._stop)
-        await self._run_steps(step.matched if matched else step.timed_out)
+            if state.stop:
+                raise _Leave(state.stop)
+            woken = wake is not None and wake()
+            if not woken and self._history_is_long():
+                raise _ContinueAsNew(step, until)
+        if state.stop:
+            raise _Leave(state.stop)
+        return woken
+
+    async def _wait_until(self, step: WaitUntil, after: Step | None) -> None:
+        until, zone = self._state.wait_until, None
+        if until is None:
+            resolved: ResolveWaitResult = await workflow.execute_local_activity(
+                ActivityName.RESOLVE_WAIT,
+                ResolveWaitInput(
+                    contact_id=self._input.contact_id,
+                    audience_id=self._input.audience_id,
+                    timezone_basis=self._input.definition.settings.timezone_basis,
+                    rule=step,
+                ),
+                result_type=ResolveWaitResult,
+                start_to_close_timeout=_SHORT,
+                retry_policy=_BOOKKEEPING,
+            )
+            until, zone = resolved.until, resolved.zone
+        await self._sleep(
+            step,
+            until,
+            f"Waiting until {words.moment(until, zone)}, {words.then(after)}.",
+            summary=f"{step.id}: wait until {words.moment(until)}",
+        )
+
+    async def _wait_for_trigger(self, step: WaitForTrigger) -> bool:
+        """Waits until the conditions hold or the timeout; True if they held."""
+        deadline = self._state.wait_until or workflow.now() + parse_duration(step.timeout)
+        on_match = self._tree.enter(step.matched, step)
+        on_timeout = self._tree.enter(step.timed_out, step)
+        details = (
+            f"Waiting until {words.conditions(step.conditions)}"
+            f" ({words.then(on_match).removeprefix('then ')}),"
+            f" or on {words.moment(deadline)} {words.then(on_timeout)}."
+        )
+        # Re-check only when an event that can change the answer arrives. The count is taken
+        # before each check, so an event heard during the check wakes the wait at once.
+        relevant = condition_events(step.conditions)
+        while True:
+            heard = self._count(relevant)
+            if await self._evaluate(step.conditions):
+                return True
+            woken = await self._sleep(
+                step,
+                deadline,
+                details,
+                summary=f"{step.id}: timeout",
+                wake=lambda heard=heard: self._count(relevant) != heard,  # type: ignore[misc]
+            )
+            if not woken:
+                return False
 
     def _count(self, types: frozenset[str]) -> int:
-        return sum(self._heard.get(t, 0) for t in types)
+        return sum(self._state.heard.get(t, 0) for t in types)
 
     async def _evaluate(self, conditions: ConditionSet) -> bool:
         result: EvaluateResult = await workflow.execute_local_activity(
@@ -373,71 +464,77 @@ class ContactFlowWorkflow:
     # --- actions ----------------------------------------------------------------------------
 
     def _key(self, step: Step) -> str:
-        return f"{workflow.info().workflow_id}:{self._entry}:{step.id}"
+        return f"{workflow.info().workflow_id}:{self._state.entry}:{step.id}"
 
-    def _event_data(self) -> dict[str, Any]:
-        return self._enrolled_by.data if self._enrolled_by else {}
+    def _event_data(self) -> dict[str, object]:
+        enrolled_by = self._state.enrolled_by
+        return enrolled_by.data if enrolled_by else {}
 
-    def _delivery(self, step: Step) -> dict[str, Any]:
-        definition = self._input.definition
+    def _delivery(self, step: Step) -> dict[str, object]:
         return {
             "idempotency_key": self._key(step),
             "workflow_id": workflow.info().workflow_id,
             "flow_id": self._input.flow_id,
-            "flow_name": definition.name,
+            "version": self._input.version,
             "step_id": step.id,
             "contact_id": self._input.contact_id,
             "audience_id": self._input.audience_id,
-            "transactional": definition.transactional,
-            "quiet_hours": definition.settings.quiet_hours,
-            "timezone_basis": definition.settings.timezone_basis,
             "event": self._event_data(),
         }
 
-    def _email_input(self, step: SendEmail) -> SendEmailInput:
-        sender = self._input.definition.settings.sender
-        return SendEmailInput(
-            **self._delivery(step),
-            subject=step.subject,
-            preheader=step.preheader,
-            html=step.html,
-            text=step.text,
-            from_name=step.from_name or sender.from_name,
-            from_email=step.from_email or sender.from_email,
-            reply_to=step.reply_to or sender.reply_to,
-        )
+    async def _deliver(self, activity: ActivityName, payload: Delivery) -> str:
+        """Sends, waiting out quiet hours; a permanent refusal ends the step, not the journey.
 
-    async def _deliver(
-        self, activity: ActivityName, payload: SendEmailInput | SendSmsInput
-    ) -> None:
-        """Sends, waiting out quiet hours; a permanent refusal ends the step, not the journey."""
+        The send is bounded by the run's give-up time, and a contact that must leave (exit
+        goal, archived flow) stops waiting for it: a dead provider never holds a run.
+
+        Returns:
+            The step's outcome in words.
+        """
+        state = self._state
+        give_up = timedelta(seconds=self._input.limits.send_give_up_after_seconds)
         while True:
+            handle = workflow.start_activity(
+                activity,
+                payload,
+                result_type=SendResult,
+                start_to_close_timeout=timedelta(minutes=2),
+                schedule_to_close_timeout=give_up,
+                retry_policy=_SENDING,
+                summary=payload.step_id,
+            )
+            await workflow.wait_condition(
+                lambda handle=handle: handle.done() or state.stop is not None  # type: ignore[misc]
+            )
+            if not handle.done():
+                handle.cancel()
+                try:
+                    await handle
+                except ActivityError:
+                    pass  # cancelled, as asked
+                raise _Leave(state.stop or "asked to leave")
             try:
-                result: SendResult = await workflow.execute_activity(
-                    activity,
-                    payload,
-                    result_type=SendResult,
-                    start_to_close_timeout=timedelta(minutes=2),
-                    retry_policy=_SENDING,
-                    summary=f"{payload.step_id}",
-                )
+                result = await handle
             except ActivityError as err:
                 workflow.logger.warning("step %s failed for good: %s", payload.step_id, err.cause)
-                return
+                return f"failed: {err.cause.message if err.cause else err.message}"
             if result.status != "deferred" or result.not_before is None:
                 break
-            await self._wait(
-                result.not_before - workflow.now(),
-                payload.step_id,
-                f"Quiet hours: `{payload.step_id}` goes out at {_when(result.not_before)}.",
+            step = self._tree.step(payload.step_id)
+            await self._sleep(
+                step,
+                result.not_before,
+                f"Quiet hours: `{payload.step_id}` goes out at {words.moment(result.not_before)}.",
                 summary=f"{payload.step_id}: quiet hours",
             )
         if result.status in ("sent", "duplicate"):
-            self._sent += 1
+            state.sent += 1
+            return "sent"
+        return f"skipped: {result.reason}"
 
-    async def _webhook(self, step: Webhook) -> None:
+    async def _webhook(self, step: Webhook) -> str:
         try:
-            await workflow.execute_activity(
+            result = await workflow.execute_activity(
                 ActivityName.CALL_WEBHOOK,
                 WebhookInput(
                     idempotency_key=self._key(step),
@@ -454,11 +551,11 @@ class ContactFlowWorkflow:
             )
         except ActivityError as err:
             workflow.logger.warning("webhook %s failed for good: %s", step.id, err.cause)
+            return f"failed: {err.cause.message if err.cause else err.message}"
+        return f"called: HTTP {result.status_code}"
 
-    async def _contact_action(
-        self, step: AddTag | RemoveTag | UpdateField | AddToGroup | RemoveFromGroup | Unsubscribe
-    ) -> None:
-        await workflow.execute_activity(
+    async def _contact_action(self, step: ContactAction) -> str:
+        result = await workflow.execute_activity(
             ActivityName.APPLY_CONTACT_ACTION,
             ContactActionInput(
                 idempotency_key=self._key(step),
@@ -473,6 +570,7 @@ class ContactFlowWorkflow:
             start_to_close_timeout=_SHORT,
             retry_policy=_BOOKKEEPING,
         )
+        return result.detail
 
     # --- visibility -------------------------------------------------------------------------
 

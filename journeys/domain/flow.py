@@ -129,7 +129,8 @@ class FlowDefinition(BaseModel):
         Keys come in model order, except that `id` and `type` lead every step, trigger and
         condition, as authors write them.
         """
-        return _leading_ids(self.model_dump(mode="json", exclude_unset=True))
+        data: dict[str, Any] = _leading_ids(self.model_dump(mode="json", exclude_unset=True))
+        return data
 
 
 def _leading_ids(value: Any) -> Any:

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from journeys.domain.conditions import ConditionSet
-from journeys.domain.flow import FlowDefinition, QuietHours
+from journeys.domain.flow import FlowDefinition
 from journeys.domain.steps import (
     AddTag,
     AddToGroup,
@@ -79,6 +79,44 @@ class FlowControl(BaseModel):
     action: Literal["paused", "resumed", "archived"]
 
 
+class RunLimits(BaseModel):
+    """Bounds a run works within, from the starting process's settings."""
+
+    send_give_up_after_seconds: float = Field(
+        3 * 24 * 3600.0,
+        description="A send still failing after this long is given up (the step fails).",
+    )
+    max_history_events: int = Field(
+        10_000, description="A run continues as new past this many history events."
+    )
+
+
+class TimelineEntry(BaseModel):
+    """One step a run entered, when, and how it came out of it."""
+
+    step_id: str
+    type: str
+    entered_at: datetime
+    outcome: str | None = None
+
+
+class RunState(BaseModel):
+    """What a run knows; carried over when it continues as new, so nothing is lost."""
+
+    entry: int | None = None
+    enrolled_by: FlowEvent | None = None
+    seen: list[str] = Field([], description="Recent event ids, so a redelivery is ignored.")
+    heard: dict[str, int] = Field({}, description="Events heard since entry, by type.")
+    paused: bool = False
+    stop: str | None = Field(None, description="Why the contact must leave, once it must.")
+    sent: int = 0
+    timeline: list[TimelineEntry] = []
+    resume_at: str | None = Field(None, description="The step a continued run goes on with.")
+    wait_until: datetime | None = Field(
+        None, description="The end of the wait the step `resume_at` was in when the run continued."
+    )
+
+
 class ContactFlowInput(BaseModel):
     """Start input: the flow version is snapshotted here, so edits never reach this run."""
 
@@ -88,6 +126,8 @@ class ContactFlowInput(BaseModel):
     contact_id: str
     audience_id: str
     trigger_type: str
+    limits: RunLimits = RunLimits()
+    state: RunState | None = Field(None, description="Set when the run continued as new.")
 
 
 class RunStatus(BaseModel):
@@ -108,7 +148,7 @@ class RunResult(BaseModel):
     phase: Phase
     entry: int | None
     reason: str | None = None
-    steps_done: list[str] = []
+    steps_done: list[str] = Field([], description="Steps entered, in the order they were entered.")
 
 
 class BeginEnrollmentInput(BaseModel):
@@ -139,35 +179,29 @@ class FinishEnrollmentInput(BaseModel):
 
 
 class Delivery(BaseModel):
-    """What every send shares: who, from which step, and when it may go out."""
+    """One send of one step to one contact: a reference, not the message.
+
+    The activity loads the step (templates, sender) and the flow's rules (quiet hours,
+    transactional) from the flow version, so histories never carry a message body.
+    `idempotency_key` makes retries safe.
+    """
 
     idempotency_key: str
     workflow_id: str
     flow_id: str
-    flow_name: str = ""
+    version: int
     step_id: str
     contact_id: str
-    audience_id: str = ""
-    transactional: bool = False
-    quiet_hours: QuietHours | None = None
-    timezone_basis: Literal["contact", "audience"] = "contact"
-    event: dict[str, Any] = {}
+    audience_id: str
+    event: dict[str, Any] = Field({}, description="The enrolling event's data (merge tags).")
 
 
 class SendEmailInput(Delivery):
-    """One email of one step to one contact; `idempotency_key` makes retries safe."""
-
-    subject: str
-    preheader: str | None = None
-    html: str | None = None
-    text: str | None = None
-    from_name: str | None = None
-    from_email: str | None = None
-    reply_to: str | None = None
+    """An email step's send."""
 
 
 class SendSmsInput(Delivery):
-    body: str
+    """An SMS step's send."""
 
 
 class SendResult(BaseModel):

@@ -1,7 +1,5 @@
-"""Local-time schedule math: pure functions of an aware `now`, a time zone and a rule.
-
-Workflows never call these (zoneinfo does not work in the sandbox); activities do, and hand the
-workflow a UTC instant to sleep until.
+"""Local-time schedule math of the steps (quiet hours, wait_until): pure functions of an aware
+`now`, a time zone and a rule. Date triggers have theirs in `journeys.domain.firing`.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, ClassVar, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, TypeAlias, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -212,13 +212,16 @@ class PercentSplit(_Step):
         return [(f"paths[{i}].steps", p.steps) for i, p in enumerate(self.paths)]
 
 
-STEP_MODELS: tuple[type[_Step], ...] = (
-    SendEmail, SendSms, Webhook, AddTag, RemoveTag, UpdateField, AddToGroup, RemoveFromGroup,
-    Unsubscribe, Exit, Delay, WaitUntil, WaitForTrigger, IfElse, PercentSplit,
-)  # fmt: skip
+# The tagged union of every step model above, written out so a type checker sees each member.
+Step: TypeAlias = Annotated[
+    SendEmail | SendSms | Webhook | AddTag | RemoveTag | UpdateField | AddToGroup |
+    RemoveFromGroup | Unsubscribe | Exit | Delay | WaitUntil | WaitForTrigger | IfElse |
+    PercentSplit,
+    Field(discriminator="type"),
+]  # fmt: skip
 
-# The tagged union of every step model above (STEP_MODELS is its one list).
-Step = Annotated[Union[STEP_MODELS], Field(discriminator="type")]  # noqa: UP007 - built from a tuple
+# Its members, in order, read back from the union: one list, so the two cannot disagree.
+STEP_MODELS: tuple[type[_Step], ...] = get_args(get_args(Step)[0])
 
 STEP_TYPES: frozenset[str] = frozenset(m.model_fields["type"].default for m in STEP_MODELS)
 

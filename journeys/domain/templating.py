@@ -6,7 +6,7 @@ import difflib
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import TemplateSyntaxError, meta, nodes
+from jinja2 import Template, TemplateSyntaxError, meta, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 _text_env = SandboxedEnvironment(autoescape=False)
@@ -22,7 +22,7 @@ TOP_LEVEL = frozenset({"contact", "event", "flow"})
 
 
 @lru_cache(maxsize=512)
-def _compile(source: str, html: bool):  # type: ignore[no-untyped-def]
+def _compile(source: str, html: bool) -> Template:
     return (_html_env if html else _text_env).from_string(source)
 
 

@@ -1,4 +1,4 @@
-"""IANA time-zone names. Used at the API edge; workflows never touch zoneinfo."""
+"""IANA time-zone names, checked where they enter (API, CLI)."""
 
 from __future__ import annotations
 

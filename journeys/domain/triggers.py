@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, ClassVar, Literal, Union
+from typing import Annotated, ClassVar, Literal, TypeAlias, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -139,11 +139,10 @@ class SpecificDate(_DateTrigger):
 
 
 class SignupDate(_DateTrigger):
-    """Every year on the anniversary of the contact joining the audience."""
+    """Once, some days after the contact joined the audience (its signup date + offset)."""
 
     type: Literal["signup_date"] = "signup_date"
-    yearly: ClassVar[bool] = True
-    offset_days: int = Field(0, ge=0, le=365, description="Days after the anniversary.")
+    offset_days: int = Field(0, ge=0, le=365, description="Days after the signup date.")
 
 
 class Birthday(_DateTrigger):
@@ -423,22 +422,22 @@ class ZapierCustomEvent(_Trigger):
     event_name: EventName
 
 
-TRIGGER_MODELS: tuple[type[_Trigger], ...] = (
-    TagAdded, SignedUpEmail, SmsKeyword, SignedUpSms, JoinedGroup, LeftGroup, FieldChanged,
-    PageVisited, WebsiteLinkClicked, ManualAdd,
-    SpecificDate, SignupDate, Birthday, RecurringDate,
-    PurchasedAnyProduct, PurchasedSpecificProduct, TimeSinceLastPurchase, ShopifyViewedPage,
-    ShopifyViewedProduct, ShopifySearched, ShopifyAddedToCart, ShopifyCheckoutAction,
-    ShopifyLowInventoryAddedToCart, ShopifyBackInStock, AbandonedCart,
-    AbandonedCartSpecificProducts, OrderConfirmation, CancellationConfirmation, OrderInvoice,
-    ShippingConfirmation, RefundConfirmation,
-    EmailSent, EmailOpened, CampaignUnopened, EmailClickedAnyLink, EmailNotClicked,
-    EmailClickedSpecificLink, SurveyResponded,
-    FlowApi, EventApi, EventbriteAnyCheckin, EventbriteAnyTicketPurchase, EventbriteEventPurchase,
-    EventbriteEventCheckin, LivechatChatFinished, ZapierCustomEvent,
-)  # fmt: skip
+# The tagged union of every trigger model above, written out so a type checker sees each member.
+Trigger: TypeAlias = Annotated[
+    TagAdded | SignedUpEmail | SmsKeyword | SignedUpSms | JoinedGroup | LeftGroup | FieldChanged |
+    PageVisited | WebsiteLinkClicked | ManualAdd | SpecificDate | SignupDate | Birthday |
+    RecurringDate | PurchasedAnyProduct | PurchasedSpecificProduct | TimeSinceLastPurchase |
+    ShopifyViewedPage | ShopifyViewedProduct | ShopifySearched | ShopifyAddedToCart |
+    ShopifyCheckoutAction | ShopifyLowInventoryAddedToCart | ShopifyBackInStock | AbandonedCart |
+    AbandonedCartSpecificProducts | OrderConfirmation | CancellationConfirmation | OrderInvoice |
+    ShippingConfirmation | RefundConfirmation | EmailSent | EmailOpened | CampaignUnopened |
+    EmailClickedAnyLink | EmailNotClicked | EmailClickedSpecificLink | SurveyResponded | FlowApi |
+    EventApi | EventbriteAnyCheckin | EventbriteAnyTicketPurchase | EventbriteEventPurchase |
+    EventbriteEventCheckin | LivechatChatFinished | ZapierCustomEvent,
+    Field(discriminator="type"),
+]  # fmt: skip
 
-# The tagged union of every trigger model above (TRIGGER_MODELS is its one list).
-Trigger = Annotated[Union[TRIGGER_MODELS], Field(discriminator="type")]  # noqa: UP007 - built from a tuple
+# Its members, in order, read back from the union: one list, so the two cannot disagree.
+TRIGGER_MODELS: tuple[type[_Trigger], ...] = get_args(get_args(Trigger)[0])
 
 TRIGGER_TYPES: frozenset[str] = frozenset(m.model_fields["type"].default for m in TRIGGER_MODELS)

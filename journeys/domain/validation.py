@@ -128,7 +128,6 @@ def violations(flow: FlowDefinition, context: ValidationContext | None = None) -
 def _trigger_rules(flow: FlowDefinition, ctx: ValidationContext) -> list[Violation]:
     found = []
     triggers = flow.triggers
-    types = [t.type for t in triggers]
     for index, trigger in enumerate(triggers):
         path = f"triggers[{index}]"
         if trigger.alone and len(triggers) > 1:
@@ -146,7 +145,7 @@ def _trigger_rules(flow: FlowDefinition, ctx: ValidationContext) -> list[Violati
                 )
             )
         if trigger.type == "specific_date":
-            yearly = [t for t in types if t in ("signup_date", "birthday", "recurring_date")]
+            yearly = [t.type for t in triggers if t.yearly]
             if yearly:
                 found.append(
                     Violation(

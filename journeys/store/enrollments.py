@@ -91,7 +91,7 @@ async def finish(
 async def running_for_contact(conn: Conn, contact_id: str) -> list[dict[str, Any]]:
     """The contact's entries still in progress, in any flow."""
     rows = await conn.fetch(
-        "SELECT flow_id::text, workflow_id FROM enrollments"
+        "SELECT flow_id::text, version, workflow_id FROM enrollments"
         " WHERE contact_id = $1::uuid AND status = 'running'",
         contact_id,
     )

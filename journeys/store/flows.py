@@ -185,3 +185,12 @@ def _collect_email_steps(steps: list[dict[str, Any]], into: set[str]) -> None:
             _collect_email_steps(step.get(key, []), into)
         for path in step.get("paths", []):
             _collect_email_steps(path.get("steps", []), into)
+
+
+async def version_definition(conn: Conn, flow_id: str, version: int) -> dict[str, Any] | None:
+    """The definition of one version of a flow, or None."""
+    return await conn.fetchval(
+        "SELECT definition FROM flow_versions WHERE flow_id = $1::uuid AND version = $2",
+        flow_id,
+        version,
+    )

@@ -35,24 +35,27 @@ async def _contact(pool: asyncpg.Pool, *, zone: str = "UTC", **fields: object) -
     row, _ = await contacts.upsert(
         pool, audience_id=audience["id"], email=f"r-{uuid.uuid4().hex[:8]}@example.com", **fields
     )
+    return row
+
+
+async def _send(
+    pool: asyncpg.Pool, contact: dict, *, transactional: bool = False, **settings: object
+) -> SendEmailInput:
+    """A send of the first email of a flow stored with these settings (a real flow version)."""
+    trigger = {"type": "order_confirmation"} if transactional else {"type": "tag_added", "tag": "t"}
+    body = flow_body(
+        contact["audience_id"], name=uuid.uuid4().hex, triggers=[trigger], settings=settings
+    )
     async with pool.acquire() as conn, conn.transaction():
-        flow = await flows.create(
-            conn, audience_id=audience["id"], definition=flow_body(audience["id"])
-        )
-    return {**row, "flow_id": flow["id"]}
-
-
-def _send(contact: dict, **extra: object) -> SendEmailInput:
+        flow = await flows.create(conn, audience_id=contact["audience_id"], definition=body)
     return SendEmailInput(
         idempotency_key=uuid.uuid4().hex,
         workflow_id="wf",
-        flow_id=contact["flow_id"],
-        step_id="s",
+        flow_id=flow["id"],
+        version=1,
+        step_id="hello",
         contact_id=contact["id"],
         audience_id=contact["audience_id"],
-        subject="Hello",
-        text="Hi",
-        **extra,
     )
 
 
@@ -67,13 +70,18 @@ async def test_quiet_hours_defer_marketing_until_the_window_ends(
 ) -> None:
     contact = await _contact(pool, zone="Asia/Tokyo")
     quiet = _window_around_now(ZoneInfo("Asia/Tokyo"))
-    result = await delivery.send_email(_send(contact, quiet_hours=quiet, timezone_basis="audience"))
+    quiet_json = quiet.model_dump()
+    result = await delivery.send_email(
+        await _send(pool, contact, quiet_hours=quiet_json, timezone_basis="audience")
+    )
     assert result.status == "deferred"
     assert timedelta(hours=1) < result.not_before - datetime.now(UTC) <= timedelta(hours=2)
     assert result.not_before.astimezone(ZoneInfo("Asia/Tokyo")).strftime("%H:%M") == quiet.end
     assert mail.to(contact["email"]) == []
     # Transactional messages (an order confirmation) ignore quiet hours.
-    sent = await delivery.send_email(_send(contact, quiet_hours=quiet, transactional=True))
+    sent = await delivery.send_email(
+        await _send(pool, contact, quiet_hours=quiet_json, transactional=True)
+    )
     assert sent.status == "sent" and len(mail.to(contact["email"])) == 1
 
 
@@ -81,9 +89,10 @@ async def test_marketing_needs_consent_transactional_does_not(
     delivery: DeliveryActivities, pool: asyncpg.Pool, mail: MailCatcher
 ) -> None:
     contact = await _contact(pool, status="unsubscribed")
-    skipped = await delivery.send_email(_send(contact))
+    skipped = await delivery.send_email(await _send(pool, contact))
     assert (skipped.status, skipped.reason) == ("skipped", "status is unsubscribed")
-    assert (await delivery.send_email(_send(contact, transactional=True))).status == "sent"
+    transactional = await _send(pool, contact, transactional=True)
+    assert (await delivery.send_email(transactional)).status == "sent"
     assert len(mail.to(contact["email"])) == 1
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -30,12 +29,6 @@ async def serving(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://journeys.test") as http:
             yield http
-
-
-async def _readyz(http: httpx.AsyncClient) -> tuple[httpx.Response, float]:
-    started = time.monotonic()
-    response = await http.get("/readyz")
-    return response, time.monotonic() - started
 
 
 def _assert_not_ready_because_of(response: httpx.Response, failing: str, healthy: str) -> None:
@@ -71,9 +64,8 @@ async def test_readyz_is_503_naming_postgres_while_it_is_down(
             }
 
             await own.stop()
-            response, took = await _readyz(http)
+            response = await http.get("/readyz")
             _assert_not_ready_because_of(response, "postgres", "temporal")
-            assert took < TIMEOUT + 1
             assert (await http.get("/healthz")).json() == {"status": "ok"}  # still alive
 
             # Postgres back: the pool replaces its dead connections, the replica is ready again.
@@ -98,9 +90,8 @@ async def test_readyz_is_503_naming_temporal_while_it_is_down(
         async with serving(app_settings) as http:
             assert (await http.get("/readyz")).status_code == 200
             await own.stop()
-            response, took = await _readyz(http)
+            response = await http.get("/readyz")
             _assert_not_ready_because_of(response, "temporal", "postgres")
-            assert took < TIMEOUT + 1
     finally:
         await own.stop()
 

@@ -104,7 +104,8 @@ async def test_contact_steps_branch_and_chain_into_another_flow(
     )
     contact = await _contact(app_client, audience_id, first_name="Ann")
     result = await _run(app_client, client, audience_id, flow_a, contact, "start")
-    assert result.steps_done == ["plan", "name", "tag", "grp", "check", "untag", "a"]
+    # In the order they were entered: the branch step before the steps inside it.
+    assert result.steps_done == ["plan", "name", "check", "tag", "grp", "untag", "a"]
 
     subjects = await eventually(
         lambda: (
@@ -209,32 +210,35 @@ async def test_wait_for_trigger_takes_the_matched_or_the_timeout_branch(
     client: Client,
     worker: object,
 ) -> None:
-    flow_id = await _flow(
-        app_client,
-        audience_id,
-        "trial",
-        [
+    def waiting_for_trial(timeout: str) -> list[dict]:
+        return [
             {
                 "id": "wait",
                 "type": "wait_for_trigger",
-                "timeout": "4s",
+                "timeout": timeout,
                 "conditions": {
                     "conditions": [{"type": "event", "name": "trial_started", "within_days": 1}]
                 },
                 "matched": [_email("yes", "Enjoy your trial")],
                 "timed_out": [_email("no", "Start your trial?")],
             }
-        ],
-    )
+        ]
+
+    # The contact who starts a trial has an hour to do it, so no timer races the event; the
+    # idle one hears nothing, so its short timeout races nothing.
+    keen_flow = await _flow(app_client, audience_id, "trial", waiting_for_trial("1h"))
+    idle_flow = await _flow(app_client, audience_id, "trial-idle", waiting_for_trial("2s"))
     keen, idle = await _contact(app_client, audience_id), await _contact(app_client, audience_id)
-    for contact in (keen, idle):
-        await app_client.post(
-            f"/v1/audiences/{audience_id}/contacts/{contact['id']}/tags", json={"tags": ["trial"]}
-        )
+    await app_client.post(
+        f"/v1/audiences/{audience_id}/contacts/{keen['id']}/tags", json={"tags": ["trial"]}
+    )
+    await app_client.post(
+        f"/v1/audiences/{audience_id}/contacts/{idle['id']}/tags", json={"tags": ["trial-idle"]}
+    )
 
     async def waiting() -> bool:
-        runs = (await app_client.get(f"/v1/flows/{flow_id}/runs")).json()["runs"]
-        return len(runs) == 2 and all(r["phase"] == "waiting" for r in runs)
+        runs = (await app_client.get(f"/v1/flows/{keen_flow}/runs")).json()["runs"]
+        return len(runs) == 1 and runs[0]["phase"] == "waiting"
 
     await eventually(waiting)
     posted = await app_client.post(
@@ -242,8 +246,8 @@ async def test_wait_for_trigger_takes_the_matched_or_the_timeout_branch(
         json={"name": "trial_started"},
     )
     assert posted.status_code == 202, posted.text
-    for contact in (keen, idle):
-        await client.get_workflow_handle(workflow_id(flow_id, contact["id"])).result()
+    await client.get_workflow_handle(workflow_id(keen_flow, keen["id"])).result()
+    await client.get_workflow_handle(workflow_id(idle_flow, idle["id"])).result()
     assert [m.subject for m in mail.to(keen["email"])] == ["Enjoy your trial"]
     assert [m.subject for m in mail.to(idle["email"])] == ["Start your trial?"]
 

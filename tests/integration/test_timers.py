@@ -12,6 +12,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from activities.delivery import EmailJob
 from journeys.config import Settings
 from journeys.domain.flow import FlowDefinition
 from journeys.domain.runs import (
@@ -20,7 +21,6 @@ from journeys.domain.runs import (
     FlowEvent,
     Phase,
     RunResult,
-    SendEmailInput,
     workflow_id,
 )
 from journeys.embedded.mailcatcher import MailCatcher
@@ -87,7 +87,7 @@ async def test_second_email_after_two_days_exactly_once_despite_a_failed_attempt
     input = await _enrol_input(pool, email)
     failures: list[str] = []
 
-    async def fail_once_after_recording(send: SendEmailInput) -> None:
+    async def fail_once_after_recording(send: EmailJob) -> None:
         # The worst moment: the email is out and recorded, but the activity reports failure.
         if send.step_id == "hello" and not failures:
             failures.append(send.idempotency_key)

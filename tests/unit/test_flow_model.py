@@ -64,3 +64,18 @@ def test_step_ids_are_checked() -> None:
     data = yaml.safe_load(WELCOME)
     data["steps"][0]["id"] = "has space"
     assert "steps[0].id" in _errors(data)
+
+
+@pytest.mark.parametrize(
+    ("other", "refused"),
+    [("birthday", True), ("recurring_date", True), ("signup_date", False)],
+)
+def test_a_specific_date_refuses_only_the_yearly_date_triggers(other: str, refused: bool) -> None:
+    # The seed: specific dates cannot be used with recurring-date or birthday triggers; a signup
+    # date fires once (signup + offset), so it may sit beside one.
+    data = yaml.safe_load(WELCOME)
+    data["triggers"] = [{"type": "specific_date", "field": "webinar"}, {"type": other}]
+    if other == "recurring_date":
+        data["triggers"][1]["field"] = "renewal"
+    codes = [v.code for v in violations(FlowDefinition.model_validate(data))]
+    assert ("specific_date_with_yearly" in codes) is refused
