@@ -112,10 +112,10 @@ async def _orders(d: _Delivery, topic: str, payload: dict[str, Any]) -> None:
 
 
 async def _checkout(d: _Delivery, topic: str, payload: dict[str, Any]) -> None:
+    cart = shopify.checkout_cart(payload)  # first: a malformed body must not create a contact
     contact_id = await d.contact(payload)
     if contact_id is None:
         return  # an anonymous checkout: nobody to write to yet
-    cart = shopify.checkout_cart(payload)
     await d.cart_added(contact_id, cart["cart_id"], cart["items"])
     d.add("cart_updated", contact_id, cart)
     if topic == "checkouts/create":

@@ -4,7 +4,7 @@ storefront (Web Pixels) customer events.
 The site key in the snippet is public, like any analytics key: it only says which audience a
 page belongs to. A browser is tied to a contact by an identify call, by a signed contact
 token (`jt=`) carried on an email click-through, or by the Shopify customer's email; until
-then its page views enrol no one.
+then its page views enrol no one. Nothing here creates a contact.
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ from fastapi import APIRouter, Request, Response, status
 
 from api.deps import IngestDep, PoolDep, SettingsDep
 from api.problems import Problem, ProblemError
-from api.webhooks import contact_for, emit, json_object, read_body, unauthorized
+from api.webhooks import emit, json_object, read_body, unauthorized
 from journeys import shopify
 from journeys.contact_token import verify_contact
 from journeys.domain.events import IncomingEvent
+from journeys.ingest import Ingest
 from journeys.store import contacts, integrations, visitors
 
 router = APIRouter(prefix="/t", tags=["site tracking"])
@@ -150,9 +151,7 @@ def _storefront(
     return None
 
 
-async def _shopify_event(
-    ingest: IngestDep, aid: str, event: dict[str, Any], customer: object
-) -> None:
+async def _shopify_event(ingest: Ingest, aid: str, event: dict[str, Any], customer: object) -> None:
     name, data = event.get("name"), event.get("data") or {}
     context, client_id = event.get("context") or {}, event.get("clientId")
     if not isinstance(name, str) or not isinstance(data, dict) or not isinstance(context, dict):
@@ -164,12 +163,12 @@ async def _shopify_event(
     delivery = str(event.get("id") or uuid.uuid4().hex)
     contact_id = None
     if isinstance(email, str) and "@" in email:
-        row, _ = await contact_for(ingest, audience_id=aid, email=email, key=f"pixel:{delivery}")
-        contact_id = row["id"]
-        if client_id:
-            await visitors.tie(
-                pool, audience_id=aid, visitor_id=str(client_id), contact_id=contact_id
-            )
+        # Resolve only: the pixel runs in browsers with a public key, so it names customers the
+        # signed webhooks (orders, checkouts) or the API created, and never creates one.
+        found = await contacts.resolve(pool, aid, email.strip())
+        contact_id = found["id"] if found else None
+    if contact_id and client_id:
+        await visitors.tie(pool, audience_id=aid, visitor_id=str(client_id), contact_id=contact_id)
     elif client_id:
         contact_id = await visitors.contact_of(pool, aid, str(client_id))
     if mapped is None or contact_id is None:

@@ -25,6 +25,7 @@ from api.webhooks import read_body, same_secret, unauthorized
 from journeys import changes
 from journeys.config import Settings
 from journeys.domain.events import IncomingEvent
+from journeys.ingest import Ingest
 from journeys.store import contacts, messages
 
 router = APIRouter(prefix="/twilio", tags=["twilio"])
@@ -126,9 +127,7 @@ async def inbound_sms(
     return twiml(None)
 
 
-async def _consent(
-    ingest: IngestDep, contact: dict[str, Any], *, subscribed: bool, key: str
-) -> None:
+async def _consent(ingest: Ingest, contact: dict[str, Any], *, subscribed: bool, key: str) -> None:
     await ingest.change(
         partial(
             changes.set_sms_consent, contact=contact, subscribed=subscribed, key=f"twilio:{key}"

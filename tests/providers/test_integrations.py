@@ -505,3 +505,21 @@ async def test_survey_responses_name_bad_fields_and_are_size_limited(
     big = {"audience_id": audience, "contact": "sue@example.com", "answers": {"q": "x" * 70_000}}
     assert (await hooks.post("/v1/surveys/nps-2026/responses", json=big)).status_code == 413
     assert await _events(pool, audience) == 0
+
+
+@pytest.mark.parametrize(
+    ("provider", "body", "field"),
+    [
+        ("shopify", {}, "secret"),
+        ("eventbrite", {"secret": "short"}, "secret"),
+        ("livechat", {"secret": LIVECHAT_SECRET}, "api_token"),
+        ("mailgun", {"secret": "whatever-secret"}, "path.provider"),
+    ],
+)
+async def test_integration_settings_name_what_is_missing(
+    hooks: httpx.AsyncClient, audience: str, provider: str, body: dict[str, Any], field: str
+) -> None:
+    answer = await hooks.put(f"/v1/audiences/{audience}/integrations/{provider}", json=body)
+    assert answer.status_code == 422
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["errors"][0]["field"] == field

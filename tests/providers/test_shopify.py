@@ -295,6 +295,11 @@ async def test_storefront_customer_events_enrol_the_customer(
 ) -> None:
     flow_id = await active_flow(store.hooks, store.audience, trigger)
     client_id = uuid.uuid4().hex
+    # The pixel never creates contacts (its key is public): the customer is known already.
+    stranger = sp.pixel_event(hit[0], hit[1], client_id=uuid.uuid4().hex)
+    assert (await store.pixel(stranger, "stranger@example.com")).status_code == 204
+    assert await contact_id(pool, store.audience, "stranger@example.com") is None
+    await contact(store.hooks, store.audience, "pix@example.com")
 
     async def send(case: tuple[str, dict[str, Any], str | None], email: str | None) -> bool:
         name, data, href = case
@@ -333,6 +338,7 @@ async def test_adding_a_low_stock_product_to_the_cart(
     added = sp.pixel_event(
         "product_added_to_cart", {"cartLine": sp.cart_line(sp.PRODUCT)}, client_id="c-low"
     )
+    await contact(store.hooks, store.audience, "low@example.com")
     assert (await store.pixel(added, "low@example.com")).status_code == 204
     who = await contact_id(pool, store.audience, "low@example.com")
     assert who is not None and await in_flow(client, flow_id, who) is fires
