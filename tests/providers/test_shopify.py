@@ -373,6 +373,14 @@ async def test_cart_webhooks_feed_known_carts_and_keep_anonymous_ones(
     assert not started(await store.send("carts/update", same), flow_id)  # nothing new in it
     more = {**same, "line_items": [sp.line_item(sp.PRODUCT), sp.line_item(sp.OTHER_PRODUCT)]}
     assert started(await store.send("carts/update", more), flow_id)
+    # Emptied: the cart no longer holds anything a restock could bring the buyer back for.
+    await store.send("carts/update", {**same, "line_items": []})
+    emptied = await pool.fetchrow(
+        "SELECT emptied_at, product_ids FROM carts WHERE audience_id = $1::uuid AND external_id = $2",
+        store.audience,
+        token,
+    )
+    assert emptied["emptied_at"] is not None and emptied["product_ids"] == []
 
 
 async def test_a_restock_reaches_the_contacts_with_the_product_in_an_open_cart(
