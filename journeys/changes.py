@@ -211,3 +211,28 @@ async def after_upsert(
             data={"field": name, "value": value, "previous": previous},
         )
     return pending
+
+
+async def set_sms_consent(
+    conn: asyncpg.Connection, *, contact: dict[str, Any], subscribed: bool, key: str
+) -> tuple[bool, Pending]:
+    """Turns SMS marketing consent on (`subscribed_sms`) or off (`unsubscribed`, channel sms).
+
+    Returns:
+        Whether the consent changed, and the pending event if it did.
+    """
+    pending: Pending = []
+    wanted = "subscribed" if subscribed else "unsubscribed"
+    before = await contacts.set_sms_status(conn, contact["id"], wanted)
+    if before == wanted:
+        return False, pending
+    await _record(
+        conn,
+        pending,
+        audience_id=contact["audience_id"],
+        contact_id=contact["id"],
+        type="subscribed_sms" if subscribed else "unsubscribed",
+        key=f"sms_consent:{contact['id']}:{wanted}:{key}",
+        data={"channel": "sms"} if not subscribed else {"imported": False},
+    )
+    return True, pending

@@ -136,6 +136,25 @@ class Settings(BaseSettings):
         description="History events after which a contact's run continues as new (state carried).",
     )
 
+    # Provider receivers (Shopify, Twilio, Eventbrite, LiveChat, Zapier, surveys, site tracking).
+    webhook_max_body_bytes: int = Field(
+        1_048_576, ge=1024, description="Largest body a provider receiver accepts (413 above)."
+    )
+    eventbrite_api_url: str = Field(
+        "https://www.eventbriteapi.com/v3/",
+        description="Eventbrite API base; webhook `api_url`s outside it are refused, never fetched.",
+    )
+    livechat_api_url: str = Field(
+        "https://api.livechatinc.com/v3.5/",
+        description="LiveChat Agent Chat API base the receiver fetches finished chats from.",
+    )
+    provider_fetch_timeout_seconds: float = Field(
+        10.0, gt=0, description="Timeout of each call a receiver makes back to its provider."
+    )
+    provider_fetch_attempts: int = Field(
+        3, ge=1, le=10, description="Attempts per call back to a provider (network, 429, 5xx)."
+    )
+
     @model_validator(mode="after")
     def _no_dev_secret_in_production(self) -> Settings:
         if self.env == "production" and self.secret_key.get_secret_value() == DEV_SECRET:

@@ -17,7 +17,7 @@ from journeys.changes import Pending
 from journeys.dispatch import Dispatcher, DispatchResult, Enrolment
 from journeys.domain.events import IncomingEvent
 from journeys.registry import ActiveFlow
-from journeys.store import events, orders
+from journeys.store import carts, events, orders
 
 T = TypeVar("T")
 
@@ -32,7 +32,7 @@ ORDER_STATUS = {
 
 
 async def store(conn: asyncpg.Connection, event: IncomingEvent) -> tuple[dict[str, Any], bool]:
-    """Stores the event and what it feeds (the orders ledger) in the caller's transaction.
+    """Stores the event and what it feeds (orders ledger, carts) in the caller's transaction.
 
     Returns:
         The stored event (the earlier one on a repeated idempotency key) and whether it is new.
@@ -55,7 +55,29 @@ async def store(conn: asyncpg.Connection, event: IncomingEvent) -> tuple[dict[st
             status=ORDER_STATUS[event.type],
             at=event.occurred_at,
         )
+    if new:
+        await _feed_carts(conn, event)
     return stored, new
+
+
+async def _feed_carts(conn: asyncpg.Connection, event: IncomingEvent) -> None:
+    """A cart update stores the cart; a completed checkout or an order naming it closes it."""
+    data = event.data
+    if event.type == "cart_updated" and data.get("cart_id"):
+        await carts.record(
+            conn,
+            audience_id=event.audience_id,
+            contact_id=event.contact_id,
+            data=data,
+            at=event.occurred_at,
+        )
+    elif data.get("cart_id") and (
+        event.type == "order_placed"
+        or (event.type == "checkout_action" and data.get("action") == "completed")
+    ):
+        await carts.complete(
+            conn, audience_id=event.audience_id, cart_id=str(data["cart_id"]), at=event.occurred_at
+        )
 
 
 def from_stored(stored: dict[str, Any]) -> IncomingEvent:

@@ -64,6 +64,10 @@ def sms_provider(settings: Settings) -> SmsProvider | None:
             auth_token=settings.twilio_auth_token.get_secret_value(),
             from_number=settings.twilio_from_number,
             base_url=settings.twilio_api_url,
+            # Only a public URL can be reached by Twilio's status callbacks.
+            status_callback=(
+                f"{settings.effective_public_url}/v1/twilio/status" if settings.public_url else None
+            ),
         )
     return None
 

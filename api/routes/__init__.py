@@ -4,10 +4,29 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.routes import audiences, campaigns, contacts, flows
+from api.routes import (
+    audiences,
+    campaigns,
+    contacts,
+    eventbrite,
+    flows,
+    integrations,
+    livechat,
+    shopify,
+    surveys,
+    twilio,
+    zapier,
+)
 
 v1 = APIRouter(prefix="/v1")
 v1.include_router(audiences.router)
 v1.include_router(contacts.router)
 v1.include_router(flows.router)
 v1.include_router(campaigns.router)
+v1.include_router(integrations.router)
+v1.include_router(shopify.router)
+v1.include_router(twilio.router)
+v1.include_router(eventbrite.router)
+v1.include_router(livechat.router)
+v1.include_router(zapier.router)
+v1.include_router(surveys.router)

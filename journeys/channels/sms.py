@@ -7,6 +7,7 @@ import json
 import time
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlencode
 
 import httpx
 
@@ -52,11 +53,14 @@ class TwilioSmsProvider:
         from_number: str,
         base_url: str = "https://api.twilio.com",
         timeout: float = 15.0,
+        status_callback: str | None = None,
     ) -> None:
         self._url = f"{base_url.rstrip('/')}/2010-04-01/Accounts/{account_sid}/Messages.json"
         self._auth = (account_sid, auth_token)
         self._from = from_number
         self._timeout = timeout
+        # Twilio posts delivery statuses there; the key says which of our messages it is.
+        self._status_callback = status_callback
 
     async def send(self, *, to: str, body: str, idempotency_key: str) -> str:
         """Posts the message.
@@ -65,11 +69,16 @@ class TwilioSmsProvider:
             PermanentSendError: Twilio refused it (4xx other than rate limiting).
             TransientSendError: network trouble, 429 or 5xx.
         """
+        data = {"To": to, "From": self._from, "Body": body}
+        if self._status_callback:
+            data["StatusCallback"] = (
+                f"{self._status_callback}?{urlencode({'key': idempotency_key})}"
+            )
         try:
             async with httpx.AsyncClient(timeout=self._timeout) as client:
                 response = await client.post(
                     self._url,
-                    data={"To": to, "From": self._from, "Body": body},
+                    data=data,
                     auth=self._auth,
                     headers={"I-Twilio-Idempotency-Token": idempotency_key[:64]},
                 )

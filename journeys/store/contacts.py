@@ -154,3 +154,27 @@ async def unsubscribe(conn: Conn, contact_id: str, channels: list[str]) -> list[
     if "sms" in channels and row["sms_before"] == "subscribed":
         done.append("sms")
     return done
+
+
+async def by_phone(conn: Conn, audience_id: str, phone: str) -> dict[str, Any] | None:
+    """The audience's contact with this phone number (E.164), or None."""
+    row = await conn.fetchrow(
+        f"SELECT {_COLUMNS} FROM contacts WHERE audience_id = $1::uuid AND phone = $2"
+        " ORDER BY updated_at DESC LIMIT 1",
+        audience_id,
+        phone.strip(),
+    )
+    return dict(row) if row else None
+
+
+async def set_sms_status(conn: Conn, contact_id: str, status: str) -> str | None:
+    """Sets the contact's SMS consent; returns the status it had before."""
+    return await conn.fetchval(
+        """
+        WITH before AS (SELECT sms_status FROM contacts WHERE id = $1::uuid FOR UPDATE)
+        UPDATE contacts c SET sms_status = $2, updated_at = now()
+        FROM before WHERE c.id = $1::uuid RETURNING before.sms_status
+        """,
+        contact_id,
+        status,
+    )

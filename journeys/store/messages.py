@@ -69,3 +69,28 @@ async def for_contact(conn: Conn, contact_id: str) -> list[dict[str, Any]]:
         contact_id,
     )
     return [dict(r) for r in rows]
+
+
+async def record_delivery(
+    conn: Conn, *, idempotency_key: str, status: str, provider_id: str | None, error: str | None
+) -> bool:
+    """Notes the provider's delivery status of a sent message; False if no message has the key."""
+    row = await conn.fetchval(
+        "UPDATE messages SET delivery_status = $2, provider_message_id = COALESCE($3,"
+        " provider_message_id), delivery_error = $4 WHERE idempotency_key = $1 RETURNING id",
+        idempotency_key,
+        status,
+        provider_id,
+        error,
+    )
+    return row is not None
+
+
+async def delivery(conn: Conn, idempotency_key: str) -> dict[str, Any] | None:
+    """The message's send and delivery status, or None."""
+    row = await conn.fetchrow(
+        "SELECT status, delivery_status, delivery_error, provider_message_id FROM messages"
+        " WHERE idempotency_key = $1",
+        idempotency_key,
+    )
+    return dict(row) if row else None

@@ -35,3 +35,12 @@ async def record(
         [str(p) for p in data.get("product_ids", [])],
         at,
     )
+
+
+async def contact_of(conn: Conn, audience_id: str, external_id: str) -> str | None:
+    """The contact who placed the order with this external id, or None."""
+    return await conn.fetchval(
+        "SELECT contact_id::text FROM orders WHERE audience_id = $1::uuid AND external_id = $2",
+        audience_id,
+        external_id,
+    )
