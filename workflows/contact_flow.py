@@ -418,6 +418,8 @@ class ContactFlowWorkflow:
                     payload,
                     result_type=SendResult,
                     start_to_close_timeout=timedelta(minutes=2),
+                    # The send heartbeats: a dead worker's send is retried after 10 s, not 2 min.
+                    heartbeat_timeout=timedelta(seconds=10),
                     retry_policy=_SENDING,
                     summary=f"{payload.step_id}",
                 )
