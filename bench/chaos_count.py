@@ -52,7 +52,8 @@ class ChaosReport:
             f"emails     {self.emails} received by the sink, {self.expected} expected",
             f"duplicates {self.duplicates}",
             f"missing    {self.missing}",
-            f"uncertain  {self.uncertain} ({self.uncertain_received} of them had reached the sink)",
+            f"uncertain  {self.uncertain} ({self.uncertain_received} had reached the sink,"
+            f" {self.uncertain - self.uncertain_received} had not)",
             f"recovery   s from a kill until the sends it interrupted were settled: {recovery}",
             f"elapsed    {self.elapsed:.0f} s, {'complete' if self.complete else 'INCOMPLETE'}",
         ]

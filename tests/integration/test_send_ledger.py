@@ -8,8 +8,11 @@ the message, the sender does not know it. The retry that follows is the activity
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
+import json
+import re
 import uuid
 from collections.abc import Iterator
 from email.message import EmailMessage
@@ -22,7 +25,8 @@ from temporalio.exceptions import ApplicationError
 
 from activities.delivery import DeliveryActivities
 from journeys.channels.email import EmailSender, SmtpConfig
-from journeys.domain.runs import SendEmailInput
+from journeys.channels.sms import TwilioSmsProvider
+from journeys.domain.runs import Delivery, SendEmailInput, SendSmsInput
 from journeys.embedded.process import free_port
 from journeys.store import audiences, contacts, flows, messages
 from tests.helpers import flow_body
@@ -181,3 +185,84 @@ async def test_a_connection_lost_before_data_is_sent_again_not_uncertain(
     assert (await delivery.send_email(input)).status == "sent"
     row = await _row(pool, input)
     assert (row["status"], row["attempts"], len(server.accepted)) == ("sent", 1, 1)
+
+
+class _TwilioStandIn:
+    """A loopback stand-in for Twilio's Messages endpoint that can swallow a request.
+
+    It answers like Twilio (201, JSON with the message `sid`), except that the first `drops`
+    requests are read in full and the connection is then closed without an answer.
+    """
+
+    def __init__(self, drops: int) -> None:
+        self.drops = drops
+        self.requests: list[bytes] = []
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+        self.requests.append(head + await reader.readexactly(length))
+        if self.drops:
+            self.drops -= 1
+        else:
+            body = json.dumps({"sid": f"SM{len(self.requests):032x}", "status": "queued"})
+            writer.write(
+                b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\n"
+                + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n{body}".encode()
+            )
+            await writer.drain()
+        writer.close()
+
+
+async def _sms_input(pool: asyncpg.Pool) -> SendSmsInput:
+    email_input = await _send_input(pool)
+    await contacts.upsert(
+        pool,
+        audience_id=email_input.audience_id,
+        email=(await contacts.get(pool, email_input.contact_id))["email"],  # type: ignore[index]
+        phone="+15550100",
+        sms_status="subscribed",
+    )
+    return SendSmsInput(**email_input.model_dump(include=set(Delivery.model_fields)), body="Hi")
+
+
+def _sms_delivery(pool: asyncpg.Pool, port: int) -> DeliveryActivities:
+    twilio = TwilioSmsProvider(
+        account_sid="AC" + "0" * 32,
+        auth_token="token",
+        from_number="+15550199",
+        base_url=f"http://127.0.0.1:{port}",
+    )
+    sender = EmailSender(SmtpConfig(host="127.0.0.1", port=free_port()))
+    return DeliveryActivities(pool, sender, default_from="flows@journeys.test", sms=twilio)
+
+
+async def test_marketing_sms_whose_request_got_no_answer_is_uncertain_not_resent(
+    pool: asyncpg.Pool,
+) -> None:
+    twilio = _TwilioStandIn(drops=1)
+    server = await asyncio.start_server(twilio.handle, "127.0.0.1", 0)
+    delivery = _sms_delivery(pool, server.sockets[0].getsockname()[1])
+    input = await _sms_input(pool)
+    async with server:
+        with pytest.raises(ApplicationError) as failed:
+            await delivery.send_sms(input)
+        assert "did not answer" in str(failed.value)
+        assert (await _row(pool, input))["status"] == "sending"
+        assert (await delivery.send_sms(input)).status == "uncertain"
+    assert len(twilio.requests) == 1 and b"Body=Hi" in twilio.requests[0]
+
+
+async def test_sms_provider_unreachable_is_sent_later_not_uncertain(pool: asyncpg.Pool) -> None:
+    port = free_port()
+    delivery = _sms_delivery(pool, port)
+    input = await _sms_input(pool)
+    with pytest.raises(ApplicationError) as failed:
+        await delivery.send_sms(input)  # nothing listens on the port yet
+    assert "unreachable" in str(failed.value)
+    assert (await _row(pool, input))["status"] == "pending"
+    twilio = _TwilioStandIn(drops=0)
+    async with await asyncio.start_server(twilio.handle, "127.0.0.1", port):
+        result = await delivery.send_sms(input)
+    assert (result.status, result.message_id) == ("sent", f"SM{1:032x}")
+    assert (await _row(pool, input))["status"] == "sent"
