@@ -73,15 +73,17 @@ class ChaosConfig:
 def _plan(config: ChaosConfig, rng: random.Random) -> list[tuple[float, str]]:
     """(seconds after tagging starts, "random" | "mid-send"), in time order.
 
-    Kills fall while contacts are tagged and their first emails go out, during the delay and
-    when the second emails go out: tagging is estimated at 25 contacts/s.
+    Random kills fall while contacts are tagged and their first emails go out (estimated at 25
+    contacts/s), during the delay and when the second emails go out. Mid-send kills are armed
+    before the delay can have ended, so sends are still to come: every one of them fires.
     """
-    window = config.contacts / 25 + parse_duration(config.delay).total_seconds() + 5
-    kinds = ["mid-send"] * config.mid_send_kills + ["random"] * (
-        config.kills - config.mid_send_kills
-    )
-    rng.shuffle(kinds)
-    return sorted(zip((rng.uniform(0, window) for _ in kinds), kinds, strict=True))
+    delay = parse_duration(config.delay).total_seconds()
+    window = config.contacts / 25 + delay + 5
+    plan = [(rng.uniform(0, 0.9 * delay), "mid-send") for _ in range(config.mid_send_kills)]
+    plan += [
+        (rng.uniform(0, window), "random") for _ in range(config.kills - config.mid_send_kills)
+    ]
+    return sorted(plan)
 
 
 async def _in_flight(pool: asyncpg.Pool, flow_id: str) -> set[str]:

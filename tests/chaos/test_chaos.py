@@ -29,5 +29,6 @@ async def test_worker_killed_at_random_and_mid_send_loses_and_duplicates_no_emai
     assert report.duplicates == 0 and report.missing == 0, summary
     # The send the mid-send kill cut off had reached the sink: recorded uncertain, not resent.
     assert report.uncertain_received >= 1, summary
-    # Interrupted sends were retried after the heartbeat timeout, not the 2-minute one.
-    assert report.recovery and max(report.recovery) < 60, summary
+    # Interrupted sends were retried after the 10 s heartbeat timeout, not the 2-minute one
+    # (the margin is for restarting the worker on a busy machine).
+    assert report.recovery and max(report.recovery) < 90, summary
