@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint bench install clean docs
+.PHONY: dev test lint bench chaos install clean docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ docs: $(STAMP)
 # bench/results.jsonl. BENCH_SIZES=smoke|default, BENCH_LARGE=1 (100k waiting), BENCH_ONLY=a,b.
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# The crash test: contacts through tag → email → delay → email while workers are SIGKILLed at
+# random moments and mid-send; prints contacts, kills, emails, duplicates, missing, uncertain.
+# CHAOS_ARGS="--contacts 300 --kills 6 --mid-send-kills 3 --workers 2 --seed N" (see --help).
+chaos: $(STAMP)
+	$(BIN)/python -m bench.chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) .journeys .pytest_cache

@@ -11,11 +11,15 @@ import asyncpg
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.faults import AFTER_SMTP_ACCEPTANCE, crash_point
+from activities.heartbeat import heartbeating
 from activities.local_time import zone_for
 from journeys.channels.email import (
     EmailSender,
+    Handover,
     PermanentSendError,
     TransientSendError,
+    UncertainSendError,
     build_message,
     format_sender,
     message_id_for,
@@ -195,8 +199,8 @@ class DeliveryActivities:
             headers={"X-Journeys-Flow": input.flow_id, "X-Journeys-Step": input.step_id},
         )
 
-        async def send() -> str:
-            await self._email.send(message)
+        async def send(handover: Handover) -> str:
+            await self._email.send(message, on_handover=handover)
             return message_id
 
         result = await self._send_once(
@@ -226,7 +230,8 @@ class DeliveryActivities:
         body = render(input.body, self._context(input, contact))
         sms = self._sms
 
-        async def send() -> str:
+        async def send(handover: Handover) -> str:
+            await handover()  # an HTTP request's outcome is unknown once it has left
             return await sms.send(
                 to=contact["phone"], body=body, idempotency_key=input.idempotency_key
             )
@@ -248,31 +253,69 @@ class DeliveryActivities:
         recipient: str,
         subject: str | None,
         message_id: str,
-        send: Callable[[], Awaitable[str]],
+        send: Callable[[Handover], Awaitable[str]],
     ) -> SendResult:
-        """Claims the send in `messages`, sends unless an earlier attempt did, records the outcome."""
-        record = await messages.claim(
-            self._pool,
-            idempotency_key=input.idempotency_key,
-            channel=channel,
-            flow_id=input.flow_id,
-            step_id=input.step_id,
-            contact_id=input.contact_id,
-            workflow_id=input.workflow_id,
-            recipient=recipient,
-            subject=subject,
-            message_id=message_id,
-        )
-        if record["status"] == "sent":
-            return SendResult(status="duplicate", message_id=record["message_id"])
-        if record["status"] == "failed":
-            return SendResult(status="skipped", reason="an earlier attempt was refused for good")
-        try:
-            sent_id = await send()
-        except PermanentSendError as exc:
-            await messages.mark_failed(self._pool, input.idempotency_key, str(exc))
-            raise _refused(exc) from exc
-        except TransientSendError as exc:
-            raise _retry(exc) from exc
-        await messages.mark_sent(self._pool, input.idempotency_key)
-        return SendResult(status="sent", message_id=sent_id)
+        """Claims the send in `messages`, sends unless an earlier attempt did, records the outcome.
+
+        `send` awaits the handover callback it is given just before the message leaves for the
+        provider; that marks the row `sending`. An attempt that finds such a mark follows one
+        that died while the provider's acceptance was unknown: marketing messages are then
+        recorded `uncertain` and not sent again (at most once), transactional ones are sent
+        again with the same Message-ID (at least once).
+        """
+        key = input.idempotency_key
+        async with heartbeating():
+            record = await messages.claim(
+                self._pool,
+                idempotency_key=key,
+                channel=channel,
+                flow_id=input.flow_id,
+                step_id=input.step_id,
+                contact_id=input.contact_id,
+                workflow_id=input.workflow_id,
+                recipient=recipient,
+                subject=subject,
+                message_id=message_id,
+            )
+            status = record["status"]
+            if status == "sent":
+                return SendResult(status="duplicate", message_id=record["message_id"])
+            if status == "failed":
+                return SendResult(
+                    status="skipped", reason="an earlier attempt was refused for good"
+                )
+            interrupted = (
+                f"attempt {record['attempts']} was interrupted after handing the message over"
+                f" at {record['attempted_at']:%Y-%m-%d %H:%M:%S} UTC, before the answer"
+                if status == "sending"
+                else None
+            )
+            if status == "uncertain" or (interrupted and not input.transactional):
+                if interrupted and not await messages.mark_uncertain(self._pool, key, interrupted):
+                    # The interrupted attempt was alive after all and finished: read it again.
+                    raise _retry(RuntimeError("the earlier attempt finished meanwhile"))
+                return SendResult(
+                    status="uncertain",
+                    message_id=record["message_id"],
+                    reason=interrupted or "an earlier attempt was interrupted",
+                )
+
+            async def handover() -> None:
+                # Only a transactional send may take over a mark an interrupted attempt left.
+                if not await messages.mark_sending(self._pool, key, again=input.transactional):
+                    raise _retry(RuntimeError("another attempt changed this send; re-reading"))
+
+            try:
+                sent_id = await send(handover)
+            except PermanentSendError as exc:
+                await messages.mark_failed(self._pool, key, str(exc))
+                raise _refused(exc) from exc
+            except UncertainSendError as exc:
+                # Stays `sending`: the next attempt applies the rule above.
+                raise _retry(exc) from exc
+            except TransientSendError as exc:
+                await messages.mark_unsent(self._pool, key, str(exc))
+                raise _retry(exc) from exc
+            crash_point(AFTER_SMTP_ACCEPTANCE)
+            await messages.mark_sent(self._pool, key)
+            return SendResult(status="sent", message_id=sent_id)

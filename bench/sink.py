@@ -1,14 +1,16 @@
 """An SMTP sink in its own process that records when it accepted each message, for whom.
 
 Run as `python -m bench.sink --port P --out FILE`. Every accepted message appends one line
-`<epoch seconds>\t<recipient>` per recipient to FILE. Acceptance is the moment the sink answers
-250 to DATA, which is what "the email left" means for latency and lateness.
+`<epoch seconds>\t<recipient>\t<Message-ID>` per recipient to FILE, before the sink answers 250
+to DATA: that is what "the email left" means for latency and lateness, and the Message-ID lets
+the crash test (`bench.chaos`) tell a second copy of one email from the next email.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import signal
 from pathlib import Path
 from typing import IO
@@ -17,6 +19,15 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from bench.procs import signal_ready, wall
 
+_MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(<[^>\r\n]*>)", re.IGNORECASE | re.MULTILINE)
+
+
+def message_id(content: bytes) -> str:
+    """The Message-ID header of a raw message, or "" without one."""
+    headers = content.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    found = _MESSAGE_ID.search(headers)
+    return found.group(1).decode("ascii", "replace") if found else ""
+
 
 class _Recorder:
     def __init__(self, out: IO[str]) -> None:
@@ -24,8 +35,10 @@ class _Recorder:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         accepted = wall()
+        raw = envelope.original_content or envelope.content or b""
+        mid = message_id(raw if isinstance(raw, bytes) else raw.encode())
         # One write per message; line buffering hands it to the OS at once for the reader.
-        self._out.write("".join(f"{accepted:.6f}\t{rcpt}\n" for rcpt in envelope.rcpt_tos))
+        self._out.write("".join(f"{accepted:.6f}\t{rcpt}\t{mid}\n" for rcpt in envelope.rcpt_tos))
         return "250 Message accepted for delivery"
 
 
@@ -66,7 +79,7 @@ class SinkLog:
         lines = (self._partial + chunk).split("\n")
         self._partial = lines.pop()  # an incomplete last line waits for the next read
         for line in lines:
-            stamp, _, rcpt = line.partition("\t")
+            stamp, rcpt = line.split("\t")[:2]
             # The first acceptance counts: a retried send must not look faster.
             self.accepted.setdefault(rcpt, float(stamp))
         return len(self.accepted)

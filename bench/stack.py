@@ -15,7 +15,7 @@ import itertools
 import os
 import sqlite3
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -211,8 +211,19 @@ class BenchEnv:
         self._stack.push_async_callback(self.http.aclose)
         return self.http
 
-    async def start_workers(self, kind: str, *, task_queue: str, processes: int) -> list[Child]:
-        """Starts `processes` worker processes of `kind` (`journeys` or `raw`) on one queue."""
+    async def start_workers(
+        self,
+        kind: str,
+        *,
+        task_queue: str,
+        processes: int,
+        env: Mapping[str, str] | None = None,
+    ) -> list[Child]:
+        """Starts `processes` worker processes of `kind` (`journeys` or `raw`) on one queue.
+
+        Args:
+            env: Extra environment of the workers (the crash test arms its fault hook here).
+        """
         children = [
             python_child(
                 f"{kind}-worker-{i + 1}",
@@ -221,7 +232,7 @@ class BenchEnv:
                 kind,
                 "--task-queue",
                 task_queue,
-                env=self.child_env(),
+                env=self.child_env(**(env or {})),
                 log=self.dir / f"{kind}-worker-{task_queue}-{i + 1}.log",
             )
             for i in range(processes)

@@ -501,6 +501,8 @@ class ContactFlowWorkflow:
                 payload,
                 result_type=SendResult,
                 start_to_close_timeout=timedelta(minutes=2),
+                # The send heartbeats: a dead worker's send is retried after 10 s, not 2 min.
+                heartbeat_timeout=timedelta(seconds=10),
                 schedule_to_close_timeout=give_up,
                 retry_policy=_SENDING,
                 summary=payload.step_id,
@@ -532,6 +534,9 @@ class ContactFlowWorkflow:
         if result.status in ("sent", "duplicate"):
             state.sent += 1
             return "sent"
+        if result.status == "uncertain":
+            # The server may have accepted it before a crash: never sent twice, so not counted.
+            return "uncertain: the server may have accepted it before a crash"
         return f"skipped: {result.reason}"
 
     async def _webhook(self, step: Webhook) -> str:

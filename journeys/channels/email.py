@@ -6,9 +6,11 @@ import hashlib
 import html as html_lib
 import re
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formataddr, parseaddr
+from typing import Any
 
 import aiosmtplib
 
@@ -19,6 +21,33 @@ class PermanentSendError(Exception):
 
 class TransientSendError(Exception):
     """The server or network failed for now (4xx, timeout): a retry may succeed."""
+
+
+class UncertainSendError(TransientSendError):
+    """The connection failed after the message was handed over, before the server's answer.
+
+    The server may have accepted the message (SMTP's one window where that cannot be known,
+    RFC 1047): a retry may deliver it twice.
+    """
+
+
+# Called once the server agreed to the envelope, just before the message content goes out.
+Handover = Callable[[], Awaitable[None]]
+
+
+class _SMTP(aiosmtplib.SMTP):
+    """aiosmtplib's client, telling the caller when the DATA phase starts.
+
+    Everything before DATA (connect, MAIL, RCPT) either fails without the server having the
+    message or is refused with a code; from DATA on, a lost connection leaves acceptance unknown.
+    """
+
+    handover: Handover | None = None
+
+    async def data(self, message: str | bytes, /, **kwargs: Any) -> aiosmtplib.SMTPResponse:
+        if self.handover is not None:
+            await self.handover()
+        return await super().data(message, **kwargs)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,19 +135,33 @@ class EmailSender:
         self._config = config
         self._pool_size = pool_size
         self._max_idle = max_idle
-        self._idle: list[tuple[aiosmtplib.SMTP, float]] = []
+        self._idle: list[tuple[_SMTP, float]] = []
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: EmailMessage, *, on_handover: Handover | None = None) -> None:
         """Hands the message to the server.
+
+        Args:
+            on_handover: Awaited after the server agreed to the envelope and before the DATA
+                command; if it raises, nothing is handed over and the exception propagates.
 
         Raises:
             PermanentSendError: every recipient or the message was refused with a 5xx.
-            TransientSendError: anything a retry may fix.
+            UncertainSendError: the connection failed once the message was being handed over.
+            TransientSendError: anything else a retry may fix.
         """
         client = self._take_idle()
+        handed_over = False
+
+        async def handover() -> None:
+            nonlocal handed_over
+            if on_handover is not None:
+                await on_handover()
+            handed_over = True
+
         try:
             if client is None:
                 client = await self._connect()
+            client.handover = handover
             await client.send_message(message)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             self._discard(client)
@@ -133,10 +176,13 @@ class EmailSender:
             raise TransientSendError(f"{exc.code} {exc.message}") from exc
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             self._discard(client)
+            if handed_over:
+                raise UncertainSendError(f"connection lost during DATA: {exc!r}") from exc
             raise TransientSendError(str(exc)) from exc
         except BaseException:  # cancelled mid-conversation: the connection is in no known state
             self._discard(client)
             raise
+        client.handover = None
         await self._give_back(client)
 
     async def aclose(self) -> None:
@@ -145,9 +191,9 @@ class EmailSender:
         for client, _ in idle:
             await self._quit(client)
 
-    async def _connect(self) -> aiosmtplib.SMTP:
+    async def _connect(self) -> _SMTP:
         cfg = self._config
-        client = aiosmtplib.SMTP(
+        client = _SMTP(
             hostname=cfg.host, port=cfg.port, timeout=cfg.timeout, start_tls=cfg.starttls
         )
         await client.connect()
@@ -155,7 +201,7 @@ class EmailSender:
             await client.login(cfg.username, cfg.password)
         return client
 
-    def _take_idle(self) -> aiosmtplib.SMTP | None:
+    def _take_idle(self) -> _SMTP | None:
         now = time.monotonic()
         while self._idle:
             client, since = self._idle.pop()
@@ -164,7 +210,7 @@ class EmailSender:
             self._discard(client)
         return None
 
-    async def _give_back(self, client: aiosmtplib.SMTP) -> None:
+    async def _give_back(self, client: _SMTP) -> None:
         if len(self._idle) < self._pool_size and client.is_connected:
             self._idle.append((client, time.monotonic()))
         else:

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from journeys.channels.email import PermanentSendError, TransientSendError
+from journeys.channels.email import PermanentSendError, TransientSendError, UncertainSendError
 
 
 class SmsProvider(Protocol):
@@ -67,7 +67,8 @@ class TwilioSmsProvider:
 
         Raises:
             PermanentSendError: Twilio refused it (4xx other than rate limiting).
-            TransientSendError: network trouble, 429 or 5xx.
+            UncertainSendError: the request left, but no answer came back.
+            TransientSendError: no connection, 429 or 5xx.
         """
         data = {"To": to, "From": self._from, "Body": body}
         if self._status_callback:
@@ -82,8 +83,10 @@ class TwilioSmsProvider:
                     auth=self._auth,
                     headers={"I-Twilio-Idempotency-Token": idempotency_key[:64]},
                 )
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # nothing left this machine
+            raise TransientSendError(f"SMS provider unreachable: {exc!r}") from exc
         except httpx.HTTPError as exc:
-            raise TransientSendError(f"SMS provider unreachable: {exc}") from exc
+            raise UncertainSendError(f"SMS provider did not answer: {exc!r}") from exc
         if response.status_code == 429 or response.status_code >= 500:
             raise TransientSendError(f"SMS provider answered {response.status_code}")
         if response.status_code >= 400:

@@ -207,11 +207,12 @@ class SendSmsInput(Delivery):
 class SendResult(BaseModel):
     """Outcome of a send.
 
-    `sent`, `duplicate` (an earlier attempt sent it), `skipped` (consent, no address), or
-    `deferred` (quiet hours: try again at `not_before`).
+    `sent`, `duplicate` (an earlier attempt sent it), `skipped` (consent, no address),
+    `deferred` (quiet hours: try again at `not_before`), or `uncertain` (an earlier attempt was
+    interrupted while the server's acceptance was unknown; marketing email is not sent again).
     """
 
-    status: Literal["sent", "duplicate", "skipped", "deferred"]
+    status: Literal["sent", "duplicate", "skipped", "deferred", "uncertain"]
     message_id: str | None = None
     reason: str | None = None
     not_before: datetime | None = None
