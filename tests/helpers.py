@@ -41,7 +41,8 @@ def flow_body(audience_id: str, *, tag: str = "vip", delay: str = "2d", **extra:
         "name": extra.pop("name", f"Welcome {tag}"),
         "audience_id": audience_id,
         "triggers": extra.pop("triggers", [{"type": "tag_added", "tag": tag}]),
-        "steps": [
+        "steps": extra.pop("steps", None)
+        or [
             {
                 "id": "hello",
                 "type": "send_email",

@@ -26,7 +26,7 @@ from temporalio.exceptions import ApplicationError
 from activities.delivery import DeliveryActivities
 from journeys.channels.email import EmailSender, SmtpConfig
 from journeys.channels.sms import TwilioSmsProvider
-from journeys.domain.runs import Delivery, SendEmailInput, SendSmsInput
+from journeys.domain.runs import SendEmailInput, SendSmsInput
 from journeys.embedded.process import free_port
 from journeys.store import audiences, contacts, flows, messages
 from tests.helpers import flow_body
@@ -92,20 +92,22 @@ async def _send_input(pool: asyncpg.Pool, *, transactional: bool = False) -> Sen
     contact, _ = await contacts.upsert(
         pool, audience_id=audience["id"], email=f"l-{uuid.uuid4().hex[:8]}@example.com"
     )
+    trigger = {"type": "order_confirmation"} if transactional else {"type": "tag_added", "tag": "t"}
+    steps = [
+        {"id": "hello", "type": "send_email", "subject": "Hello", "text": "Hi"},
+        {"id": "text", "type": "send_sms", "body": "Hi"},
+    ]
+    body = flow_body(audience["id"], triggers=[trigger], steps=steps)
     async with pool.acquire() as conn, conn.transaction():
-        flow = await flows.create(
-            conn, audience_id=audience["id"], definition=flow_body(audience["id"])
-        )
+        flow = await flows.create(conn, audience_id=audience["id"], definition=body)
     return SendEmailInput(
         idempotency_key=uuid.uuid4().hex,
         workflow_id="wf",
         flow_id=flow["id"],
+        version=1,
         step_id="hello",
         contact_id=contact["id"],
         audience_id=audience["id"],
-        transactional=transactional,
-        subject="Hello",
-        text="Hi",
     )
 
 
@@ -223,7 +225,7 @@ async def _sms_input(pool: asyncpg.Pool) -> SendSmsInput:
         phone="+15550100",
         sms_status="subscribed",
     )
-    return SendSmsInput(**email_input.model_dump(include=set(Delivery.model_fields)), body="Hi")
+    return SendSmsInput(**{**email_input.model_dump(), "step_id": "text"})
 
 
 def _sms_delivery(pool: asyncpg.Pool, port: int) -> DeliveryActivities:
