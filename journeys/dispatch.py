@@ -31,7 +31,7 @@ from journeys.domain.runs import (
     workflow_id,
 )
 from journeys.registry import ActiveFlow, FlowRegistry
-from journeys.store import enrollments, events
+from journeys.store import armed, enrollments, events
 
 log = logging.getLogger(__name__)
 
@@ -86,21 +86,34 @@ class Dispatcher:
             id=stored["id"], type=event.type, occurred_at=stored["occurred_at"], data=event.data
         )
         matches = self._registry.matching(event, stored["occurred_at"])
+        timers = self._registry.timers(event, stored["occurred_at"])
         enrolments = await asyncio.gather(
             *(
                 self._enrol(flow, trigger.type, event.contact_id, signal)
                 for flow, trigger in matches
-            )
+            ),
+            *(
+                self.arm(flow, trigger.type, event.contact_id, signal)
+                for flow, trigger, effect in timers
+                if effect == "arm"
+            ),
         )
+        # An armed contact whose timer an event takes down (the cart was bought) is told, if
+        # it is armed; nobody is armed by it.
+        disarmed = [
+            workflow_id(flow.id, event.contact_id)
+            for flow, _, effect in timers
+            if effect == "disarm"
+        ]
         # Runs already under way hear the events they react to (exit goals, waits).
-        started = {e.workflow_id for e in enrolments if e.outcome != "refused"}
+        started = {e.workflow_id for e in enrolments if e.outcome != "refused"} | set(disarmed)
         others = [
             run["workflow_id"]
             for run in await enrollments.running_for_contact(self._pool, event.contact_id)
             if run["workflow_id"] not in started
             and await self._registry.cares(run["flow_id"], run["version"], event.type)
         ]
-        await asyncio.gather(*(self._signal(wf_id, signal) for wf_id in others))
+        await asyncio.gather(*(self._signal(wf_id, signal) for wf_id in [*others, *disarmed]))
         await events.mark_dispatched(self._pool, stored["id"])
         return DispatchResult(
             event_id=stored["id"],
@@ -131,13 +144,27 @@ class Dispatcher:
             if err.status != RPCStatusCode.NOT_FOUND:
                 raise
 
+    async def arm(
+        self, flow: ActiveFlow, trigger_type: str, contact_id: str, signal: FlowEvent
+    ) -> Enrolment:
+        """Starts (or moves) the contact's armed run of a timer trigger."""
+        await armed.remember(
+            self._pool,
+            flow_id=flow.id,
+            contact_id=contact_id,
+            workflow_id=workflow_id(flow.id, contact_id),
+        )
+        return await self._enrol(flow, trigger_type, contact_id, signal)
+
     async def _enrol(
         self, flow: ActiveFlow, trigger_type: str, contact_id: str, signal: FlowEvent
     ) -> Enrolment:
         wf_id = workflow_id(flow.id, contact_id)
         last = await enrollments.last(self._pool, flow.id, contact_id)
         running = bool(last and last["status"] == "running")
-        if last and not running:
+        # A yearly run re-arms itself after each journey: its open run takes the event.
+        yearly = any(t.yearly for t in flow.definition.triggers if t.type == trigger_type)
+        if last and not running and not yearly:
             # Cheap pre-check so a refused contact starts no run; the workflow re-checks.
             reentry = flow.definition.settings.reentry
             refusal = admits(

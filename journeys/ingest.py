@@ -16,6 +16,7 @@ import asyncpg
 from journeys.changes import Pending
 from journeys.dispatch import Dispatcher, DispatchResult, Enrolment
 from journeys.domain.events import IncomingEvent
+from journeys.domain.runs import FlowEvent
 from journeys.registry import ActiveFlow
 from journeys.store import carts, events, orders
 
@@ -161,6 +162,15 @@ class Ingest:
         if self.dispatcher is None:
             raise RuntimeError("enrolling into one flow needs a dispatcher")
         return await self.dispatcher.deliver_to(flow, event, stored)
+
+    async def arm(
+        self, flow: ActiveFlow, trigger_type: str, contact_id: str, event: FlowEvent
+    ) -> Enrolment:
+        """Arms (or re-arms) the contact's run of a timer trigger with an event not stored
+        (an activation's arming pass)."""
+        if self.dispatcher is None:
+            raise RuntimeError("arming needs a dispatcher")
+        return await self.dispatcher.arm(flow, trigger_type, contact_id, event)
 
     async def undelivered(self, keys: list[str]) -> Pending:
         """Events stored under these keys by an earlier attempt and not delivered yet.

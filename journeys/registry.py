@@ -13,6 +13,7 @@ import asyncpg
 
 from journeys.domain.events import IncomingEvent, event_type_for, fires, interests
 from journeys.domain.flow import FlowDefinition
+from journeys.domain.timers import TIMER_EVENTS, Effect, effect
 from journeys.domain.triggers import Trigger
 from journeys.store import flows
 from journeys.versions import FlowVersions
@@ -52,6 +53,7 @@ class FlowRegistry:
         self._dsn = dsn
         self._flows: dict[str, ActiveFlow] = {}
         self._index: dict[tuple[str, str], list[tuple[ActiveFlow, Trigger]]] = {}
+        self._timer_index: dict[tuple[str, str], list[tuple[ActiveFlow, Trigger]]] = {}
         self._listener: asyncpg.Connection | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
@@ -95,6 +97,19 @@ class FlowRegistry:
         """Whether the flow is active as far as this registry knows."""
         return flow_id in self._flows
 
+    def timers(
+        self, event: IncomingEvent, occurred_at: datetime
+    ) -> list[tuple[ActiveFlow, Trigger, Effect]]:
+        """The active flows of the event's audience whose timer triggers the event arms or
+        disarms, with what it does (see `journeys.domain.timers.effect`)."""
+        found = []
+        for flow, trigger in self._timer_index.get((event.audience_id, event.type), []):
+            if flow.activated_at <= occurred_at:
+                what = effect(trigger, event.type, event.data)
+                if what is not None:
+                    found.append((flow, trigger, what))
+        return found
+
     def matching(
         self, event: IncomingEvent, occurred_at: datetime
     ) -> list[tuple[ActiveFlow, Trigger]]:
@@ -125,12 +140,15 @@ class FlowRegistry:
 
     def _reindex(self) -> None:
         index: dict[tuple[str, str], list[tuple[ActiveFlow, Trigger]]] = defaultdict(list)
+        timers: dict[tuple[str, str], list[tuple[ActiveFlow, Trigger]]] = defaultdict(list)
         for flow in self._flows.values():
             for trigger in flow.definition.triggers:
+                for event_type in TIMER_EVENTS.get(trigger.type, ()):
+                    timers[(flow.audience_id, event_type)].append((flow, trigger))
                 event_type = event_type_for(trigger.type)
-                if event_type is not None:
+                if event_type is not None and trigger.type not in TIMER_EVENTS:
                     index[(flow.audience_id, event_type)].append((flow, trigger))
-        self._index = dict(index)
+        self._index, self._timer_index = dict(index), dict(timers)
 
     async def _listen(self) -> None:
         self._listener = await asyncpg.connect(self._dsn)

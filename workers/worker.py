@@ -12,21 +12,24 @@ from typing import Any
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
+from activities.arming import ArmingActivities
 from activities.contacts import AfterEvaluateHook, ContactActivities
 from activities.delivery import AfterSendHook, DeliveryActivities
 from activities.enrollment import EnrollmentActivities
+from activities.timers import TimerActivities
 from activities.webhooks import WebhookActivities
 from journeys.channels.email import EmailSender, SmtpConfig
 from journeys.channels.sms import OutboxSmsProvider, SmsProvider, TwilioSmsProvider
 from journeys.config import Settings
 from journeys.embedded.process import find_binary, terminate
 from journeys.wiring import Core, open_core
+from workflows.arm_flow import ArmFlowWorkflow
 from workflows.contact_flow import ContactFlowWorkflow
 from workflows.flow_control import FlowControlWorkflow
 
 log = logging.getLogger(__name__)
 
-WORKFLOWS = [ContactFlowWorkflow, FlowControlWorkflow]
+WORKFLOWS = [ContactFlowWorkflow, FlowControlWorkflow, ArmFlowWorkflow]
 
 
 def smtp_config(settings: Settings) -> SmtpConfig:
@@ -90,6 +93,8 @@ def activities_for(
     )
     enrollment = EnrollmentActivities(pool)
     contacts = ContactActivities(pool, core.ingest, after_evaluate=after_evaluate)
+    timers = TimerActivities(pool)
+    arming = ArmingActivities(core)
     webhooks = WebhookActivities(pool, secret=settings.webhook_signing_key())
     return [
         enrollment.begin_enrollment,
@@ -101,6 +106,10 @@ def activities_for(
         contacts.evaluate_conditions,
         contacts.resolve_wait,
         webhooks.call_webhook,
+        timers.resolve_fire,
+        timers.check_cart,
+        timers.current_flow,
+        arming.arm_page,
     ]
 
 

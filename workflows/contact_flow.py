@@ -11,8 +11,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from journeys.domain import search, words
-    from journeys.domain.conditions import ConditionSet
+    from journeys.domain import search, timers, words
+    from journeys.domain.conditions import ConditionSet, EmailActivityCondition
     from journeys.domain.durations import parse_duration
     from journeys.domain.events import condition_events, meets_goal
     from journeys.domain.runs import (
@@ -22,9 +22,13 @@ with workflow.unsafe.imports_passed_through():
         ActivityName,
         BeginEnrollmentInput,
         BeginEnrollmentResult,
+        CheckCartInput,
+        CheckCartResult,
         ContactActionInput,
         ContactActionResult,
         ContactFlowInput,
+        CurrentFlowInput,
+        CurrentFlowResult,
         Delivery,
         EvaluateInput,
         EvaluateResult,
@@ -32,6 +36,8 @@ with workflow.unsafe.imports_passed_through():
         FlowControl,
         FlowEvent,
         Phase,
+        ResolveFireInput,
+        ResolveFireResult,
         ResolveWaitInput,
         ResolveWaitResult,
         RunResult,
@@ -63,6 +69,7 @@ with workflow.unsafe.imports_passed_through():
         Webhook,
     )
     from journeys.domain.tree import StepTree
+    from journeys.domain.triggers import CampaignUnopened, EmailNotClicked, Trigger
 
 # Short database reads run as local activities: inside the workflow task, one marker event
 # instead of three activity events and a second task round trip (`finish_enrollment`,
@@ -72,7 +79,9 @@ with workflow.unsafe.imports_passed_through():
 # p50 89 s, p99 177 s) where a regular activity keeps them on time (p50 14 s, as raw Temporal).
 
 # Phases worth a search-attribute update: where a contact spends time, and how it ended.
-_AT_REST = frozenset({Phase.WAITING, Phase.PAUSED, Phase.COMPLETED, Phase.EXITED, Phase.SKIPPED})
+_AT_REST = frozenset(
+    {Phase.ARMED, Phase.WAITING, Phase.PAUSED, Phase.COMPLETED, Phase.EXITED, Phase.SKIPPED}
+)
 
 # Remembered event ids, so a redelivered event is ignored; old ones age out.
 _SEEN_EVENTS = 200
@@ -109,11 +118,20 @@ class _Leave(Exception):
         self.reason = reason
 
 
-class _ContinueAsNew(Exception):
-    """The history is long: the run goes on in a new run from `step`, its wait ending at `until`."""
+class _Skip(Exception):
+    """The contact does not enter: its armed timer was taken down or will never fire."""
 
-    def __init__(self, step: Step, until: datetime | None = None) -> None:
-        super().__init__(step.id)
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _ContinueAsNew(Exception):
+    """The history is long: the run goes on in a new run from `step` (None: it re-arms), its
+    wait ending at `until`."""
+
+    def __init__(self, step: Step | None, until: datetime | None = None) -> None:
+        super().__init__(step.id if step else "armed")
         self.step = step
         self.until = until
 
@@ -132,6 +150,16 @@ class ContactFlowWorkflow:
         self._details = "Entering the flow."
         self._published_phase: Phase = Phase.ENTERING  # what the starter set
         self._published_step: str | None = None
+        self._fires_at: datetime | None = None
+        # A timer trigger: the run is armed until its moment comes (`_armed`).
+        self._timer: Trigger | None = next(
+            (
+                t
+                for t in input.definition.triggers
+                if t.type == input.trigger_type and t.type in timers.TIMER_TRIGGERS
+            ),
+            None,
+        )
 
     # --- messages ---------------------------------------------------------------------------
 
@@ -142,6 +170,9 @@ class ContactFlowWorkflow:
         if event.id in state.seen:
             return
         state.seen = [*state.seen[-(_SEEN_EVENTS - 1) :], event.id]
+        if self._timer is not None and state.entry is None:
+            self._hear_while_armed(self._timer, event)
+            return
         if state.enrolled_by is None:
             state.enrolled_by = event
             return
@@ -155,6 +186,7 @@ class ContactFlowWorkflow:
         """The flow was paused, resumed or archived."""
         if control.action == "archived":
             self._state.stop = self._state.stop or "the flow was archived"
+            self._state.archived = True
         else:
             self._state.paused = control.action == "paused"
 
@@ -169,6 +201,8 @@ class ContactFlowWorkflow:
             sent=self._state.sent,
             version=self._input.version,
             paused=self._state.paused,
+            fires_at=self._fires_at,
+            last_fired=self._state.last_fired,
         )
 
     @workflow.query
@@ -182,6 +216,19 @@ class ContactFlowWorkflow:
     async def run(self, input: ContactFlowInput) -> RunResult:
         """Enters the contact (if the flow's rules admit it) and walks the steps."""
         state = self._state
+        if state.entry is None and self._timer is not None:
+            try:
+                fired_at = await self._armed(self._timer)
+            except _Skip as skip:
+                self._enter_phase(Phase.SKIPPED, None, f"Not entered: {skip.reason}.")
+                return RunResult(phase=Phase.SKIPPED, entry=None, reason=skip.reason)
+            except _Leave as leave:
+                self._enter_phase(Phase.EXITED, None, f"Left before entering: {leave.reason}.")
+                return RunResult(phase=Phase.EXITED, entry=None, reason=leave.reason)
+            except _ContinueAsNew:
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(input.model_copy(update={"state": state}))
+            state.last_fired = fired_at
         if state.entry is None:
             begin = await self._begin(input)
             if not begin.admitted:
@@ -198,7 +245,8 @@ class ContactFlowWorkflow:
             phase, reason = Phase.EXITED, leave.reason
         except _ContinueAsNew as more:
             await workflow.wait_condition(workflow.all_handlers_finished)
-            state.resume_at, state.wait_until = more.step.id, more.until
+            state.resume_at = more.step.id if more.step else None
+            state.wait_until = more.until
             workflow.continue_as_new(input.model_copy(update={"state": state}))
         self._enter_phase(
             phase, None, "Finished the flow." if reason is None else f"Left: {reason}."
@@ -216,6 +264,8 @@ class ContactFlowWorkflow:
             retry_policy=_BOOKKEEPING,
         )
         await workflow.wait_condition(workflow.all_handlers_finished)
+        if self._timer is not None and self._timer.yearly and not state.archived:
+            await self._rearm_next_year(input)
         return RunResult(
             phase=phase,
             entry=state.entry,
@@ -223,10 +273,156 @@ class ContactFlowWorkflow:
             steps_done=[entry.step_id for entry in state.timeline],
         )
 
+    # --- armed: a timer trigger waits for its moment ------------------------------------------
+
+    def _hear_while_armed(self, timer: Trigger, event: FlowEvent) -> None:
+        """An event before entry moves the armed timer or takes it down (`timers.effect`)."""
+        state = self._state
+        what = timers.effect(timer, event.type, event.data)
+        if state.armed_by is None and state.arm_changes == 0:
+            what = what or "arm"  # the event that started the run armed it
+        if what == "arm":
+            state.armed_by = event
+            state.disarmed = None
+        elif what == "disarm":
+            state.disarmed = timers.disarm_reason(timer, event.type)
+        if what is not None:
+            state.arm_changes += 1
+
+    async def _armed(self, timer: Trigger) -> datetime:
+        """Waits for the timer trigger's moment, moving it as events arrive.
+
+        Returns:
+            The moment the trigger fired.
+
+        Raises:
+            _Skip: the timer was taken down, or will never fire for this contact.
+            _Leave: the flow was archived.
+        """
+        state = self._state
+        after = state.last_fired
+        grace = timedelta(seconds=self._input.limits.missed_fire_grace_seconds)
+        while True:
+            if state.disarmed:
+                raise _Skip(state.disarmed)
+            changes = state.arm_changes
+            at, described = await self._fire_time(timer, after)
+            self._fires_at = at
+            details = f"Armed: `{timer.type}` fires {described}, {words.then(self._tree.first)}."
+            self._enter_phase(Phase.ARMED, None, details)
+            moved = await self._hold(
+                at,
+                summary=f"{timer.type}: fires",
+                wake=lambda changes=changes: (  # type: ignore[misc]
+                    state.arm_changes != changes or state.paused
+                ),
+            )
+            if state.paused:
+                self._enter_phase(
+                    Phase.PAUSED, None, f"Paused with the flow: the `{timer.type}` timer holds."
+                )
+                await workflow.wait_condition(lambda: not state.paused or state.stop is not None)
+                if state.stop:
+                    raise _Leave(state.stop)
+                late = workflow.now() - at
+                if late < timedelta(0) or state.arm_changes != changes:
+                    continue
+                if late <= grace:
+                    return await self._fired(timer, at)
+                if not timer.yearly:
+                    raise _Skip(f"its moment ({words.moment(at)}) passed while the flow was paused")
+                after = at  # wait for the next occurrence
+                continue
+            if not moved:
+                return await self._fired(timer, at)
+
+    async def _fire_time(self, timer: Trigger, after: datetime | None) -> tuple[datetime, str]:
+        if timer.type in timers.DATE_TRIGGERS:
+            resolved: ResolveFireResult = await workflow.execute_local_activity(
+                ActivityName.RESOLVE_FIRE,
+                ResolveFireInput(
+                    trigger=timer,
+                    contact_id=self._input.contact_id,
+                    audience_id=self._input.audience_id,
+                    timezone_basis=self._input.definition.settings.timezone_basis,
+                    after=after,
+                ),
+                result_type=ResolveFireResult,
+                start_to_close_timeout=_SHORT,
+                retry_policy=_BOOKKEEPING,
+            )
+            if resolved.at is None:
+                raise _Skip(resolved.reason or "the trigger will not fire")
+            return resolved.at, resolved.described or words.moment(resolved.at)
+        armed_by = self._state.armed_by
+        assert armed_by is not None
+        at = timers.fires_at(timer, armed_by.occurred_at)
+        return at, words.moment(at)
+
+    async def _fired(self, timer: Trigger, at: datetime) -> datetime:
+        """The moment came: checks the journey should still run, then enters with the event."""
+        state = self._state
+        armed_by = state.armed_by
+        if timer.type in timers.CART_TRIGGERS and armed_by is not None:
+            checked: CheckCartResult = await workflow.execute_local_activity(
+                ActivityName.CHECK_CART,
+                CheckCartInput(
+                    trigger=timer,
+                    audience_id=self._input.audience_id,
+                    cart_id=str(armed_by.data.get("cart_id", "")),
+                ),
+                result_type=CheckCartResult,
+                start_to_close_timeout=_SHORT,
+                retry_policy=_BOOKKEEPING,
+            )
+            if checked.cart is None:
+                raise _Skip(checked.reason or "the cart no longer qualifies")
+            armed_by = armed_by.model_copy(update={"data": {**armed_by.data, "cart": checked.cart}})
+        if isinstance(timer, (CampaignUnopened, EmailNotClicked)):
+            condition = EmailActivityCondition(
+                activity="not_opened" if isinstance(timer, CampaignUnopened) else "not_clicked",
+                email=timer.email,
+            )
+            still = await self._evaluate(ConditionSet(conditions=[condition]))
+            if not still:
+                raise _Skip(timers.disarm_reason(timer, "email_opened"))
+        state.enrolled_by = armed_by or state.enrolled_by
+        self._fires_at = None
+        return at
+
+    async def _rearm_next_year(self, input: ContactFlowInput) -> None:
+        """A yearly trigger's run re-arms for the next year on the flow's current version."""
+        current: CurrentFlowResult = await workflow.execute_local_activity(
+            ActivityName.CURRENT_FLOW,
+            CurrentFlowInput(flow_id=input.flow_id),
+            result_type=CurrentFlowResult,
+            start_to_close_timeout=_SHORT,
+            retry_policy=_BOOKKEEPING,
+        )
+        if current.status not in ("active", "paused") or current.definition is None:
+            return
+        state = self._state
+        workflow.continue_as_new(
+            input.model_copy(
+                update={
+                    "version": current.version,
+                    "definition": current.definition,
+                    "state": RunState(
+                        seen=state.seen,
+                        last_fired=state.last_fired,
+                        paused=current.status == "paused",
+                        armed_by=state.armed_by,
+                        arm_changes=1,
+                    ),
+                }
+            )
+        )
+
     async def _begin(self, input: ContactFlowInput) -> BeginEnrollmentResult:
         info = workflow.info()
         settings = input.definition.settings
         enrolled_by = self._state.enrolled_by
+        yearly = self._timer is not None and self._timer.yearly
         result: BeginEnrollmentResult = await workflow.execute_activity(
             ActivityName.BEGIN_ENROLLMENT,
             BeginEnrollmentInput(
@@ -237,10 +433,11 @@ class ContactFlowWorkflow:
                 run_id=info.run_id,
                 trigger_type=input.trigger_type,
                 event_id=enrolled_by.id if enrolled_by else None,
-                reentry_allowed=settings.reentry.allowed,
+                # A yearly trigger's contact takes the journey every year.
+                reentry_allowed=settings.reentry.allowed or yearly,
                 reentry_min_interval_seconds=(
                     parse_duration(settings.reentry.min_interval).total_seconds()
-                    if settings.reentry.min_interval
+                    if settings.reentry.min_interval and not yearly
                     else None
                 ),
                 starting_filter=settings.starting_filter,
@@ -371,9 +568,24 @@ class ContactFlowWorkflow:
             _Leave: the contact must leave.
             _ContinueAsNew: the history grew long; the new run finishes this wait.
         """
-        state = self._state
         self._state.wait_until = None
         self._enter_phase(Phase.WAITING, step.id, details)
+        return await self._hold(until, summary=summary, wake=wake, step=step)
+
+    async def _hold(
+        self,
+        until: datetime,
+        *,
+        summary: str,
+        wake: Callable[[], bool] | None = None,
+        step: Step | None = None,
+    ) -> bool:
+        """The timer under every wait: until `until`, the contact leaving, or `wake()`.
+
+        Returns:
+            True if `wake()` ended the wait, False if the time came.
+        """
+        state = self._state
         woken = False
         while not woken:
             remaining = until - workflow.now()

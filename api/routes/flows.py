@@ -19,11 +19,18 @@ from api.routes.audiences import require_audience
 from journeys.config import Settings
 from journeys.domain import search
 from journeys.domain.flow import FlowDefinition
-from journeys.domain.runs import CONTROL_WORKFLOW_NAME, FlowControlInput, control_workflow_id
+from journeys.domain.runs import (
+    ARM_WORKFLOW_NAME,
+    CONTROL_WORKFLOW_NAME,
+    ArmFlowInput,
+    FlowControlInput,
+    control_workflow_id,
+)
+from journeys.domain.timers import ARMED_ON_ACTIVATION
 from journeys.domain.validation import Violation, violations
 from journeys.ingest import Ingest
 from journeys.registry import ActiveFlow, FlowRegistry
-from journeys.store import audiences, contacts, flows
+from journeys.store import arming, audiences, contacts, flows
 
 router = APIRouter(prefix="/flows", tags=["flows"])
 
@@ -37,6 +44,16 @@ ERRORS = {
 FlowStatus = Literal["draft", "active", "paused", "archived"]
 
 
+class ArmingPublic(BaseModel):
+    """How far arming the audience's contacts has come."""
+
+    total: int
+    armed: int
+    skipped: int
+    done: bool
+    workflow_id: str
+
+
 class FlowPublic(BaseModel):
     id: str
     audience_id: str
@@ -48,6 +65,11 @@ class FlowPublic(BaseModel):
     updated_at: datetime
     activated_at: datetime | None
     archived_at: datetime | None = None
+    arming: ArmingPublic | None = Field(
+        None,
+        description="Progress of arming the audience's existing contacts (date triggers and"
+        " purchase lapses), from the flow's last activation.",
+    )
 
 
 class FlowList(BaseModel):
@@ -198,8 +220,12 @@ async def list_flows(
 
 @router.get("/{flow_id}", responses=ERRORS)
 async def get_flow(flow_id: str, pool: PoolDep, _key: ApiKeyDep) -> FlowPublic:
-    """One flow with its current definition."""
-    return public(await require_flow(pool, flow_id))
+    """One flow with its current definition (and how far arming its audience has come)."""
+    flow = public(await require_flow(pool, flow_id))
+    progress = await arming.get(pool, flow_id)
+    if progress is not None:
+        flow.arming = ArmingPublic(**progress)
+    return flow
 
 
 @router.put("/{flow_id}", responses=ERRORS)
@@ -310,6 +336,8 @@ async def _transition(
             flow = await flows.set_status(conn, flow_id, target)
     # This process need not wait for its own NOTIFY: the next request sees the change.
     await registry.refresh(flow_id)
+    if target == "active" and action is None:
+        await _arm_audience(pool, temporal, settings, flow)
     if action is not None:
         await temporal.start_workflow(
             CONTROL_WORKFLOW_NAME,
@@ -319,6 +347,27 @@ async def _transition(
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         )
     return public(flow)
+
+
+async def _arm_audience(
+    pool: asyncpg.Pool, temporal: Client, settings: Settings, flow: dict[str, Any]
+) -> None:
+    """Arms the contacts already in the audience for a date trigger or a purchase lapse."""
+    definition = FlowDefinition.model_validate(flow["definition"])
+    trigger = next((t for t in definition.triggers if t.type in ARMED_ON_ACTIVATION), None)
+    if trigger is None:
+        return
+    activation = f"{int(flow['activated_at'].timestamp() * 1000)}"
+    wf_id = f"flow-{flow['id']}-arm-{activation}"
+    await arming.start(pool, flow["id"], wf_id)
+    await temporal.start_workflow(
+        ARM_WORKFLOW_NAME,
+        ArmFlowInput(flow_id=flow["id"], trigger_type=trigger.type, activation=activation),
+        id=wf_id,
+        task_queue=settings.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        static_summary=f"Arming {definition.name}",
+    )
 
 
 @router.post("/{flow_id}/activate", responses=ERRORS)

@@ -23,7 +23,7 @@ from journeys.domain.flow import (
     PurchasedGoal,
     TagAddedGoal,
 )
-from journeys.domain.refs import EmailRef, url_matches
+from journeys.domain.refs import refers_to, url_matches
 from journeys.domain.steps import WaitForTrigger
 
 
@@ -40,12 +40,6 @@ class IncomingEvent(BaseModel):
 
 def _same(a: object, b: object) -> bool:
     return str(a).casefold() == str(b).casefold()
-
-
-def _refers_to(ref: EmailRef, data: dict[str, Any]) -> bool:
-    if ref.campaign_id:
-        return data.get("campaign_id") == ref.campaign_id
-    return data.get("flow_id") == ref.flow_id and data.get("step_id") == ref.step_id
 
 
 def _products(data: dict[str, Any]) -> set[str]:
@@ -120,12 +114,12 @@ _RULES: dict[str, _Rule] = {
     "order_invoice": ("order_paid", lambda tr, d: True),
     "shipping_confirmation": ("order_fulfilled", lambda tr, d: True),
     "refund_confirmation": ("order_refunded", lambda tr, d: True),
-    "email_sent": ("email_sent", lambda tr, d: _refers_to(tr.email, d)),
-    "email_opened": ("email_opened", lambda tr, d: _refers_to(tr.email, d)),
-    "email_clicked_any_link": ("email_clicked", lambda tr, d: _refers_to(tr.email, d)),
+    "email_sent": ("email_sent", lambda tr, d: refers_to(tr.email, d)),
+    "email_opened": ("email_opened", lambda tr, d: refers_to(tr.email, d)),
+    "email_clicked_any_link": ("email_clicked", lambda tr, d: refers_to(tr.email, d)),
     "email_clicked_specific_link": (
         "email_clicked",
-        lambda tr, d: _refers_to(tr.email, d) and url_matches(tr.url, str(d.get("url", ""))),
+        lambda tr, d: refers_to(tr.email, d) and url_matches(tr.url, str(d.get("url", ""))),
     ),
     "survey_responded": (
         "survey_responded",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -44,6 +44,13 @@ class EmailRef(BaseModel):
         if not self.campaign_id and not (self.flow_id and self.step_id):
             raise ValueError("an email ref needs campaign_id, or flow_id and step_id")
         return self
+
+
+def refers_to(ref: EmailRef, data: dict[str, Any]) -> bool:
+    """Whether an email event's data (`campaign_id`, or `flow_id` + `step_id`) names this email."""
+    if ref.campaign_id:
+        return data.get("campaign_id") == ref.campaign_id
+    return data.get("flow_id") == ref.flow_id and data.get("step_id") == ref.step_id
 
 
 def url_matches(pattern: str, url: str) -> bool:

@@ -20,9 +20,11 @@ from journeys.domain.steps import (
     WaitUntil,
     Webhook,
 )
+from journeys.domain.triggers import Trigger
 
 WORKFLOW_NAME = "ContactFlowWorkflow"
 CONTROL_WORKFLOW_NAME = "FlowControlWorkflow"
+ARM_WORKFLOW_NAME = "ArmFlowWorkflow"
 EVENT_SIGNAL = "event"
 CONTROL_SIGNAL = "flow_control"
 
@@ -39,6 +41,10 @@ class ActivityName(StrEnum):
     EVALUATE_CONDITIONS = "evaluate_conditions"
     RESOLVE_WAIT = "resolve_wait"
     LIST_RUNNING = "list_running"
+    RESOLVE_FIRE = "resolve_fire"
+    CHECK_CART = "check_cart"
+    CURRENT_FLOW = "current_flow"
+    ARM_PAGE = "arm_page"
 
 
 class Phase(StrEnum):
@@ -89,6 +95,11 @@ class RunLimits(BaseModel):
     max_history_events: int = Field(
         10_000, description="A run continues as new past this many history events."
     )
+    missed_fire_grace_seconds: float = Field(
+        24 * 3600.0,
+        description="A timer trigger that came due while its flow was paused fires on resume if"
+        " it is not later than this; an older one waits for its next occurrence.",
+    )
 
 
 class TimelineEntry(BaseModel):
@@ -112,6 +123,13 @@ class RunState(BaseModel):
     sent: int = 0
     timeline: list[TimelineEntry] = []
     resume_at: str | None = Field(None, description="The step a continued run goes on with.")
+    armed_by: FlowEvent | None = Field(None, description="The event that last (re)armed the timer.")
+    arm_changes: int = Field(0, description="Events that moved or took down the armed timer.")
+    disarmed: str | None = Field(None, description="Why the armed timer was taken down.")
+    last_fired: datetime | None = Field(
+        None, description="When a yearly trigger last fired (it re-arms for the next year)."
+    )
+    archived: bool = False
     wait_until: datetime | None = Field(
         None, description="The end of the wait the step `resume_at` was in when the run continued."
     )
@@ -140,6 +158,8 @@ class RunStatus(BaseModel):
     sent: int
     version: int
     paused: bool = False
+    fires_at: datetime | None = Field(None, description="When an armed timer trigger fires.")
+    last_fired: datetime | None = Field(None, description="When a yearly trigger last fired.")
 
 
 class RunResult(BaseModel):
@@ -271,6 +291,84 @@ class ResolveWaitInput(BaseModel):
 class ResolveWaitResult(BaseModel):
     until: datetime
     zone: str
+
+
+class ResolveFireInput(BaseModel):
+    """When a date trigger fires for a contact (its date, its zone), after `after` if given."""
+
+    trigger: Trigger = Field(discriminator="type")
+    contact_id: str
+    audience_id: str
+    timezone_basis: Literal["contact", "audience"] = "contact"
+    after: datetime | None = None
+
+
+class ResolveFireResult(BaseModel):
+    """The fire instant (and in words), or why the trigger will not fire for the contact."""
+
+    at: datetime | None = None
+    described: str | None = None
+    reason: str | None = None
+
+
+class CheckCartInput(BaseModel):
+    trigger: Trigger = Field(discriminator="type")
+    audience_id: str
+    cart_id: str
+
+
+class CheckCartResult(BaseModel):
+    """The cart as it is at fire time (for merge tags), or why the journey must not run."""
+
+    cart: dict[str, Any] | None = None
+    reason: str | None = None
+
+
+class CurrentFlowInput(BaseModel):
+    flow_id: str
+
+
+class CurrentFlowResult(BaseModel):
+    """The flow as it is now: a yearly run re-arms on its current version."""
+
+    status: str | None = None
+    version: int | None = None
+    definition: FlowDefinition | None = None
+
+
+class ArmFlowInput(BaseModel):
+    """Arming every eligible contact of a flow's audience, one page per step, resumable."""
+
+    flow_id: str
+    trigger_type: str
+    activation: str = Field(description="Names this activation; arm events carry it.")
+    after: str = ""
+    total: int | None = None
+    armed: int = 0
+    skipped: int = 0
+
+
+class ArmPageInput(BaseModel):
+    flow_id: str
+    trigger_type: str
+    activation: str
+    after: str
+    limit: int
+    total: int
+    armed: int
+    skipped: int
+
+
+class ArmPageResult(BaseModel):
+    """What one page did; `total` is the audience's size (counted with the first page)."""
+
+    armed: int
+    skipped: int
+    last: str | None
+    total: int
+    stopped: str | None = Field(
+        None, description="Why arming stopped (the flow is no longer active)."
+    )
 
 
 class FlowControlInput(BaseModel):

@@ -14,7 +14,7 @@ from journeys.store.ids import is_uuid
 Conn = asyncpg.Connection | asyncpg.Pool
 
 _HASH = re.compile(r"^[0-9a-f]{32}$")
-_COLUMNS = (
+COLUMNS = (
     "id::text, audience_id::text, email, subscriber_hash, status, first_name, last_name,"
     " phone, sms_status, timezone, birthday, fields, signup_at, created_at, updated_at"
 )
@@ -56,7 +56,7 @@ async def upsert(
             fields = contacts.fields || COALESCE($10::jsonb, '{{}}'::jsonb),
             sms_status = COALESCE($11, contacts.sms_status),
             updated_at = now()
-        RETURNING {_COLUMNS}, (xmax = 0) AS created
+        RETURNING {COLUMNS}, (xmax = 0) AS created
         """,
         audience_id,
         email.strip(),
@@ -85,7 +85,7 @@ async def resolve(conn: Conn, audience_id: str, ref: str) -> dict[str, Any] | No
     else:
         where, value = "subscriber_hash = $2", subscriber_hash(ref)
     row = await conn.fetchrow(
-        f"SELECT {_COLUMNS} FROM contacts WHERE audience_id = $1::uuid AND {where}",
+        f"SELECT {COLUMNS} FROM contacts WHERE audience_id = $1::uuid AND {where}",
         audience_id,
         value,
     )
@@ -96,7 +96,7 @@ async def get(conn: Conn, contact_id: str) -> dict[str, Any] | None:
     """The contact with this id, or None."""
     if not is_uuid(contact_id):
         return None
-    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM contacts WHERE id = $1::uuid", contact_id)
+    row = await conn.fetchrow(f"SELECT {COLUMNS} FROM contacts WHERE id = $1::uuid", contact_id)
     return dict(row) if row else None
 
 
@@ -121,7 +121,7 @@ async def set_fields(
     assignments = [f"{name} = ${index}" for index, name in enumerate(standard, start=3)]
     sets = ", ".join(["fields = fields || $2::jsonb", "updated_at = now()", *assignments])
     row = await conn.fetchrow(
-        f"UPDATE contacts SET {sets} WHERE id = $1::uuid RETURNING {_COLUMNS}",
+        f"UPDATE contacts SET {sets} WHERE id = $1::uuid RETURNING {COLUMNS}",
         contact_id,
         custom,
         *standard.values(),
@@ -159,7 +159,7 @@ async def unsubscribe(conn: Conn, contact_id: str, channels: list[str]) -> list[
 async def by_phone(conn: Conn, audience_id: str, phone: str) -> dict[str, Any] | None:
     """The audience's contact with this phone number (E.164), or None."""
     row = await conn.fetchrow(
-        f"SELECT {_COLUMNS} FROM contacts WHERE audience_id = $1::uuid AND phone = $2"
+        f"SELECT {COLUMNS} FROM contacts WHERE audience_id = $1::uuid AND phone = $2"
         " ORDER BY updated_at DESC LIMIT 1",
         audience_id,
         phone.strip(),

@@ -99,10 +99,13 @@ async def running_for_contact(conn: Conn, contact_id: str) -> list[dict[str, Any
 
 
 async def running_page(conn: Conn, flow_id: str, *, after: str, limit: int) -> list[str]:
-    """Workflow ids of the flow's entries in progress, in id order, after `after`."""
+    """Workflow ids of the flow's open runs, in id order, after `after`: entries in progress
+    and armed runs (which have not entered yet; one that ended is told nothing)."""
     rows = await conn.fetch(
-        "SELECT workflow_id FROM enrollments WHERE flow_id = $1::uuid AND status = 'running'"
-        " AND workflow_id > $2 ORDER BY workflow_id LIMIT $3",
+        "SELECT workflow_id FROM ("
+        "  SELECT workflow_id FROM enrollments WHERE flow_id = $1::uuid AND status = 'running'"
+        "  UNION SELECT workflow_id FROM armed_runs WHERE flow_id = $1::uuid"
+        ") open WHERE workflow_id > $2 ORDER BY workflow_id LIMIT $3",
         flow_id,
         after,
         limit,

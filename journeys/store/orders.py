@@ -44,3 +44,13 @@ async def contact_of(conn: Conn, audience_id: str, external_id: str) -> str | No
         audience_id,
         external_id,
     )
+
+
+async def last_placed(conn: Conn, contact_ids: list[str]) -> dict[str, datetime]:
+    """When each of these contacts last placed an order (contacts without orders are left out)."""
+    rows = await conn.fetch(
+        "SELECT contact_id::text, max(placed_at) AS at FROM orders"
+        " WHERE contact_id = ANY($1::uuid[]) GROUP BY contact_id",
+        contact_ids,
+    )
+    return {r["contact_id"]: r["at"] for r in rows}

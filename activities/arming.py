@@ -1,0 +1,83 @@
+"""Arming a flow's audience on activation, one page of contacts per activity."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+from temporalio import activity
+
+from journeys.domain.runs import ActivityName, ArmPageInput, ArmPageResult, FlowEvent
+from journeys.domain.timers import date_field
+from journeys.registry import ActiveFlow
+from journeys.store import arming, flows, orders
+from journeys.wiring import Core
+
+# Starts in flight at once per page: enough to keep Temporal busy, few enough to leave room
+# for the gateway's own traffic on the same cluster.
+_CONCURRENCY = 16
+
+
+class ArmingActivities:
+    """Starts the armed runs of a flow's existing contacts (see `ArmFlowWorkflow`)."""
+
+    def __init__(self, core: Core) -> None:
+        self._core = core
+
+    @activity.defn(name=ActivityName.ARM_PAGE)
+    async def arm_page(self, input: ArmPageInput) -> ArmPageResult:
+        """Arms the eligible contacts of one page; idempotent (a repeat re-signals the same
+        runs with the same event ids, which they ignore)."""
+        pool = self._core.pool
+        row = await flows.get(pool, input.flow_id)
+        if row is None or row["status"] != "active":
+            status = row["status"] if row else "deleted"
+            return ArmPageResult(armed=0, skipped=0, last=None, total=input.total, stopped=status)
+        flow = ActiveFlow.from_row(row)
+        trigger = next(t for t in flow.definition.triggers if t.type == input.trigger_type)
+        total = input.total or await arming.count(pool, flow.audience_id)
+        page = await arming.page(pool, flow.audience_id, after=input.after, limit=input.limit)
+        lapse = input.trigger_type == "time_since_last_purchase"
+        last_orders = await orders.last_placed(pool, [c["id"] for c in page]) if lapse else {}
+        now = datetime.now(UTC)
+        gate = asyncio.Semaphore(_CONCURRENCY)
+
+        async def arm(contact: dict[str, Any]) -> bool:
+            if contact["status"] != "subscribed":
+                return False
+            if lapse:
+                if contact["id"] not in last_orders:
+                    return False
+                at, kind = last_orders[contact["id"]], "order_placed"
+            else:
+                name = date_field(trigger)
+                value = contact.get(name) if name in contact else contact["fields"].get(name)
+                if value in (None, ""):
+                    return False
+                at, kind = now, "armed"
+            event = FlowEvent(
+                id=f"arm:{input.activation}:{contact['id']}",
+                type=kind,
+                occurred_at=at,
+                data={"activation": input.activation},
+            )
+            async with gate:
+                enrolment = await self._core.ingest.arm(flow, trigger.type, contact["id"], event)
+            return enrolment.outcome != "refused"
+
+        results = await asyncio.gather(*(arm(contact) for contact in page))
+        armed = sum(results)
+        skipped = len(results) - armed
+        done = len(page) < input.limit
+        await arming.progress(
+            pool,
+            input.flow_id,
+            total=total,
+            armed=input.armed + armed,
+            skipped=input.skipped + skipped,
+            done=done,
+        )
+        return ArmPageResult(
+            armed=armed, skipped=skipped, last=page[-1]["id"] if page else None, total=total
+        )
