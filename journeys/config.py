@@ -122,6 +122,13 @@ class Settings(BaseSettings):
         2.0, description="Time each `/readyz` dependency check may take before it fails."
     )
 
+    # Sandbox: where webhook steps may send requests.
+    webhook_allowed_hosts: str = Field(
+        "",
+        description="Comma-separated host names, IP addresses or CIDR ranges that webhook steps"
+        " may call although internal (loopback, private, link-local, …); all others are refused.",
+    )
+
     @model_validator(mode="after")
     def _no_dev_secret_in_production(self) -> Settings:
         if self.env == "production" and self.secret_key.get_secret_value() == DEV_SECRET:
@@ -144,6 +151,11 @@ class Settings(BaseSettings):
     def sms_configured(self) -> bool:
         """Flows that text contacts can be activated."""
         return self.sms_provider != "none"
+
+    @property
+    def webhook_allowlist(self) -> list[str]:
+        """`webhook_allowed_hosts` as a list of entries."""
+        return [e.strip() for e in self.webhook_allowed_hosts.split(",") if e.strip()]
 
     def webhook_signing_key(self) -> bytes:
         """The key of webhook-step signatures."""

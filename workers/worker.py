@@ -17,6 +17,7 @@ from activities.delivery import AfterSendHook, DeliveryActivities
 from activities.enrollment import EnrollmentActivities
 from activities.webhooks import WebhookActivities
 from journeys.channels.email import EmailSender, SmtpConfig
+from journeys.channels.netguard import NetGuard
 from journeys.channels.sms import OutboxSmsProvider, SmsProvider, TwilioSmsProvider
 from journeys.config import Settings
 from journeys.embedded.process import find_binary, terminate
@@ -85,7 +86,11 @@ def activities_for(
     )
     enrollment = EnrollmentActivities(pool)
     contacts = ContactActivities(pool, core.ingest)
-    webhooks = WebhookActivities(pool, secret=settings.webhook_signing_key())
+    webhooks = WebhookActivities(
+        pool,
+        secret=settings.webhook_signing_key(),
+        guard=NetGuard(settings.webhook_allowlist),
+    )
     return [
         enrollment.begin_enrollment,
         enrollment.finish_enrollment,
