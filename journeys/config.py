@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "dev-only-secret-change-me"
+_HOST_NAME = re.compile(
+    r"(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?"
+)
 
 
 class Settings(BaseSettings):
@@ -128,6 +133,22 @@ class Settings(BaseSettings):
         description="Comma-separated host names, IP addresses or CIDR ranges that webhook steps"
         " may call although internal (loopback, private, link-local, …); all others are refused.",
     )
+
+    @field_validator("webhook_allowed_hosts")
+    @classmethod
+    def _allowlist_entries(cls, value: str) -> str:
+        # A typo such as `10.0.0.0/33` must not silently become a host name nobody uses.
+        for entry in (e.strip() for e in value.split(",")):
+            if not entry:
+                continue
+            try:
+                ipaddress.ip_network(entry.strip("[]"), strict=False)
+            except ValueError:
+                if not _HOST_NAME.fullmatch(entry):
+                    raise ValueError(
+                        f"{entry!r} is neither a host name, an IP address nor a CIDR range"
+                    ) from None
+        return value
 
     @model_validator(mode="after")
     def _no_dev_secret_in_production(self) -> Settings:

@@ -8,6 +8,7 @@ the session settings allow 127.0.0.1 only, so 127.0.0.2 stands for "an internal 
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import uuid
 from collections.abc import Iterator
@@ -44,12 +45,18 @@ NESTED_LOOPS = "{% for i in range(10000) %}{% for j in range(10000) %}x{% endfor
 
 
 class _Listener(BaseHTTPRequestHandler):
-    received: ClassVar[list[tuple[str, dict[str, str]]]] = []
+    """Records (listening address, headers, body); `/redirect?to=URL` answers 302 to URL."""
+
+    received: ClassVar[list[tuple[str, dict[str, str], bytes]]] = []
 
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.received.append((self.server.server_address[0], dict(self.headers)))  # type: ignore[index]
-        self.send_response(204)
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.received.append((self.server.server_address[0], dict(self.headers), body))  # type: ignore[index]
+        path, _, target = self.path.partition("?to=")
+        self.send_response(302 if path == "/redirect" else 204)
+        if path == "/redirect":
+            self.send_header("Location", target)
+        self.send_header("Content-Length", "0")
         self.end_headers()
 
     def log_message(self, *args: object) -> None:
@@ -178,9 +185,10 @@ async def test_a_name_rebound_to_an_internal_address_is_refused_at_connect_time(
     result = await _tag(app_client, client, audience_id, flow_id, contact["id"])
     assert result.phase == Phase.COMPLETED
     await eventually(lambda: mail.to(contact["email"]))  # the journey went on
-    assert [h for h, _ in _Listener.received[before:] if h == "127.0.0.2"] == []
+    assert [h for h, *_ in _Listener.received[before:] if h == "127.0.0.2"] == []
 
 
+@pytest.mark.parametrize("body_format", ["json", "form"])
 async def test_an_allowlisted_internal_host_is_reached_under_its_own_name(
     app_client: httpx.AsyncClient,
     audience_id: str,
@@ -188,18 +196,49 @@ async def test_an_allowlisted_internal_host_is_reached_under_its_own_name(
     hosts: HostsResolver,
     allowed_port: int,
     worker: object,
+    body_format: str,
 ) -> None:
     name = f"crm-{uuid.uuid4().hex[:8]}.sandbox.test"
     hosts.table[name] = ["127.0.0.1"]
-    flow_id = await _active_flow(
-        app_client, _flow(audience_id, [_hook("hook", f"http://{name}:{allowed_port}/in")])
+    hook = _hook(
+        "hook",
+        f"http://{name}:{allowed_port}/in",
+        format=body_format,
+        body={"email": "{{ contact.email }}"},
     )
+    flow_id = await _active_flow(app_client, _flow(audience_id, [hook]))
     contact = await _contact(app_client, audience_id)
     await _tag(app_client, client, audience_id, flow_id, contact["id"])
-    hits = [
-        headers for _, headers in _Listener.received if headers.get("Host", "").startswith(name)
-    ]
-    assert len(hits) == 1 and hits[0]["Host"] == f"{name}:{allowed_port}"
+    hits = [(h, b) for _, h, b in _Listener.received if h.get("Host", "").startswith(name)]
+    [(headers, body)] = hits
+    assert headers["Host"] == f"{name}:{allowed_port}"
+    if body_format == "form":
+        assert headers["Content-Type"] == "application/x-www-form-urlencoded"
+        assert body == str(httpx.QueryParams({"email": contact["email"]})).encode()
+    else:
+        assert json.loads(body) == {"email": contact["email"]}
+
+
+async def test_a_redirect_is_not_followed(
+    app_client: httpx.AsyncClient,
+    audience_id: str,
+    client: Client,
+    mail: MailCatcher,
+    allowed_port: int,
+    internal_port: int,
+    worker: object,
+) -> None:
+    target = f"http://127.0.0.2:{internal_port}/hook"
+    hook = _hook("hook", f"http://127.0.0.1:{allowed_port}/redirect?to={target}")
+    flow_id = await _active_flow(app_client, _flow(audience_id, [hook, _email("after", "After")]))
+    contact = await _contact(app_client, audience_id)
+    before = len(_Listener.received)
+    result = await _tag(app_client, client, audience_id, flow_id, contact["id"])
+    assert result.phase == Phase.COMPLETED
+    await eventually(lambda: mail.to(contact["email"]))
+    hosts_hit = [h for h, *_ in _Listener.received[before:]]
+    assert hosts_hit.count("127.0.0.1") == 1  # asked once: a redirect is final, not retried
+    assert "127.0.0.2" not in hosts_hit
 
 
 # --- Finding 5: templates refused at save -------------------------------------------------

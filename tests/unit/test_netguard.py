@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
 from journeys.channels.netguard import GuardedTransport, NetGuard, TargetRefused, parse_ip
+from journeys.config import Settings
 from tests.helpers import HostsResolver
 
 PUBLIC = "93.184.215.14"  # only ever a resolver answer: nothing here connects to it
@@ -153,3 +155,11 @@ async def test_the_request_goes_to_the_checked_address_with_the_original_host(
     assert sent.url.host == PUBLIC and sent.url.port == 8443
     assert sent.headers["Host"] == "pinned.guard.test:8443"
     assert sent.extensions["sni_hostname"] == "pinned.guard.test"  # TLS checks the name
+
+
+def test_the_allowlist_setting_refuses_entries_that_mean_nothing() -> None:
+    settings = Settings(webhook_allowed_hosts="crm.internal, 10.0.0.0/8, [::1]")
+    assert settings.webhook_allowlist == ["crm.internal", "10.0.0.0/8", "[::1]"]
+    for typo in ("10.0.0.0/33", "crm internal", "http://crm.internal/"):
+        with pytest.raises(ValidationError, match="neither a host name"):
+            Settings(webhook_allowed_hosts=typo)
