@@ -39,6 +39,11 @@ CONTEXT = contact_context(
             "{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s }}",
             "grew past",
         ),
+        ("{% for i in range(10000) %}{{ 'x' * 100 }}{% endfor %}", "the output passed"),
+        (
+            "{% for i in range(10000) %}{{ ('x' * 400000).upper()|length }}{% endfor %}",
+            "took longer than",
+        ),
         ("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}", "recursed"),
         ("{{ ''.__class__.__mro__ }}", "unsafe"),
         ("{{ contact.fields.__class__ }}", "unsafe"),
