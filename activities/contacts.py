@@ -29,8 +29,9 @@ from journeys.domain.steps import (
     Unsubscribe,
     UpdateField,
 )
-from journeys.domain.templating import contact_context, render
+from journeys.domain.templating import contact_context
 from journeys.ingest import Ingest
+from journeys.rendering import FieldRefused, render_fields
 from journeys.store import conditions, contacts
 
 # Called after conditions were read, before the answer returns; tests use it to deliver an
@@ -85,7 +86,13 @@ class ContactActivities:
                     context = contact_context(
                         contact, event=input.event, flow={"id": input.flow_id}
                     )
-                    value = render(value, context)
+                    try:
+                        value = (await render_fields({"value": (value, False)}, context))["value"]
+                    except FieldRefused as exc:
+                        # A retry renders the same refusal: the step is skipped, the run goes on.
+                        return ContactActionResult(
+                            changed=False, detail=f"update_field skipped: template refused: {exc}"
+                        )
                 _, pending = await changes.set_fields(
                     conn, contact=contact, values={action.field: value}, key=key
                 )

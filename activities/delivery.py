@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from email.message import EmailMessage
 from email.utils import parseaddr
 from typing import Any, Literal
 
@@ -21,7 +22,9 @@ from journeys.channels.email import (
     TransientSendError,
     UncertainSendError,
     build_message,
+    check_size,
     format_sender,
+    header_value,
     message_id_for,
 )
 from journeys.channels.sms import SmsProvider
@@ -35,8 +38,9 @@ from journeys.domain.runs import (
 )
 from journeys.domain.schedule import quiet_until
 from journeys.domain.steps import SendEmail, SendSms, Step
-from journeys.domain.templating import contact_context, render
+from journeys.domain.templating import contact_context
 from journeys.domain.tree import StepTree
+from journeys.rendering import FieldRefused, render_fields
 from journeys.store import contacts, messages
 from journeys.versions import FlowVersions
 
@@ -168,6 +172,39 @@ class DeliveryActivities:
             contact, event=input.event, flow={"id": input.flow_id, "name": input.flow_name}
         )
 
+    async def _email_message(
+        self, input: EmailJob, context: dict[str, Any], sender: str, message_id: str
+    ) -> tuple[EmailMessage, str]:
+        """Renders the templates (off the event loop) and builds the message.
+
+        Raises:
+            FieldRefused: a template cannot be rendered for this contact.
+            PermanentSendError: invalid recipient, or the message is too large.
+        """
+        templates = {"subject": (input.subject, False)}
+        for name, source, html in (
+            ("html", input.html, True),
+            ("text", input.text, False),
+            ("preheader", input.preheader, False),
+        ):
+            if source:
+                templates[name] = (source, html)
+        parts = await render_fields(templates, context)
+        subject = header_value(parts["subject"])
+        message = build_message(
+            sender=sender,
+            to=context["contact"]["email"],
+            subject=subject,
+            html=parts.get("html"),
+            text=parts.get("text"),
+            preheader=parts.get("preheader"),
+            reply_to=input.reply_to,
+            message_id=message_id,
+            headers={"X-Journeys-Flow": input.flow_id, "X-Journeys-Step": input.step_id},
+        )
+        check_size(message)
+        return message, subject
+
     @activity.defn(name=ActivityName.SEND_EMAIL)
     async def send_email(self, ref: SendEmailInput) -> SendResult:
         """Renders the step's templates for the contact and sends the email once.
@@ -181,25 +218,20 @@ class DeliveryActivities:
             return early
         assert contact is not None
         context = self._context(input, contact)
-        subject = render(input.subject, context)
         default_name, default_address = parseaddr(self._default_from)
         sender = format_sender(
             input.from_name or default_name or None, input.from_email or default_address
         )
         message_id = message_id_for(input.idempotency_key, sender)
-        message = build_message(
-            sender=sender,
-            to=contact["email"],
-            subject=subject,
-            html=render(input.html, context, html=True) if input.html else None,
-            text=render(input.text, context) if input.text else None,
-            preheader=render(input.preheader, context) if input.preheader else None,
-            reply_to=input.reply_to,
-            message_id=message_id,
-            headers={"X-Journeys-Flow": input.flow_id, "X-Journeys-Step": input.step_id},
-        )
+        try:
+            message, subject = await self._email_message(input, context, sender, message_id)
+        except (FieldRefused, PermanentSendError) as exc:
+            # Render errors, a bad address, an oversized message: no retry can fix them.
+            message, subject, refusal = None, None, PermanentSendError(str(exc))
 
         async def send(handover: Handover) -> str:
+            if message is None:
+                raise refusal
             await self._email.send(message, on_handover=handover)
             return message_id
 
@@ -227,10 +259,17 @@ class DeliveryActivities:
         if early is not None:
             return early
         assert contact is not None
-        body = render(input.body, self._context(input, contact))
         sms = self._sms
+        try:
+            body: str | None = (
+                await render_fields({"body": (input.body, False)}, self._context(input, contact))
+            )["body"]
+        except FieldRefused as exc:
+            body, refusal = None, PermanentSendError(str(exc))
 
         async def send(handover: Handover) -> str:
+            if body is None:
+                raise refusal
             await handover()  # an HTTP request's outcome is unknown once it has left
             return await sms.send(
                 to=contact["phone"], body=body, idempotency_key=input.idempotency_key

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import asyncpg
 from pydantic import ValidationError
 
 from api.problems import FieldError, ProblemError, validation_errors
+from journeys.channels.netguard import NetGuard
 from journeys.config import Settings
 from journeys.domain.flow import TYPE_TAGS, FlowDefinition
+from journeys.domain.steps import Webhook
 from journeys.domain.validation import ValidationContext, Violation, email_refs, violations
 from journeys.store import campaigns, flows
 
@@ -69,7 +72,39 @@ async def check(
     for_activation: bool = False,
 ) -> None:
     """Raises a 422 if the definition may not be saved (or, for activation, activated)."""
-    found = violations(definition, await context_for(pool, settings, definition, flow_id))
+    found = await rule_violations(pool, settings, definition, flow_id=flow_id)
     if not for_activation:
         found = [v for v in found if v.blocks == "save"]
     raise_if_any(found)
+
+
+async def webhook_target_violations(
+    settings: Settings, definition: FlowDefinition
+) -> list[Violation]:
+    """Webhook steps whose URL points at an internal address (or a name resolving to one)."""
+    guard = NetGuard(settings.webhook_allowlist)
+    hooks = [(path, step) for path, step in definition.walk() if isinstance(step, Webhook)]
+    problems = await asyncio.gather(*(guard.url_problem(step.url) for _, step in hooks))
+    return [
+        Violation(
+            path=f"{path}.url",
+            code="webhook_target",
+            message=f"webhooks may not call internal addresses: {problem}"
+            " (JOURNEYS_WEBHOOK_ALLOWED_HOSTS lists allowed ones)",
+        )
+        for (path, _), problem in zip(hooks, problems, strict=True)
+        if problem
+    ]
+
+
+async def rule_violations(
+    pool: asyncpg.Pool, settings: Settings, definition: FlowDefinition, *, flow_id: str | None
+) -> list[Violation]:
+    """Every flow-rule violation: the domain rules, then the webhook targets.
+
+    The domain rules render every template in the sandbox, so they run in a thread: a costly
+    template delays this answer only, never the other requests.
+    """
+    context = await context_for(pool, settings, definition, flow_id)
+    found = await asyncio.to_thread(violations, definition, context)
+    return found + await webhook_target_violations(settings, definition)

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from journeys.domain.runs import RunLimits
 
 DEV_SECRET = "dev-only-secret-change-me"
+_HOST_NAME = re.compile(
+    r"(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?"
+)
 
 
 class Settings(BaseSettings):
@@ -155,6 +160,29 @@ class Settings(BaseSettings):
         3, ge=1, le=10, description="Attempts per call back to a provider (network, 429, 5xx)."
     )
 
+    # Sandbox: where webhook steps may send requests.
+    webhook_allowed_hosts: str = Field(
+        "",
+        description="Comma-separated host names, IP addresses or CIDR ranges that webhook steps"
+        " may call although internal (loopback, private, link-local, …); all others are refused.",
+    )
+
+    @field_validator("webhook_allowed_hosts")
+    @classmethod
+    def _allowlist_entries(cls, value: str) -> str:
+        # A typo such as `10.0.0.0/33` must not silently become a host name nobody uses.
+        for entry in (e.strip() for e in value.split(",")):
+            if not entry:
+                continue
+            try:
+                ipaddress.ip_network(entry.strip("[]"), strict=False)
+            except ValueError:
+                if not _HOST_NAME.fullmatch(entry):
+                    raise ValueError(
+                        f"{entry!r} is neither a host name, an IP address nor a CIDR range"
+                    ) from None
+        return value
+
     @model_validator(mode="after")
     def _no_dev_secret_in_production(self) -> Settings:
         if self.env == "production" and self.secret_key.get_secret_value() == DEV_SECRET:
@@ -184,6 +212,11 @@ class Settings(BaseSettings):
             send_give_up_after_seconds=self.send_give_up_after_seconds,
             max_history_events=self.run_history_limit,
         )
+
+    @property
+    def webhook_allowlist(self) -> list[str]:
+        """`webhook_allowed_hosts` as a list of entries."""
+        return [e.strip() for e in self.webhook_allowed_hosts.split(",") if e.strip()]
 
     def webhook_signing_key(self) -> bytes:
         """The key of webhook-step signatures."""

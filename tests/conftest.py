@@ -13,6 +13,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from api.app import create_app
+from journeys.channels import netguard
 from journeys.config import Settings
 from journeys.embedded.mailcatcher import MailCatcher
 from journeys.embedded.postgres import EmbeddedPostgres
@@ -23,7 +24,17 @@ from journeys.store.migrate import migrate
 from journeys.store.pool import create_pool
 from journeys.temporal import connect_client
 from journeys.wiring import Core, open_core
+from tests.helpers import HostsResolver
 from workers.worker import build_worker
+
+
+@pytest.fixture(scope="session", autouse=True)
+def hosts() -> Iterator[HostsResolver]:
+    """Webhook targets resolve from a table: no test sends a DNS query off this machine."""
+    resolver = HostsResolver()
+    previous = netguard.install_resolver(resolver)
+    yield resolver
+    netguard.install_resolver(previous)
 
 
 @pytest.fixture(scope="session")
@@ -69,6 +80,8 @@ def settings(
         task_queue=f"test-{uuid.uuid4().hex[:8]}",
         mail_from="Journeys Test <flows@journeys.test>",
         sms_provider="outbox",
+        # Webhook tests call listeners on 127.0.0.1; every other internal address is refused.
+        webhook_allowed_hosts="127.0.0.1",
     )
 
 

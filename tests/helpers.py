@@ -1,8 +1,9 @@
-"""Test helpers: polling with a deadline instead of sleeping."""
+"""Test helpers: polling with a deadline instead of sleeping; a loopback-only resolver."""
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -54,3 +55,29 @@ def flow_body(audience_id: str, *, tag: str = "vip", delay: str = "2d", **extra:
         ],
         **extra,
     }
+
+
+class HostsResolver:
+    """Name resolution for tests, like an /etc/hosts that never asks a DNS server.
+
+    `localhost` goes to the system resolver (answered from /etc/hosts); other names answer
+    from `table`, which tests fill and change (a DNS rebinding is a changed entry). Unknown
+    names fail as NXDOMAIN would, so no test sends a query off this machine. Every lookup is
+    recorded in `asked`.
+    """
+
+    def __init__(self) -> None:
+        self.table: dict[str, list[str]] = {}
+        self.asked: list[str] = []
+
+    async def __call__(self, host: str, port: int) -> list[str]:
+        self.asked.append(host)
+        name = host.lower().rstrip(".")
+        if name == "localhost":
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                name, port, type=socket.SOCK_STREAM
+            )
+            return [str(info[4][0]) for info in infos]
+        if name in self.table:
+            return list(self.table[name])
+        raise socket.gaierror(socket.EAI_NONAME, f"{host} is not in the test hosts table")

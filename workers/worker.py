@@ -19,6 +19,7 @@ from activities.enrollment import EnrollmentActivities
 from activities.timers import TimerActivities
 from activities.webhooks import WebhookActivities
 from journeys.channels.email import EmailSender, SmtpConfig
+from journeys.channels.netguard import NetGuard
 from journeys.channels.sms import OutboxSmsProvider, SmsProvider, TwilioSmsProvider
 from journeys.config import Settings
 from journeys.embedded.process import find_binary, terminate
@@ -95,7 +96,11 @@ def activities_for(
     contacts = ContactActivities(pool, core.ingest, after_evaluate=after_evaluate)
     timers = TimerActivities(pool)
     arming = ArmingActivities(core)
-    webhooks = WebhookActivities(pool, secret=settings.webhook_signing_key())
+    webhooks = WebhookActivities(
+        pool,
+        secret=settings.webhook_signing_key(),
+        guard=NetGuard(settings.webhook_allowlist),
+    )
     return [
         enrollment.begin_enrollment,
         enrollment.finish_enrollment,

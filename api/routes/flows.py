@@ -13,7 +13,7 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 
 from api.deps import ApiKeyDep, IngestDep, PoolDep, RegistryDep, SettingsDep, TemporalDep
-from api.flow_rules import check, context_for, schema_violations
+from api.flow_rules import check, rule_violations, schema_violations
 from api.problems import FieldError, Problem, ProblemError
 from api.routes.audiences import require_audience
 from journeys.config import Settings
@@ -27,7 +27,7 @@ from journeys.domain.runs import (
     control_workflow_id,
 )
 from journeys.domain.timers import ARMED_ON_ACTIVATION
-from journeys.domain.validation import Violation, violations
+from journeys.domain.validation import Violation
 from journeys.ingest import Ingest
 from journeys.registry import ActiveFlow, FlowRegistry
 from journeys.store import arming, audiences, contacts, flows
@@ -168,7 +168,7 @@ async def validate_flow(
     """Checks a definition without saving it and returns every violation at once."""
     parsed, found = schema_violations(definition)
     if parsed is not None:
-        found = violations(parsed, await context_for(pool, settings, parsed, flow_id))
+        found = await rule_violations(pool, settings, parsed, flow_id=flow_id)
         if await audiences.get(pool, parsed.audience_id) is None:
             found.insert(
                 0,

@@ -8,6 +8,8 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from email.errors import HeaderParseError
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formataddr, parseaddr
 from typing import Any
@@ -78,6 +80,49 @@ def html_to_text(source: str) -> str:
     return "\n".join(line for line in lines if line).strip()
 
 
+# What ends a line somewhere: CR, LF and what `str.splitlines` (and so the email package and
+# many clients) also breaks on, such as U+2028/U+2029. None of it may reach a header.
+_LINE_BREAKS = re.compile("[\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029]+")
+_CONTROLS = re.compile("[\x00-\x08\x0e-\x1f\x7f]")
+MAX_MESSAGE_BYTES = 10 * 1024 * 1024
+
+
+def header_value(value: str) -> str:
+    """A header value on one line: line breaks become a space, other controls go.
+
+    A merge tag such as `{{ contact.first_name }}` in a subject carries whatever the contact
+    typed; a newline there would fail every send (or, elsewhere, inject headers).
+    """
+    return _CONTROLS.sub("", _LINE_BREAKS.sub(" ", value)).strip()
+
+
+def check_recipient(address: str) -> None:
+    """Refuses anything but one plain mailbox (`a@b.example`), for good.
+
+    Raises:
+        PermanentSendError: empty, several addresses, a display name, or not parseable.
+    """
+    if header_value(address) != address or not address:
+        raise PermanentSendError(f"invalid recipient address {address!r}")
+    try:
+        parsed = Address(addr_spec=address)
+    except (ValueError, IndexError, HeaderParseError) as exc:
+        raise PermanentSendError(f"invalid recipient address {address!r}: {exc}") from exc
+    if parsed.addr_spec != address or not parsed.domain or not parsed.username:
+        raise PermanentSendError(f"invalid recipient address {address!r}")
+
+
+def check_size(message: EmailMessage, limit: int = MAX_MESSAGE_BYTES) -> None:
+    """Refuses, for good, a message larger than `limit` bytes (servers refuse them anyway).
+
+    Raises:
+        PermanentSendError: the message is too large.
+    """
+    size = len(message.as_bytes())
+    if size > limit:
+        raise PermanentSendError(f"the message is {size} bytes, more than {limit}")
+
+
 def build_message(
     *,
     sender: str,
@@ -92,17 +137,22 @@ def build_message(
 ) -> EmailMessage:
     """Builds a text (+ HTML alternative) message.
 
-    The preheader is the hidden first line most clients show next to the subject.
+    The preheader is the hidden first line most clients show next to the subject. Header
+    values are put on one line (`header_value`).
+
+    Raises:
+        PermanentSendError: the recipient is not one valid mailbox.
     """
+    check_recipient(to)
     msg = EmailMessage()
-    msg["From"] = sender
+    msg["From"] = header_value(sender)
     msg["To"] = to
-    msg["Subject"] = subject
+    msg["Subject"] = header_value(subject)
     msg["Message-ID"] = message_id
     if reply_to:
-        msg["Reply-To"] = reply_to
+        msg["Reply-To"] = header_value(reply_to)
     for name, value in (headers or {}).items():
-        msg[name] = value
+        msg[name] = header_value(value)
     plain = text if text is not None else html_to_text(html or "")
     msg.set_content(plain)
     if html is not None:
@@ -118,7 +168,7 @@ def build_message(
 
 def format_sender(name: str | None, address: str) -> str:
     """`Name <address>`, or the address alone."""
-    return formataddr((name, address)) if name else address
+    return formataddr((header_value(name), address)) if name else address
 
 
 class EmailSender:

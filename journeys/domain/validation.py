@@ -31,7 +31,7 @@ from journeys.domain.steps import (
     WaitForTrigger,
     Webhook,
 )
-from journeys.domain.templating import merge_tag_errors
+from journeys.domain.templating import template_problems
 
 ABANDONED_CART = frozenset({"abandoned_cart", "abandoned_cart_specific_products"})
 ABANDONED_CART_STEPS = frozenset({"send_email", "send_sms", "delay"})
@@ -80,18 +80,23 @@ def email_refs(flow: FlowDefinition) -> Iterator[tuple[str, EmailRef]]:
                 yield f"{path}.conditions[{index}].email", condition.email
 
 
-def _templates(step: Step) -> Iterator[tuple[str, str]]:
+def _templates(step: Step) -> Iterator[tuple[str, str, bool]]:
+    """(field path, template, is HTML) of every template the step renders when it runs."""
     if isinstance(step, SendEmail):
         for name in ("subject", "preheader", "html", "text"):
             source = getattr(step, name)
             if source:
-                yield name, source
+                yield name, source, name == "html"
     elif isinstance(step, SendSms):
-        yield "body", step.body
+        yield "body", step.body, False
     elif isinstance(step, UpdateField) and isinstance(step.value, str):
-        yield "value", step.value
-    elif isinstance(step, Webhook) and step.body:
-        yield from _nested_strings(step.body, "body")
+        yield "value", step.value, False
+    elif isinstance(step, Webhook):
+        for header, value in step.headers.items():
+            yield f"headers.{header}", value, False
+        if step.body:
+            for path, source in _nested_strings(step.body, "body"):
+                yield path, source, False
 
 
 def _nested_strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
@@ -246,7 +251,7 @@ def _step_rules(flow: FlowDefinition, ctx: ValidationContext) -> list[Violation]
                         message=f"a flow may hold at most {MAX_WAIT_FOR_TRIGGER} wait_for_trigger steps",
                     )
                 )
-        for name, source in _templates(step):
+        for name, source, html in _templates(step):
             size = len(source.encode())
             if size > MAX_TEMPLATE_BYTES:
                 found.append(
@@ -258,7 +263,7 @@ def _step_rules(flow: FlowDefinition, ctx: ValidationContext) -> list[Violation]
                     )
                 )
                 continue
-            for message in merge_tag_errors(source):
+            for message in template_problems(source, html=html):
                 found.append(Violation(path=f"{path}.{name}", code="template", message=message))
     if count > MAX_STEPS:
         found.append(
