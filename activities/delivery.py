@@ -38,7 +38,7 @@ from journeys.domain.runs import (
 )
 from journeys.domain.schedule import quiet_until
 from journeys.domain.steps import SendEmail, SendSms, Step
-from journeys.domain.templating import contact_context
+from journeys.domain.templating import CartView, contact_context
 from journeys.domain.tree import StepTree
 from journeys.rendering import FieldRefused, render_fields
 from journeys.store import contacts, messages
@@ -169,7 +169,11 @@ class DeliveryActivities:
 
     def _context(self, input: Job, contact: dict[str, Any]) -> dict[str, Any]:
         return contact_context(
-            contact, event=input.event, flow={"id": input.flow_id, "name": input.flow_name}
+            contact,
+            event=input.event,
+            flow={"id": input.flow_id, "name": input.flow_name},
+            # An abandoned-cart journey's cart, as it was when the timer fired.
+            cart=CartView.of(input.event.get("cart")),
         )
 
     async def _email_message(

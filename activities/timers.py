@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -55,7 +55,7 @@ class TimerActivities:
         value = contact[name] if name in contact else (contact.get("fields") or {}).get(name)
         zone = str(await zone_for(self._pool, contact, basis=input.timezone_basis))
         if input.after is None:
-            fire = firing.next_fire(trigger, date_value=value, zone=zone, now=datetime.now(UTC))
+            fire = firing.next_fire(trigger, date_value=value, zone=zone, now=input.now)
         else:
             fire = firing.fire_after(trigger, date_value=value, zone=zone, fired=input.after)
         if isinstance(fire, firing.NoFire):

@@ -345,6 +345,7 @@ class ContactFlowWorkflow:
                     contact_id=self._input.contact_id,
                     audience_id=self._input.audience_id,
                     timezone_basis=self._input.definition.settings.timezone_basis,
+                    now=workflow.now(),
                     after=after,
                 ),
                 result_type=ResolveFireResult,

@@ -300,6 +300,7 @@ class ResolveFireInput(BaseModel):
     contact_id: str
     audience_id: str
     timezone_basis: Literal["contact", "audience"] = "contact"
+    now: datetime = Field(description="The run's clock (`workflow.now()`).")
     after: datetime | None = None
 
 

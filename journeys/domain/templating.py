@@ -231,13 +231,14 @@ class _BoundedSandbox(ImmutableSandboxedEnvironment):
 _text_env = _BoundedSandbox(autoescape=False)
 _html_env = _BoundedSandbox(autoescape=True)
 
-# What a template may name: the contact, the enrolling event's data, the flow.
+# What a template may name: the contact, the enrolling event's data, the flow, and in
+# abandoned-cart flows the cart as it was when the timer fired.
 CONTACT_FIELDS = frozenset({
     "id", "audience_id", "email", "subscriber_hash", "status", "first_name", "last_name",
     "phone", "sms_status", "timezone", "birthday", "signup_at", "created_at", "updated_at",
     "fields", "tags",
 })  # fmt: skip
-TOP_LEVEL = frozenset({"contact", "event", "flow"})
+TOP_LEVEL = frozenset({"contact", "event", "flow", "cart"})
 
 # The contact validation renders templates for: every standard field set, no custom fields.
 SAMPLE_CONTACT: dict[str, Any] = {
@@ -310,7 +311,10 @@ def render_problem(source: str, *, html: bool = False) -> str | None:
     contacts, so it is not held against the template (it fails that contact's send only).
     """
     context = contact_context(
-        SAMPLE_CONTACT, event={}, flow={"id": SAMPLE_CONTACT["audience_id"], "name": "Sample"}
+        SAMPLE_CONTACT,
+        event={},
+        flow={"id": SAMPLE_CONTACT["audience_id"], "name": "Sample"},
+        cart=SAMPLE_CART,
     )
     try:
         render(source, context, html=html)
@@ -350,7 +354,7 @@ def merge_tag_errors(source: str) -> list[str]:
     problems = []
     for name in sorted(meta.find_undeclared_variables(tree) - TOP_LEVEL - set(_text_env.globals)):
         problems.append(
-            f"unknown merge tag {name!r}{_suggest(name, TOP_LEVEL)}: use contact.*, event.* or flow.*"
+            f"unknown merge tag {name!r}{_suggest(name, TOP_LEVEL)}: use contact.*, event.*, flow.* or cart.*"
         )
     for node in tree.find_all(nodes.Getattr):
         on_contact = isinstance(node.node, nodes.Name) and node.node.name == "contact"
@@ -370,6 +374,40 @@ def template_problems(source: str, *, html: bool = False) -> list[str]:
         if problem:
             problems.append(problem)
     return problems
+
+
+@dataclass(frozen=True)
+class CartView:
+    """The cart merge tags see in abandoned-cart flows: `{{ cart.items }}`, `{{ cart.url }}`,
+    `{{ cart.total }}` (an object, so `cart.items` is the list, not a dict method)."""
+
+    id: str | None = None
+    items: tuple[Mapping[str, Any], ...] = ()
+    url: str | None = None
+    total: float | None = None
+    currency: str | None = None
+
+    @classmethod
+    def of(cls, cart: Mapping[str, Any] | None) -> CartView:
+        """The view of a cart as an armed run found it (empty when there is none)."""
+        if not cart:
+            return cls()
+        return cls(
+            id=cart.get("id"),
+            items=tuple(cart.get("items") or ()),
+            url=cart.get("url"),
+            total=cart.get("total"),
+            currency=cart.get("currency"),
+        )
+
+
+SAMPLE_CART = CartView(
+    id="cart-1",
+    items=({"product_id": "p-1", "quantity": 1, "price": 9.5},),
+    url="https://example.com/cart",
+    total=9.5,
+    currency="EUR",
+)
 
 
 def contact_context(contact: Mapping[str, Any], **extra: Any) -> dict[str, Any]:

@@ -1,0 +1,66 @@
+"""A yearly trigger runs one journey a year for the same contact, forever (its own test server:
+it moves the clock to fixed dates)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import asyncpg
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from journeys.config import Settings
+from journeys.domain.runs import Phase
+from journeys.embedded.mailcatcher import MailCatcher
+from tests.helpers import eventually
+from tests.integration.test_timer_triggers import _arm, _fires_exactly_at, start_env, worker_on
+
+
+@pytest.fixture(scope="module")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    async with start_env() as environment:
+        yield environment
+
+
+@pytest.fixture(scope="module")
+async def task_queue(env: WorkflowEnvironment, settings: Settings) -> AsyncIterator[str]:
+    async with worker_on(env, settings) as queue:
+        yield queue
+
+
+def _utc(*parts: int) -> datetime:
+    return datetime(*parts, tzinfo=UTC)
+
+
+async def test_a_birthday_fires_every_year_and_29_february_on_the_28th_in_other_years(
+    env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str, mail: MailCatcher
+) -> None:
+    armed = await _arm(
+        env,
+        pool,
+        task_queue,
+        {"type": "birthday", "time_of_day": "09:00"},
+        birthday="02-29",
+        timezone="America/New_York",
+    )
+    first = _utc(2027, 2, 28, 14)  # 09:00 EST
+    status = await armed.armed()
+    assert status.details == (
+        "Armed: `birthday` fires 2027-02-28 09:00 America/New_York (14:00 UTC),"
+        " then `hello` (send_email)."
+    )
+    await _fires_exactly_at(armed, mail, first)
+
+    async def rearmed_for(moment: datetime) -> bool:
+        status = await armed.status()
+        return status.phase == Phase.ARMED and status.fires_at == moment
+
+    # One journey, then the same workflow (continued as new) waits for the next birthday.
+    second = _utc(2028, 2, 29, 14)
+    await eventually(lambda: rearmed_for(second))
+    assert (await armed.status()).last_fired == first
+    await _fires_exactly_at(armed, mail, second)
+    await eventually(lambda: rearmed_for(_utc(2029, 2, 28, 14)))
+    assert [m.subject for m in mail.to(armed.contact["email"])] == ["Hello Tim", "Hello Tim"]
+    await armed.handle.terminate("test over")
