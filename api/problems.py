@@ -21,11 +21,17 @@ _TITLES = {
     404: "Not Found",
     405: "Method Not Allowed",
     409: "Conflict",
+    413: "Content Too Large",
     415: "Unsupported Media Type",
     422: "Invalid Input",
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
+
+
+def title_for(status: int) -> str:
+    """The standard title of a status code."""
+    return _TITLES.get(status, "Error")
 
 
 class FieldError(BaseModel):
@@ -61,7 +67,7 @@ class ProblemError(Exception):
         super().__init__(detail)
         self.status = status
         self.detail = detail
-        self.title = title or _TITLES.get(status, "Error")
+        self.title = title or title_for(status)
         self.type = type
         self.errors = errors or []
         self.headers = headers

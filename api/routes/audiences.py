@@ -11,6 +11,7 @@ from pydantic import AfterValidator, BaseModel, Field
 
 from api.deps import ApiKeyDep, PoolDep
 from api.problems import Problem, ProblemError
+from journeys.domain.text import SingleLine
 from journeys.domain.timezones import check_timezone
 from journeys.store import audiences
 
@@ -20,7 +21,7 @@ TimeZone = Annotated[str, AfterValidator(check_timezone)]
 
 
 class AudienceCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=100)
+    name: SingleLine = Field(min_length=1, max_length=100)
     timezone: TimeZone = "UTC"
 
 

@@ -1,0 +1,86 @@
+"""Text that may be stored and sent: no NUL, no control characters where they do harm.
+
+Postgres cannot store NUL in `text` or `jsonb`, and control characters in a name, a tag or an
+address end up in email headers and logs. Single-line values (names, tags, addresses) refuse
+every control character, including line breaks and the Unicode line/paragraph separators;
+free-form JSON values (event properties, custom fields) may hold tab and line breaks.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from typing import Annotated, Any
+
+from pydantic import AfterValidator
+
+_LINE_SEPARATORS = {"\u2028", "\u2029"}
+_MULTILINE_ALLOWED = {"\t", "\n", "\r"}
+
+
+def control_character(value: str, *, multiline: bool = False) -> str | None:
+    """The first forbidden character of `value`, spelled `U+XXXX`, or None.
+
+    Args:
+        value: The text.
+        multiline: Allow tab, CR and LF (free-form text).
+    """
+    for char in value:
+        if multiline and char in _MULTILINE_ALLOWED:
+            continue
+        if char in _LINE_SEPARATORS or unicodedata.category(char) == "Cc":
+            return f"U+{ord(char):04X}"
+    return None
+
+
+def _single_line(value: str) -> str:
+    bad = control_character(value)
+    if bad:
+        raise ValueError(f"control character {bad} is not allowed")
+    return value
+
+
+def json_problem(value: Any, path: str = "") -> tuple[str, str] | None:
+    """The first string (key or value) in a JSON value holding a forbidden character.
+
+    Returns:
+        (path inside the value, e.g. `items[2].name`, message), or None.
+    """
+    if isinstance(value, str):
+        bad = control_character(value, multiline=True)
+        return (path, f"control character {bad} is not allowed") if bad else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            inner = f"{path}.{key}" if path else str(key)
+            bad = control_character(str(key))
+            if bad:
+                return (inner, f"control character {bad} is not allowed in a key")
+            found = json_problem(item, inner)
+            if found:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = json_problem(item, f"{path}[{index}]")
+            if found:
+                return found
+    return None
+
+
+def _clean_json(value: Any) -> Any:
+    found = json_problem(value)
+    if found:
+        where, message = found
+        raise ValueError(f"{where}: {message}" if where else message)
+    return value
+
+
+def json_size(value: Any) -> int:
+    """Bytes of the value as compact JSON (what is stored and what Temporal carries)."""
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str).encode())
+
+
+SingleLine = Annotated[str, AfterValidator(_single_line)]
+"""A one-line string: no control characters, no line breaks."""
+
+CleanJson = AfterValidator(_clean_json)
+"""Validator for JSON values (any depth): no NUL or other control characters but tab/CR/LF."""
