@@ -4,6 +4,7 @@ FastAPI documents error models as `application/json`, adds its own 422 schema (w
 never sends) and knows nothing of what middleware and dependencies answer. This module rewrites
 the generated document once, from the routes themselves:
 
+- every operation with a body documents 400 (not JSON at all);
 - every operation documents 413 (body over the limit) and 422 (bad input, NUL anywhere), both
   answered before any handler runs (`api.request_guard`);
 - every operation that takes an API key documents 401; every one with a path parameter, 404;
@@ -25,6 +26,7 @@ from api.problems import MEDIA_TYPE, Problem
 
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 _DESCRIPTIONS = {
+    400: "The body is not valid JSON",
     401: "No API key, or not a valid one",
     404: "No such resource",
     409: "Conflicts with the resource's state",
@@ -63,6 +65,8 @@ def _rewrite(document: dict[str, Any], keyed: set[tuple[str, str]]) -> dict[str,
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
             codes = {413, 422}
+            if "requestBody" in operation:
+                codes.add(400)
             if (path, method) in keyed:
                 codes.add(401)
             if "{" in path:

@@ -52,7 +52,7 @@ def _birthday(value: str) -> str:
     return value
 
 
-Email = Annotated[str, AfterValidator(_email)]
+Email = Annotated[str, AfterValidator(_email), Field(json_schema_extra={"format": "email"})]
 TagName = Annotated[SingleLine, Field(min_length=1, max_length=100)]
 JsonObject = Annotated[dict[str, Any], CleanJson]
 

@@ -12,7 +12,7 @@ import json
 import unicodedata
 from typing import Annotated, Any
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, Field
 
 _LINE_SEPARATORS = {"\u2028", "\u2029"}
 _MULTILINE_ALLOWED = {"\t", "\n", "\r"}
@@ -79,7 +79,12 @@ def json_size(value: Any) -> int:
     return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str).encode())
 
 
-SingleLine = Annotated[str, AfterValidator(_single_line)]
+# The same rule as a JSON Schema pattern, so clients and generated tests know it.
+SINGLE_LINE_PATTERN = r"^[^\u0000-\u001f\u007f-\u009f\u2028\u2029]*$"
+
+SingleLine = Annotated[
+    str, AfterValidator(_single_line), Field(json_schema_extra={"pattern": SINGLE_LINE_PATTERN})
+]
 """A one-line string: no control characters, no line breaks."""
 
 CleanJson = AfterValidator(_clean_json)

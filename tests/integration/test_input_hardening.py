@@ -13,6 +13,7 @@ import asyncpg
 import httpx
 import pytest
 from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RetryConfig
 
 from api.outbox import OutboxRelay
@@ -131,7 +132,7 @@ async def test_an_event_temporal_refuses_is_dead_lettered_and_does_not_block_the
         uuid.UUID(poison),
     )
     assert stored["dead_lettered_at"] is not None and stored["dispatched_at"] is None
-    assert "Temporal refused" in stored["dead_letter_reason"]
+    assert "Temporal refused" in stored["dead_letter_reason"], stored["dead_letter_reason"]
     delivered = await events.by_key(
         pool, await pool.fetchval("SELECT idempotency_key FROM events WHERE id = $1::uuid", normal)
     )
@@ -176,7 +177,10 @@ async def test_a_transient_failure_backs_off_that_event_only(
     event_id = await _store(pool, audience_id, contact["id"], {"k": "v"})
     # A Temporal frontend that is down: a loopback port nobody listens on.
     down = await Client.connect(
-        f"127.0.0.1:{free_port()}", lazy=True, retry_config=RetryConfig(max_retries=0)
+        f"127.0.0.1:{free_port()}",
+        lazy=True,
+        retry_config=RetryConfig(max_retries=0),
+        data_converter=pydantic_data_converter,
     )
     dispatcher = Dispatcher(pool, down, core.registry, task_queue=core.settings.task_queue)
     relay = OutboxRelay(Ingest(pool, dispatcher), min_age=0, max_attempts=2)
