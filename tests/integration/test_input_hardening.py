@@ -146,6 +146,13 @@ async def test_an_event_temporal_refuses_is_dead_lettered_and_does_not_block_the
         "SELECT dispatch_attempts FROM events WHERE id = $1::uuid", poison
     )
     assert attempts == 1
+    # Handed back by an operator (docs/operations.md): tried once more, set aside again.
+    await pool.execute("UPDATE events SET dead_lettered_at = NULL WHERE id = $1::uuid", poison)
+    await relay.run_once()
+    row = await pool.fetchrow(
+        "SELECT dispatch_attempts, dead_lettered_at FROM events WHERE id = $1::uuid", poison
+    )
+    assert row["dispatch_attempts"] == 2 and row["dead_lettered_at"] is not None
 
     # Operators see it: the admin endpoint with its reason, and the gauge in /metrics.
     listing = (await app_client.get("/v1/admin/dead-letters")).json()
