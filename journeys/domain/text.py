@@ -12,6 +12,7 @@ import json
 import unicodedata
 from typing import Annotated, Any
 
+from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, Field
 
 _LINE_SEPARATORS = {"\u2028", "\u2029"}
@@ -89,3 +90,23 @@ SingleLine = Annotated[
 
 CleanJson = AfterValidator(_clean_json)
 """Validator for JSON values (any depth): no NUL or other control characters but tab/CR/LF."""
+
+
+def single_mailbox(value: str) -> str:
+    """The address, stripped, if it is exactly one mailbox; else ValueError.
+
+    A comma list, a display name or a quoted local part could add recipients to a send.
+    `.test` domains (RFC 2606) are accepted so staging data can use them; deliverability is
+    not checked (no DNS lookups on the request path).
+    """
+    try:
+        validate_email(value.strip(), check_deliverability=False, test_environment=True)
+    except EmailNotValidError as exc:
+        raise ValueError(f"not a single email address: {exc}") from None
+    return value.strip()
+
+
+EmailAddress = Annotated[
+    str, AfterValidator(single_mailbox), Field(json_schema_extra={"format": "email"})
+]
+"""One mailbox, validated by `email-validator` (use it for every address a client gives)."""
