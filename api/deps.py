@@ -82,11 +82,12 @@ async def require_api_key(request: Request) -> str:
     hit = cache.get(digest)
     if hit is not None:
         return hit
+    generation = cache.generation()
     name = await apikeys.verify(get_pool(request), key)
     if name is None:
         cache.drop(digest)
         raise ProblemError(401, "the API key is not valid", headers=_CHALLENGE)
-    cache.put(digest, name)
+    cache.put(digest, name, generation)
     return name
 
 

@@ -31,6 +31,9 @@ class KeyCache:
         self._dsn = dsn
         self._ttl = ttl
         self._entries: dict[str, tuple[str, float]] = {}
+        # Bumped by every revocation heard: a key verified before a revocation and cached after
+        # it would otherwise outlive the revocation by a whole TTL.
+        self._generation = 0
         self._listener: asyncpg.Connection | None = None
         self._reconnecting: asyncio.Task[None] | None = None
         self._closing = False
@@ -42,9 +45,18 @@ class KeyCache:
             return None
         return hit[0]
 
-    def put(self, digest: str, name: str) -> None:
-        # Only while listening: a key cached while deaf could outlive its revocation.
-        if self._listener is not None and not self._listener.is_closed():
+    def generation(self) -> int:
+        """Take before asking the database; hand to `put` with the answer."""
+        return self._generation
+
+    def put(self, digest: str, name: str, generation: int) -> None:
+        """Remembers a key the database said is valid when `generation` was current.
+
+        Nothing is cached if a revocation was heard since, or while not listening: a key
+        cached then could outlive its revocation.
+        """
+        listening = self._listener is not None and not self._listener.is_closed()
+        if listening and generation == self._generation:
             self._entries[digest] = (name, time.monotonic() + self._ttl)
 
     def drop(self, digest: str) -> None:
@@ -64,9 +76,11 @@ class KeyCache:
             await self._listener.close()
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        self._generation += 1
         self.drop(payload)
 
     def _on_lost(self, _conn: object) -> None:
+        self._generation += 1
         self._entries.clear()
         if not self._closing:
             self._reconnecting = asyncio.get_running_loop().create_task(self._reconnect())
