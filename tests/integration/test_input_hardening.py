@@ -417,3 +417,28 @@ async def test_a_revoked_key_is_refused_at_once_even_when_cached(
         return (await app_client.get("/v1/flows?limit=1", headers=headers)).status_code == 401
 
     await eventually(refused, timeout=1.0, interval=0.05)
+
+
+# --- OpenAPI is the truth
+
+
+async def test_openapi_documents_every_error_as_problem_json(app_client: httpx.AsyncClient) -> None:
+    document = (await app_client.get("/openapi.json")).json()
+    assert "HTTPValidationError" not in document["components"]["schemas"]
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            label = f"{method.upper()} {path}"
+            assert {"413", "422"} <= responses.keys(), label
+            if path.startswith("/v1/") and path != "/v1/flows/schema":
+                assert "401" in responses, label
+            if "{" in path:
+                assert "404" in responses, label
+            for code, response in responses.items():
+                if code[0] in "45":
+                    assert list(response["content"]) == [PROBLEM], (label, code)
+                    ref = response["content"][PROBLEM]["schema"]["$ref"]
+                    assert ref.rsplit("/", 1)[1] in ("Problem", "NotReady"), (label, code)
+    # And the app answers as documented: a 401 without a key is problem+json.
+    response = await app_client.get("/v1/flows", headers={"Authorization": ""})
+    _problem(response, 401)
