@@ -339,6 +339,18 @@ async def test_ids_in_every_spelling_are_404_or_422_never_500(
         ):
             response = await app_client.post(path, json=body)
             assert response.status_code < 500, (path, response.status_code, response.text)
+        for action in ("activate", "pause", "resume", "archive", "contacts", "trigger"):
+            body = {"contacts": ["x@example.com"], "email_address": "x@example.com"}
+            response = await app_client.post(f"/v1/flows/{spelling}/{action}", json=body)
+            assert response.status_code in (404, 422), (action, response.status_code)
+        for method, path in (
+            ("PUT", f"/v1/flows/{spelling}"),
+            ("DELETE", f"/v1/flows/{spelling}"),
+            ("DELETE", f"/v1/audiences/{audience_id}/contacts/{spelling}/tags/vip"),
+            ("DELETE", f"/v1/audiences/{audience_id}/contacts/{spelling}/groups/g"),
+        ):
+            response = await app_client.request(method, path, json=flow_body(audience_id))
+            assert response.status_code in (404, 422), (method, path, response.status_code)
 
 
 # --- finding 7: one address is one mailbox
