@@ -85,8 +85,14 @@ async def test_oversized_event_is_refused_before_it_is_stored(
     assert (await app_client.post(f"{url}/events", json=small)).status_code == 202
 
 
-async def _store(pool: asyncpg.Pool, audience_id: str, contact_id: str, properties: dict) -> str:
-    """An event stored but never delivered, received a minute ago (the relay's view)."""
+async def _store(
+    pool: asyncpg.Pool, audience_id: str, contact_id: str, properties: dict, *, order: int = 0
+) -> str:
+    """An event stored but never delivered (the process died before telling Temporal).
+
+    `order` spaces events apart in receipt order. They are younger than the app's own relay's
+    minimum age, so only the relay a test runs sees them.
+    """
     stored, _ = await events.record(
         pool,
         idempotency_key=uuid.uuid4().hex,
@@ -96,10 +102,9 @@ async def _store(pool: asyncpg.Pool, audience_id: str, contact_id: str, properti
         data={"name": "trial_started", "properties": properties},
     )
     await pool.execute(
-        "UPDATE events SET received_at = now() - interval '1 minute' + $2 * interval '1 ms'"
-        " WHERE id = $1::uuid",
+        "UPDATE events SET received_at = now() + $2 * interval '1 ms' WHERE id = $1::uuid",
         stored["id"],
-        len(properties),
+        order,
     )
     return stored["id"]
 
@@ -121,10 +126,10 @@ async def test_an_event_temporal_refuses_is_dead_lettered_and_does_not_block_the
     )
     # Stored before this fix (or by a path without the size check): 3 MB, then a normal event
     # behind it. Temporal refuses the first (its blob limit is 2 MB).
-    poison = await _store(pool, audience_id, contact["id"], {"blob": "x" * 3_000_000})
-    normal = await _store(pool, audience_id, contact["id"], {"plan": "pro", "seats": "3"})
+    poison = await _store(pool, audience_id, contact["id"], {"blob": "x" * 3_000_000}, order=0)
+    normal = await _store(pool, audience_id, contact["id"], {"plan": "pro"}, order=1)
 
-    relay = OutboxRelay(core.ingest, min_age=0)
+    relay = OutboxRelay(core.ingest, min_age=-1)
     await relay.run_once()
 
     stored = await pool.fetchrow(
@@ -190,7 +195,7 @@ async def test_a_transient_failure_backs_off_that_event_only(
         data_converter=pydantic_data_converter,
     )
     dispatcher = Dispatcher(pool, down, core.registry, task_queue=core.settings.task_queue)
-    relay = OutboxRelay(Ingest(pool, dispatcher), min_age=0, max_attempts=2)
+    relay = OutboxRelay(Ingest(pool, dispatcher), min_age=-1, max_attempts=2)
     await relay.run_once()
     row = await pool.fetchrow(
         "SELECT dispatch_attempts, next_attempt_at > now() AS later, last_error,"
