@@ -23,6 +23,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 
 from api.deps import require_api_key
 from api.problems import MEDIA_TYPE, Problem
+from journeys.domain.text import JSON_VALUE_SCHEMA
 
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 _DESCRIPTIONS = {
@@ -84,6 +85,7 @@ def _rewrite(document: dict[str, Any], keyed: set[tuple[str, str]]) -> dict[str,
     definitions = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
     schemas.update(definitions.pop("$defs", {}))
     schemas["Problem"] = definitions
+    schemas["JsonValue"] = JSON_VALUE_SCHEMA
     return document
 
 

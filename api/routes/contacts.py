@@ -9,7 +9,7 @@ from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Response, status
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field, WithJsonSchema
 
 from api.deps import ApiKeyDep, IngestDep, PoolDep, SettingsDep
 from api.problems import FieldError, Problem, ProblemError
@@ -17,7 +17,13 @@ from api.routes.audiences import TimeZone, require_audience
 from journeys import changes
 from journeys.dispatch import DispatchResult
 from journeys.domain.events import ACTIVITY_EVENTS, IncomingEvent, activity_problems
-from journeys.domain.text import CleanJson, EmailAddress, SingleLine, json_size
+from journeys.domain.text import (
+    JSON_OBJECT_SCHEMA,
+    CleanJson,
+    EmailAddress,
+    SingleLine,
+    json_size,
+)
 from journeys.ingest import Ingest
 from journeys.store import contacts, groups
 
@@ -39,7 +45,7 @@ def _birthday(value: str) -> str:
 
 
 TagName = Annotated[SingleLine, Field(min_length=1, max_length=100)]
-JsonObject = Annotated[dict[str, Any], CleanJson]
+JsonObject = Annotated[dict[str, Any], CleanJson, WithJsonSchema(JSON_OBJECT_SCHEMA)]
 
 
 def _within(value: Any, *, field: str, limit: int) -> None:

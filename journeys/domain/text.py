@@ -91,6 +91,31 @@ SingleLine = Annotated[
 CleanJson = AfterValidator(_clean_json)
 """Validator for JSON values (any depth): no NUL or other control characters but tab/CR/LF."""
 
+MULTILINE_PATTERN = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u2028\u2029]*$"
+
+JSON_VALUE_SCHEMA: dict[str, Any] = {
+    "description": "Any JSON value; strings hold no control characters but tab, CR and LF.",
+    "anyOf": [
+        {"type": "string", "pattern": MULTILINE_PATTERN},
+        {"type": "number"},
+        {"type": "boolean"},
+        {"type": "null"},
+        {"type": "array", "items": {"$ref": "#/components/schemas/JsonValue"}},
+        {
+            "type": "object",
+            "propertyNames": {"pattern": SINGLE_LINE_PATTERN},
+            "additionalProperties": {"$ref": "#/components/schemas/JsonValue"},
+        },
+    ],
+}
+"""`JsonValue` of the OpenAPI document: what `CleanJson` accepts, as JSON Schema."""
+
+JSON_OBJECT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "propertyNames": {"pattern": SINGLE_LINE_PATTERN},
+    "additionalProperties": {"$ref": "#/components/schemas/JsonValue"},
+}
+
 
 def single_mailbox(value: str) -> str:
     """The address, stripped, if it is exactly one mailbox; else ValueError.
