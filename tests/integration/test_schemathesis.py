@@ -32,6 +32,16 @@ EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "8"))
 SEED = int(os.environ.get("FUZZ_SEED", "20261128"))
 
 
+# Operations whose input obeys rules JSON Schema does not carry (flow graph and trigger rules,
+# "an email event names its campaign or its flow step"): schema-valid input may rightly get 422,
+# so only these skip the "valid data is accepted" check. Every other check applies to them too.
+RULES_BEYOND_THE_SCHEMA = {
+    ("POST", "/v1/flows"),
+    ("PUT", "/v1/flows/{flow_id}"),
+    ("POST", "/v1/audiences/{audience_id}/contacts/{contact}/activity"),
+}
+
+
 @pytest.fixture(scope="module")
 async def live_api(settings: Settings) -> AsyncIterator[str]:
     """The app served by uvicorn on a loopback port, in a thread with its own event loop."""
@@ -114,6 +124,9 @@ def test_every_operation_conforms_to_the_openapi_document(
             else real_ids
         )
         case.path_parameters = {k: ids.get(k, v) for k, v in case.path_parameters.items()}
+    semantic = (case.method, case.operation.path) in RULES_BEYOND_THE_SCHEMA
     case.call_and_validate(
-        base_url=live_api, session=http, excluded_checks=[positive_data_acceptance]
+        base_url=live_api,
+        session=http,
+        excluded_checks=[positive_data_acceptance] if semantic else [],
     )
