@@ -1,9 +1,12 @@
 """Property-based tests of the whole API from its own OpenAPI document (Schemathesis).
 
 The real app (real lifespan: pool, Temporal client, registry, outbox relay) listens on a
-loopback port; Schemathesis generates valid and invalid requests for every operation and checks
-every answer: no 5xx, every status code and content type documented, every body matching its
-schema. In `make test` it is bounded (a few examples per operation, a fixed seed); `make fuzz`
+loopback port; Schemathesis generates valid and invalid requests for every operation and runs
+every built-in check on every answer (`--checks all`): not_a_server_error,
+status_code_conformance, content_type_conformance, response_headers_conformance,
+response_schema_conformance, negative_data_rejection, positive_data_acceptance (except where
+`RULES_BEYOND_THE_SCHEMA` says why), missing_required_header, unsupported_method,
+use_after_free, ensure_resource_availability, ignored_auth. In `make test` it is bounded (a few examples per operation, a fixed seed); `make fuzz`
 runs it with many more examples and a random seed (FUZZ_EXAMPLES, FUZZ_SEED).
 """
 
