@@ -3,7 +3,8 @@
 The body is read here, with a cap, before FastAPI parses it: a `Content-Length` above the limit
 is refused unread, and a body that turns out larger than announced (or streams without a
 length) is refused as soon as the cap is passed, so no request can make the process buffer more
-than the limit. Postgres can store no NUL in `text` or `jsonb`, so a NUL anywhere in the path,
+than the limit. A query parameter given twice is refused (each is a single value). Postgres can
+store no NUL in `text` or `jsonb`, so a NUL anywhere in the path,
 the query or a JSON body is refused with a 422 naming where it was, whatever the route.
 """
 
@@ -38,14 +39,24 @@ def _nul_path(value: Any, path: str) -> str | None:
     return None
 
 
-def _query_nul(query_string: bytes) -> str | None:
+def _query_problem(query_string: bytes) -> tuple[str, str] | None:
+    """(field, message) of a NUL or a repeated parameter in the query string, or None.
+
+    Every query parameter of the API is a single value: given twice, one would be silently
+    dropped, so the request is refused instead.
+    """
     try:
         pairs = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
     except ValueError:
         return None
+    seen = set()
     for name, value in pairs:
+        field = f"query.{name.replace(chr(0), '')}"
         if "\x00" in name or "\x00" in value:
-            return f"query.{name.replace(chr(0), '')}"
+            return field, "NUL characters are not allowed"
+        if name in seen:
+            return field, "given more than once"
+        seen.add(name)
     return None
 
 
@@ -68,9 +79,10 @@ class RequestGuard:
         if "\x00" in scope.get("path", ""):
             await _problem(scope, send, 422, "the path holds a NUL character", "path")
             return
-        where = _query_nul(scope.get("query_string", b""))
-        if where:
-            await _problem(scope, send, 422, f"{where}: NUL characters are not allowed", where)
+        found = _query_problem(scope.get("query_string", b""))
+        if found:
+            field, message = found
+            await _problem(scope, send, 422, f"{field}: {message}", field, message)
             return
         declared = _content_length(scope)
         if declared is not None and declared > self.max_body_bytes:
@@ -147,8 +159,10 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-async def _problem(scope: Scope, send: Send, status: int, detail: str, field: str) -> None:
-    message = "too large" if status == 413 else "NUL characters are not allowed"
+async def _problem(
+    scope: Scope, send: Send, status: int, detail: str, field: str, message: str | None = None
+) -> None:
+    message = message or ("too large" if status == 413 else "NUL characters are not allowed")
     problem = Problem(
         title=title_for(status),
         status=status,

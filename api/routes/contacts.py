@@ -69,7 +69,14 @@ class ContactUpsert(BaseModel):
     phone: SingleLine | None = Field(None, max_length=32, description="E.164, e.g. +33612345678.")
     sms_status: Literal["subscribed", "unsubscribed", "none"] | None = None
     timezone: TimeZone | None = None
-    birthday: Annotated[str, AfterValidator(_birthday)] | None = None
+    birthday: (
+        Annotated[
+            str,
+            AfterValidator(_birthday),
+            Field(json_schema_extra={"pattern": _BIRTHDAY.pattern}),
+        ]
+        | None
+    ) = None
     fields: JsonObject | None = Field(
         None,
         description="Custom fields, merged into stored ones (size: JOURNEYS_MAX_CONTACT_FIELDS_BYTES).",

@@ -228,6 +228,9 @@ async def test_page_parameters_are_bounded(app_client: httpx.AsyncClient, query:
     for path in ("/v1/flows", "/v1/admin/dead-letters"):
         problem = _problem(await app_client.get(f"{path}?{query}"), 422)
         assert _fields(problem) == [f"query.{query.split('=')[0]}"]
+    # A single-valued parameter given twice is refused, not silently half-read.
+    problem = _problem(await app_client.get("/v1/flows?limit=1&limit=2"), 422)
+    assert _fields(problem) == ["query.limit"]
 
 
 @pytest.mark.parametrize("duration", ["999999999w", "99999999999999999999d", "P999999999W"])

@@ -91,6 +91,7 @@ async def real_ids(app_client: httpx.AsyncClient) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def http(api_key: str) -> requests.Session:
+    """One connection pool for every generated request, with the API key."""
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {api_key}"
     return session
@@ -116,7 +117,10 @@ schema = schemathesis.openapi.from_dict(create_app(Settings()).openapi(), config
 )
 @hypothesis.seed(SEED)
 def test_every_operation_conforms_to_the_openapi_document(
-    case: schemathesis.Case, live_api: str, http: requests.Session, real_ids: dict[str, str]
+    case: schemathesis.Case,
+    live_api: str,
+    http: requests.Session,
+    real_ids: dict[str, str],
 ) -> None:
     if case.path_parameters and case.meta and case.meta.generation.mode.is_positive:
         # Valid requests address things that exist (random ids are covered by negative cases).
