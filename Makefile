@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint bench chaos install clean docs
+.PHONY: dev test lint bench chaos install clean docs fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,14 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy journeys/domain workflows
+
+# Schemathesis against the real app with many examples and a random seed (not part of make test,
+# which runs the same test small with a fixed seed). FUZZ_EXAMPLES / FUZZ_SEED override.
+fuzz: $(STAMP)
+	@seed=$${FUZZ_SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}; \
+	echo "fuzz seed: $$seed (FUZZ_SEED=$$seed reproduces this run)"; \
+	FUZZ_SEED=$$seed FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} $(BIN)/python -m pytest -o timeout=3600 \
+		-p no:cacheprovider tests/integration/test_schemathesis.py
 
 # The settings tables of README.md and docs/configuration.md, regenerated from journeys/config.py.
 docs: $(STAMP)

@@ -7,8 +7,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import metrics, problems
+from api import metrics, openapi, problems
+from api.keycache import KeyCache
 from api.outbox import OutboxRelay
+from api.request_guard import RequestGuard
 from api.routes import health, site, v1
 from journeys import __version__
 from journeys.config import Settings
@@ -25,13 +27,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with open_core(settings) as core:
             app.state.settings = settings
             app.state.core = core
-            app.state.key_cache = {}
-            relay = OutboxRelay(core.ingest)
+            app.state.key_cache = KeyCache(settings.effective_database_url)
+            await app.state.key_cache.start()
+            relay = OutboxRelay(
+                core.ingest,
+                max_attempts=settings.outbox_max_attempts,
+                backoff_max=settings.outbox_backoff_max_seconds,
+                registry=request_metrics.registry if request_metrics else None,
+            )
+            app.state.outbox = relay
             relay.start()
             try:
                 yield
             finally:
                 await relay.close()
+                await app.state.key_cache.close()
 
     app = FastAPI(
         title="temporal-journeys",
@@ -43,6 +53,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(v1)
     app.include_router(health.router)
     app.include_router(site.router)
-    if settings.api_metrics:
-        metrics.install(app)
+    openapi.install(app)
+    # Added before the metrics middleware, so it runs inside it: refusals are counted too.
+    app.add_middleware(RequestGuard, max_body_bytes=settings.max_request_body_bytes)
+    request_metrics = metrics.install(app) if settings.api_metrics else None
     return app

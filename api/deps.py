@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import time
 from typing import Annotated
 
 import asyncpg
 from fastapi import Depends, Request
 from temporalio.client import Client
 
+from api.keycache import KeyCache
 from api.problems import ProblemError
 from journeys.config import Settings
 from journeys.ingest import Ingest
@@ -19,7 +19,6 @@ from journeys.security import hash_api_key
 from journeys.store import apikeys
 from journeys.wiring import Core
 
-_CACHE_SECONDS = 30.0
 _CHALLENGE = {"WWW-Authenticate": 'Bearer, Basic realm="journeys"'}
 
 
@@ -70,24 +69,25 @@ def _presented_key(request: Request) -> str | None:
 async def require_api_key(request: Request) -> str:
     """Authenticates the caller by API key; returns the key's name.
 
-    Valid keys are remembered for a few seconds so a burst of requests costs one query.
+    Valid keys are remembered for a few seconds so a burst of requests costs one query; a
+    revocation reaches the cache at once (see `api.keycache`).
     """
     key = _presented_key(request)
     if key is None:
         raise ProblemError(
             401, "an API key is required (Authorization: Bearer <key>)", headers=_CHALLENGE
         )
-    cache: dict[str, tuple[str, float]] = _state(request).key_cache
+    cache: KeyCache = _state(request).key_cache
     digest = hash_api_key(key)
     hit = cache.get(digest)
-    now = time.monotonic()
-    if hit and hit[1] > now:
-        return hit[0]
+    if hit is not None:
+        return hit
+    generation = cache.generation()
     name = await apikeys.verify(get_pool(request), key)
     if name is None:
-        cache.pop(digest, None)
+        cache.drop(digest)
         raise ProblemError(401, "the API key is not valid", headers=_CHALLENGE)
-    cache[digest] = (name, now + _CACHE_SECONDS)
+    cache.put(digest, name, generation)
     return name
 
 

@@ -29,6 +29,11 @@ _TITLES = {
 }
 
 
+def title_for(status: int) -> str:
+    """The standard title of a status code."""
+    return _TITLES.get(status, "Error")
+
+
 class FieldError(BaseModel):
     field: str
     message: str
@@ -62,7 +67,7 @@ class ProblemError(Exception):
         super().__init__(detail)
         self.status = status
         self.detail = detail
-        self.title = title or _TITLES.get(status, "Error")
+        self.title = title or title_for(status)
         self.type = type
         self.errors = errors or []
         self.headers = headers

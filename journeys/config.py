@@ -183,6 +183,30 @@ class Settings(BaseSettings):
                     ) from None
         return value
 
+    # Input limits and the outbox (issue 11): what the API refuses before it stores anything.
+    max_request_body_bytes: int = Field(
+        1_048_576,
+        ge=1024,
+        description="Largest request body the API reads; a larger one gets 413 before parsing.",
+    )
+    max_event_data_bytes: int = Field(
+        262_144,
+        ge=1024,
+        le=1_048_576,
+        description="Largest event `properties`/`data` (JSON bytes); well under Temporal's 2 MB.",
+    )
+    max_contact_fields_bytes: int = Field(
+        65_536, ge=1024, description="Largest custom `fields` object of a contact (JSON bytes)."
+    )
+    outbox_max_attempts: int = Field(
+        20,
+        ge=1,
+        description="Failed deliveries of one event before the outbox relay dead-letters it.",
+    )
+    outbox_backoff_max_seconds: float = Field(
+        600.0, gt=0, description="Longest wait between two delivery attempts of one event."
+    )
+
     @model_validator(mode="after")
     def _no_dev_secret_in_production(self) -> Settings:
         if self.env == "production" and self.secret_key.get_secret_value() == DEV_SECRET:

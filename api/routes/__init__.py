@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.routes import (
+    admin,
     audiences,
     campaigns,
     contacts,
@@ -30,3 +31,4 @@ v1.include_router(eventbrite.router)
 v1.include_router(livechat.router)
 v1.include_router(zapier.router)
 v1.include_router(surveys.router)
+v1.include_router(admin.router)

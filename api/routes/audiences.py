@@ -11,16 +11,21 @@ from pydantic import AfterValidator, BaseModel, Field
 
 from api.deps import ApiKeyDep, PoolDep
 from api.problems import Problem, ProblemError
-from journeys.domain.timezones import check_timezone
+from journeys.domain.text import SingleLine
+from journeys.domain.timezones import check_timezone, known_timezones
 from journeys.store import audiences
 
 router = APIRouter(prefix="/audiences", tags=["audiences"])
 
-TimeZone = Annotated[str, AfterValidator(check_timezone)]
+TimeZone = Annotated[
+    str,
+    AfterValidator(check_timezone),
+    Field(json_schema_extra={"enum": known_timezones()}),
+]
 
 
 class AudienceCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=100)
+    name: SingleLine = Field(min_length=1, max_length=100)
     timezone: TimeZone = "UTC"
 
 

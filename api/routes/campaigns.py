@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from api.deps import ApiKeyDep, PoolDep
 from api.problems import Problem, ProblemError
 from api.routes.audiences import require_audience
+from journeys.domain.text import SingleLine
 from journeys.store import campaigns
 
 router = APIRouter(prefix="/campaigns", tags=["campaigns"])
@@ -19,8 +20,8 @@ ERRORS = {401: {"model": Problem}, 404: {"model": Problem}, 422: {"model": Probl
 
 class CampaignCreate(BaseModel):
     audience_id: str
-    name: str = Field(min_length=1, max_length=100)
-    subject: str = Field(min_length=1, max_length=998)
+    name: SingleLine = Field(min_length=1, max_length=100)
+    subject: SingleLine = Field(min_length=1, max_length=998)
 
 
 class CampaignPublic(BaseModel):

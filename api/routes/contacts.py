@@ -9,28 +9,33 @@ from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Response, status
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field, WithJsonSchema
 
-from api.deps import ApiKeyDep, IngestDep, PoolDep
+from api.deps import ApiKeyDep, IngestDep, PoolDep, SettingsDep
 from api.problems import FieldError, Problem, ProblemError
 from api.routes.audiences import TimeZone, require_audience
 from journeys import changes
 from journeys.dispatch import DispatchResult
 from journeys.domain.events import ACTIVITY_EVENTS, IncomingEvent, activity_problems
+from journeys.domain.text import (
+    JSON_OBJECT_SCHEMA,
+    CleanJson,
+    EmailAddress,
+    SingleLine,
+    json_size,
+)
 from journeys.ingest import Ingest
 from journeys.store import contacts, groups
 
 router = APIRouter(prefix="/audiences/{audience_id}/contacts", tags=["contacts"])
 
-ERRORS = {401: {"model": Problem}, 404: {"model": Problem}, 422: {"model": Problem}}
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+ERRORS = {
+    401: {"model": Problem},
+    404: {"model": Problem},
+    413: {"model": Problem},
+    422: {"model": Problem},
+}
 _BIRTHDAY = re.compile(r"^(\d{4}-)?(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")
-
-
-def _email(value: str) -> str:
-    if not _EMAIL.match(value.strip()):
-        raise ValueError(f"{value!r} is not an email address")
-    return value.strip()
 
 
 def _birthday(value: str) -> str:
@@ -39,23 +44,42 @@ def _birthday(value: str) -> str:
     return value
 
 
-Email = Annotated[str, AfterValidator(_email)]
-TagName = Annotated[str, Field(min_length=1, max_length=100)]
+TagName = Annotated[SingleLine, Field(min_length=1, max_length=100)]
+JsonObject = Annotated[dict[str, Any], CleanJson, WithJsonSchema(JSON_OBJECT_SCHEMA)]
+
+
+def _within(value: Any, *, field: str, limit: int) -> None:
+    """Refuses a JSON value larger than `limit` bytes before anything is stored (413)."""
+    size = json_size(value)
+    if size > limit:
+        raise ProblemError(
+            413,
+            f"{field}: {size} bytes is more than the {limit} allowed",
+            errors=[FieldError(field=field, message=f"at most {limit} bytes of JSON")],
+        )
 
 
 class ContactUpsert(BaseModel):
     """A contact, matched on its email address: fields left out keep their value."""
 
-    email: Email = Field(max_length=254)
+    email: EmailAddress = Field(max_length=254)
     status: Literal["subscribed", "unsubscribed", "pending", "transactional"] | None = None
-    first_name: str | None = Field(None, max_length=100)
-    last_name: str | None = Field(None, max_length=100)
-    phone: str | None = Field(None, max_length=32, description="E.164, e.g. +33612345678.")
+    first_name: SingleLine | None = Field(None, max_length=100)
+    last_name: SingleLine | None = Field(None, max_length=100)
+    phone: SingleLine | None = Field(None, max_length=32, description="E.164, e.g. +33612345678.")
     sms_status: Literal["subscribed", "unsubscribed", "none"] | None = None
     timezone: TimeZone | None = None
-    birthday: Annotated[str, AfterValidator(_birthday)] | None = None
-    fields: dict[str, Any] | None = Field(
-        None, description="Custom fields, merged into stored ones."
+    birthday: (
+        Annotated[
+            str,
+            AfterValidator(_birthday),
+            Field(json_schema_extra={"pattern": _BIRTHDAY.pattern}),
+        ]
+        | None
+    ) = None
+    fields: JsonObject | None = Field(
+        None,
+        description="Custom fields, merged into stored ones (size: JOURNEYS_MAX_CONTACT_FIELDS_BYTES).",
     )
     imported: bool = Field(
         False,
@@ -122,6 +146,7 @@ async def upsert_contact(
     body: ContactUpsert,
     pool: PoolDep,
     ingest: IngestDep,
+    settings: SettingsDep,
     response: Response,
     _key: ApiKeyDep,
 ) -> ContactPublic:
@@ -130,6 +155,8 @@ async def upsert_contact(
     A new subscription fires `signed_up_email` triggers; a field that changes fires
     `field_changed` triggers.
     """
+    if body.fields is not None:
+        _within(body.fields, field="fields", limit=settings.max_contact_fields_bytes)
     aid = str(audience_id)
     await require_audience(pool, aid)
     given = body.model_dump(exclude_unset=True)
@@ -274,7 +301,9 @@ class CustomEvent(BaseModel):
     """A custom event (the `event_api` trigger), as Mailchimp's member events API takes it."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_-]{2,30}$")
-    properties: dict[str, Any] = {}
+    properties: JsonObject = Field(
+        {}, description="Any JSON object (size: JOURNEYS_MAX_EVENT_DATA_BYTES)."
+    )
     occurred_at: datetime | None = None
     is_syncing: bool = Field(False, description="Record only: trigger no flow.")
 
@@ -292,10 +321,13 @@ async def post_event(
     body: CustomEvent,
     pool: PoolDep,
     ingest: IngestDep,
+    settings: SettingsDep,
     _key: ApiKeyDep,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> EventAccepted:
     """Records a custom event; it enrols the contact in flows with a matching `event_api` trigger."""
+    # Refused before it is stored: an event Temporal cannot carry would never be delivered.
+    _within(body.properties, field="properties", limit=settings.max_event_data_bytes)
     aid = str(audience_id)
     row = await _contact(pool, aid, contact)
     event = IncomingEvent(
@@ -316,7 +348,9 @@ class ActivityEvent(BaseModel):
     """Something the contact did elsewhere, posted by a backend service as it happens."""
 
     type: Literal[tuple(ACTIVITY_EVENTS)]  # type: ignore[valid-type]
-    data: dict[str, Any] = {}
+    data: JsonObject = Field(
+        {}, description="Any JSON object (size: JOURNEYS_MAX_EVENT_DATA_BYTES)."
+    )
     occurred_at: datetime | None = None
 
 
@@ -327,6 +361,7 @@ async def post_activity(
     body: ActivityEvent,
     pool: PoolDep,
     ingest: IngestDep,
+    settings: SettingsDep,
     _key: ApiKeyDep,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> EventAccepted:
@@ -335,6 +370,7 @@ async def post_activity(
 
     Send an `Idempotency-Key` (e.g. the provider's delivery id): a repeat changes nothing.
     """
+    _within(body.data, field="data", limit=settings.max_event_data_bytes)
     problems = activity_problems(body.type, body.data)
     if problems:
         raise ProblemError(

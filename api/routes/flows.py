@@ -205,7 +205,7 @@ async def list_flows(
     audience_id: uuid.UUID | None = None,
     status: FlowStatus | None = None,
     limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=1_000_000),
 ) -> FlowList:
     """Flows, newest first."""
     rows = await flows.list_flows(

@@ -6,12 +6,12 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from journeys.domain.refs import EmailRef, FieldName, Name
+from journeys.domain.refs import EmailRef, FieldName, Name, type_required
 from journeys.domain.triggers import EventName
 
 
 class _Condition(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=type_required)
 
 
 class TagCondition(_Condition):

@@ -9,6 +9,10 @@ from typing import Annotated
 from pydantic import AfterValidator, WithJsonSchema
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# Ten years: longer than any wait a marketing flow means, and far inside what timedelta and
+# Temporal timers hold (a larger number is a typo, not a plan).
+MAX_SECONDS = 3650 * 86400
+MAX_TEXT = "3650d (ten years)"
 _SHORT = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _ISO = re.compile(
     r"^P(?:(?P<w>\d+)W)?(?:(?P<d>\d+)D)?"
@@ -27,7 +31,7 @@ def parse_duration(text: str) -> timedelta:
         The duration.
 
     Raises:
-        ValueError: the text is neither form, or the duration is zero.
+        ValueError: the text is neither form, the duration is zero or longer than ten years.
     """
     match = _SHORT.match(text)
     if match:
@@ -48,6 +52,8 @@ def parse_duration(text: str) -> timedelta:
         )
     if seconds <= 0:
         raise ValueError(f"invalid duration {text!r}: must be longer than zero")
+    if seconds > MAX_SECONDS:
+        raise ValueError(f"invalid duration {text!r}: must be at most {MAX_TEXT}")
     return timedelta(seconds=seconds)
 
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from journeys.domain.conditions import ConditionSet
 from journeys.domain.durations import Duration
-from journeys.domain.refs import FieldName, Name, TimeOfDay
+from journeys.domain.refs import FieldName, Name, TimeOfDay, type_required
 from journeys.domain.steps import Step
 from journeys.domain.triggers import EventName, Trigger
 
@@ -22,7 +22,7 @@ MAX_DEFINITION_BYTES = 512 * 1024
 
 
 class _Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=type_required)
 
 
 class Reentry(_Settings):

@@ -7,6 +7,41 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+
+def type_required(schema: dict[str, Any]) -> None:
+    """JSON Schema of a tagged-union member: its `type` must be written.
+
+    Pydantic gives `type` a default, but a discriminated union cannot pick the member without
+    it, so a schema that calls it optional would describe input the API refuses.
+    """
+    if "type" in schema.get("properties", {}):
+        required = schema.setdefault("required", [])
+        if "type" not in required:
+            required.insert(0, "type")
+
+
+# Exactly one target (what `EmailRef._one_target` checks), for editors and generated clients.
+_EMAIL_REF_TARGETS: dict[str, Any] = {
+    "oneOf": [
+        {
+            "required": ["campaign_id"],
+            "properties": {
+                "campaign_id": {"type": "string"},
+                "flow_id": {"type": "null"},
+                "step_id": {"type": "null"},
+            },
+        },
+        {
+            "required": ["flow_id", "step_id"],
+            "properties": {
+                "campaign_id": {"type": "null"},
+                "flow_id": {"type": "string"},
+                "step_id": {"type": "string"},
+            },
+        },
+    ]
+}
+
 _TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 
@@ -29,7 +64,7 @@ Url = Annotated[str, Field(min_length=1, max_length=2048)]
 class EmailRef(BaseModel):
     """One specific email: a campaign, or a send-email step of a flow."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_EMAIL_REF_TARGETS)
 
     campaign_id: str | None = Field(None, min_length=1)
     flow_id: str | None = Field(None, min_length=1)

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from journeys.domain.conditions import ConditionSet
 from journeys.domain.durations import Duration
-from journeys.domain.refs import FieldName, Name, TimeOfDay
+from journeys.domain.refs import FieldName, Name, TimeOfDay, type_required
 
 STEP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
@@ -18,7 +18,7 @@ WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun"
 
 
 class _Step(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=type_required)
 
     # What kind of step this is, for flow rules (not a parameter).
     role: ClassVar[Literal["send", "action", "wait", "branch"]] = "action"

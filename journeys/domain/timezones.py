@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from functools import cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+
+@cache
+def known_timezones() -> list[str]:
+    """Every IANA zone name of the installed database, sorted (what the API accepts)."""
+    return sorted(available_timezones())
 
 
 def check_timezone(name: str) -> str:
@@ -11,6 +18,9 @@ def check_timezone(name: str) -> str:
     Raises:
         ValueError: the zone is unknown.
     """
+    # Only listed names: ZoneInfo also opens files like `posixrules` that are not zones.
+    if name not in known_timezones():
+        raise ValueError(f"unknown time zone {name!r} (use an IANA name like Europe/Paris)")
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:

@@ -8,7 +8,7 @@ from typing import Annotated, ClassVar, Literal, TypeAlias, get_args
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from journeys.domain.durations import Duration
-from journeys.domain.refs import EmailRef, FieldName, Name, TimeOfDay, Url
+from journeys.domain.refs import EmailRef, FieldName, Name, TimeOfDay, Url, type_required
 
 
 def _keyword(value: str) -> str:
@@ -35,7 +35,7 @@ ProductIds = Annotated[
 
 
 class _Trigger(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=type_required)
 
     # Catalog facts (TRIGGERS.md), not parameters: they drive validation and arming.
     kind: ClassVar[Literal["instant", "timer"]] = "instant"

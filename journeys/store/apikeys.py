@@ -6,6 +6,10 @@ import asyncpg
 
 from journeys.security import hash_api_key, new_api_key
 
+# Revocations are announced here (payload: the key's hash) so every API process drops the key
+# from its cache at once instead of honouring it until the cache entry expires.
+CHANNEL = "journeys_api_keys"
+
 
 async def create(conn: asyncpg.Connection | asyncpg.Pool, name: str) -> str:
     """Stores a new key under `name` and returns it; only its hash is kept."""
@@ -55,9 +59,15 @@ async def active_matching(
 
 
 async def revoke(conn: asyncpg.Connection | asyncpg.Pool, key_ids: list[str]) -> int:
-    """Revokes keys by id; returns how many were still active."""
-    result = await conn.execute(
-        "UPDATE api_keys SET revoked_at = now() WHERE id = ANY($1::uuid[]) AND revoked_at IS NULL",
+    """Revokes keys by id and tells every API process; returns how many were still active.
+
+    The notifications are delivered when the caller's transaction commits (at once on a pool).
+    """
+    rows = await conn.fetch(
+        "UPDATE api_keys SET revoked_at = now() WHERE id = ANY($1::uuid[]) AND revoked_at IS NULL"
+        " RETURNING key_hash",
         key_ids,
     )
-    return int(result.split()[-1])
+    for row in rows:
+        await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, row["key_hash"])
+    return len(rows)

@@ -66,14 +66,19 @@ async def by_key(conn: Conn, idempotency_key: str) -> dict[str, Any] | None:
 
 
 async def undispatched(conn: Conn, *, min_age_seconds: float, limit: int) -> list[dict[str, Any]]:
-    """Events stored but never handed to Temporal (the process died, or Temporal was down)."""
+    """Events stored but never handed to Temporal (the process died, or Temporal was down).
+
+    Dead-lettered events and events backing off after a failed attempt are left out, so one
+    event that keeps failing never holds back the others.
+    """
     rows = await conn.fetch(
         """
         SELECT id::text, idempotency_key, audience_id::text, contact_id::text, type, data,
-               occurred_at, dispatched_at
+               occurred_at, dispatched_at, dispatch_attempts
         FROM events
-        WHERE dispatched_at IS NULL AND contact_id IS NOT NULL
+        WHERE dispatched_at IS NULL AND dead_lettered_at IS NULL AND contact_id IS NOT NULL
           AND received_at < now() - make_interval(secs => $1)
+          AND (next_attempt_at IS NULL OR next_attempt_at <= now())
         ORDER BY received_at
         LIMIT $2
         """,
@@ -81,3 +86,61 @@ async def undispatched(conn: Conn, *, min_age_seconds: float, limit: int) -> lis
         limit,
     )
     return [dict(r) for r in rows]
+
+
+async def retry_later(conn: Conn, event_id: str, *, delay_seconds: float, error: str) -> int:
+    """Counts a failed delivery attempt and sets when the relay may try again.
+
+    Returns:
+        How many attempts have failed so far.
+    """
+    return await conn.fetchval(
+        """
+        UPDATE events
+        SET dispatch_attempts = dispatch_attempts + 1,
+            next_attempt_at = now() + make_interval(secs => $2),
+            last_error = $3
+        WHERE id = $1::uuid
+        RETURNING dispatch_attempts
+        """,
+        event_id,
+        delay_seconds,
+        error,
+    )
+
+
+async def dead_letter(conn: Conn, event_id: str, reason: str) -> None:
+    """Sets an undeliverable event aside with its reason; the relay never picks it again."""
+    await conn.execute(
+        """
+        UPDATE events
+        SET dead_lettered_at = now(), dead_letter_reason = $2,
+            dispatch_attempts = dispatch_attempts + 1, last_error = $2
+        WHERE id = $1::uuid AND dispatched_at IS NULL AND dead_lettered_at IS NULL
+        """,
+        event_id,
+        reason,
+    )
+
+
+async def dead_letters(conn: Conn, *, limit: int, offset: int) -> list[dict[str, Any]]:
+    """Dead-lettered events, newest first, without their data (it may be huge)."""
+    rows = await conn.fetch(
+        """
+        SELECT id::text, idempotency_key, audience_id::text, contact_id::text, type,
+               occurred_at, received_at, dead_lettered_at, dead_letter_reason AS reason,
+               dispatch_attempts AS attempts, octet_length(data::text) AS data_bytes
+        FROM events
+        WHERE dead_lettered_at IS NOT NULL
+        ORDER BY dead_lettered_at DESC, id
+        LIMIT $1 OFFSET $2
+        """,
+        limit,
+        offset,
+    )
+    return [dict(r) for r in rows]
+
+
+async def count_dead_letters(conn: Conn) -> int:
+    """How many events are dead-lettered."""
+    return await conn.fetchval("SELECT count(*) FROM events WHERE dead_lettered_at IS NOT NULL")

@@ -29,3 +29,14 @@ def test_parses_short_and_iso_forms(text: str, expected: timedelta) -> None:
 def test_rejects_what_is_not_a_duration(text: str) -> None:
     with pytest.raises(ValueError):
         parse_duration(text)
+
+
+@pytest.mark.parametrize("text", ["999999999w", "3651d", "P522W", "9" * 5000 + "s"])
+def test_rejects_durations_longer_than_ten_years(text: str) -> None:
+    # These used to overflow timedelta (OverflowError, a 500) instead of failing validation.
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+def test_ten_years_is_the_longest_duration() -> None:
+    assert parse_duration("3650d") == timedelta(days=3650)
