@@ -122,6 +122,14 @@ class Settings(BaseSettings):
         2.0, description="Time each `/readyz` dependency check may take before it fails."
     )
 
+    # Audience management and the Mailchimp API (imports, merge fields, double opt-in).
+    phone_default_region: str | None = Field(
+        None,
+        pattern=r"^[A-Z]{2}$",
+        description="Country (ISO code, e.g. `FR`) of phone numbers given without +country code;"
+        " unset = such numbers are refused.",
+    )
+
     @model_validator(mode="after")
     def _no_dev_secret_in_production(self) -> Settings:
         if self.env == "production" and self.secret_key.get_secret_value() == DEV_SECRET:

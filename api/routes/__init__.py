@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.routes import audiences, campaigns, contacts, flows
+from api.routes import audiences, campaigns, contacts, flows, imports, merge_fields, optin
 
 v1 = APIRouter(prefix="/v1")
 v1.include_router(audiences.router)
 v1.include_router(contacts.router)
 v1.include_router(flows.router)
 v1.include_router(campaigns.router)
+v1.include_router(imports.router)
+v1.include_router(merge_fields.router)
+v1.include_router(optin.router)

@@ -19,6 +19,7 @@ from api.routes.audiences import require_audience
 from journeys.config import Settings
 from journeys.domain import search
 from journeys.domain.flow import FlowDefinition
+from journeys.domain.journey_ids import journey_ids
 from journeys.domain.runs import CONTROL_WORKFLOW_NAME, FlowControlInput, control_workflow_id
 from journeys.domain.validation import Violation, violations
 from journeys.ingest import Ingest
@@ -48,6 +49,12 @@ class FlowPublic(BaseModel):
     updated_at: datetime
     activated_at: datetime | None
     archived_at: datetime | None = None
+    journey_id: int | None = Field(
+        None, description="With a flow_api trigger: the Mailchimp-style journey id."
+    )
+    step_id: int | None = Field(
+        None, description="With a flow_api trigger: the Mailchimp-style trigger step id."
+    )
 
 
 class FlowList(BaseModel):
@@ -107,7 +114,11 @@ class ManualAddResult(BaseModel):
 def public(row: dict[str, Any]) -> FlowPublic:
     """The flow as the API shows it; the definition in authoring order (jsonb sorts keys)."""
     definition = FlowDefinition.model_validate(row["definition"]).authored()
-    return FlowPublic(**{**row, "definition": definition})
+    ids = journey_ids(row)
+    journey_id, step_id = ids if ids else (None, None)
+    return FlowPublic(
+        **{**row, "definition": definition, "journey_id": journey_id, "step_id": step_id}
+    )
 
 
 async def require_flow(pool: asyncpg.Pool, flow_id: str) -> dict[str, Any]:
