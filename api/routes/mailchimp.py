@@ -11,6 +11,7 @@ Errors have Mailchimp's shape and status codes (`type`, `title`, `status`, `deta
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import datetime
 from functools import partial
@@ -67,6 +68,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem},
 }
 BATCH_MAX = 500
+# Members of a batch saved at once: enough to overlap round trips, fewer than the pool holds.
+BATCH_PARALLEL = 8
 Status = Literal["subscribed", "unsubscribed", "pending", "transactional"]
 
 
@@ -412,10 +415,15 @@ class BatchResult(BaseModel):
 async def batch_subscribe(
     list_id: str, body: BatchIn, pool: PoolDep, ingest: IngestDep, settings: SettingsDep
 ) -> BatchResult:
-    """Adds or updates many members; a bad one is reported in `errors`, the others are saved."""
+    """Adds or updates many members; a bad one is reported in `errors`, the others are saved.
+
+    Members are saved a few at a time in parallel (each is its own change, as one PUT would
+    be): most of a save is waiting for Postgres and Temporal, not computing.
+    """
     await _audience(pool, list_id)
     merge = await merge_fields.defined(pool, list_id)
-    created, updated, errors = [], [], []
+    errors: list[BatchError] = []
+    seen: set[str] = set()
 
     def fail(email: str, error: str, code: str, field: str = "", message: str = "") -> None:
         errors.append(
@@ -428,50 +436,63 @@ async def batch_subscribe(
             )
         )
 
-    for index, raw in enumerate(body.members):
+    async def one(index: int, raw: dict[str, Any]) -> tuple[bool, Member] | None:
         email = str(raw.get("email_address", ""))
         try:
             member = MemberIn.model_validate(raw)
         except ValidationError as err:
             first = validation_errors(list(err.errors()), frozenset())[0]
             fail(email, f"{first.field}: {first.message}", "ERROR_GENERIC", first.field)
-            continue
+            return None
         if member.email_address is None:
             fail(email, "email_address is required", "ERROR_GENERIC", "email_address")
-            continue
-        before = await contacts.resolve(pool, list_id, member.email_address)
-        if before is not None and before["status"] != "archived" and not body.update_existing:
-            fail(
-                email,
-                f"{email} is already a list member, do you want to update? please provide"
-                " update_existing:true in the request body",
-                "ERROR_CONTACT_EXISTS",
-            )
-            continue
-        if before is None and not (member.status or member.status_if_new):
-            fail(email, "status is required for a new member", "ERROR_GENERIC", "status")
-            continue
-        try:
-            given = _given(
-                member,
-                email=member.email_address,
-                before=before,
-                merge=merge,
-                settings=settings,
-                field_prefix=f"members[{index}].",
-            )
-            row, _ = await _save(ingest, settings, list_id=list_id, given=given, tags=member.tags)
-        except ProblemError as err:
-            where = err.errors[0] if err.errors else None
-            fail(
-                email,
-                err.detail,
-                "ERROR_GENERIC",
-                where.field if where else "",
-                where.message if where else "",
-            )
-            continue
-        (created if before is None else updated).append(await _show(pool, row, merge))
+            return None
+        digest = hash_of_email(member.email_address)
+        if digest in seen:
+            fail(email, f"{email} appears twice in this batch", "ERROR_GENERIC", "email_address")
+            return None
+        seen.add(digest)
+        async with limit:
+            before = await contacts.resolve(pool, list_id, member.email_address)
+            if before is not None and before["status"] != "archived" and not body.update_existing:
+                fail(
+                    email,
+                    f"{email} is already a list member, do you want to update? please provide"
+                    " update_existing:true in the request body",
+                    "ERROR_CONTACT_EXISTS",
+                )
+                return None
+            if before is None and not (member.status or member.status_if_new):
+                fail(email, "status is required for a new member", "ERROR_GENERIC", "status")
+                return None
+            try:
+                given = _given(
+                    member,
+                    email=member.email_address,
+                    before=before,
+                    merge=merge,
+                    settings=settings,
+                    field_prefix=f"members[{index}].",
+                )
+                row, _ = await _save(
+                    ingest, settings, list_id=list_id, given=given, tags=member.tags
+                )
+            except ProblemError as err:
+                where = err.errors[0] if err.errors else None
+                fail(
+                    email,
+                    err.detail,
+                    "ERROR_GENERIC",
+                    where.field if where else "",
+                    where.message if where else "",
+                )
+                return None
+            return before is None, await _show(pool, row, merge)
+
+    limit = asyncio.Semaphore(BATCH_PARALLEL)
+    saved = await asyncio.gather(*(one(i, raw) for i, raw in enumerate(body.members)))
+    created = [m for s in saved if s and s[0] for m in [s[1]]]
+    updated = [m for s in saved if s and not s[0] for m in [s[1]]]
     return BatchResult(
         new_members=created,
         updated_members=updated,

@@ -197,9 +197,9 @@ async def test_sms_step_texts_consenting_contacts_only(
     sent = [
         m
         for m in OutboxSmsProvider(settings.home / "sms").messages()
-        if m["to"] in ("+15550001", "+15550002")
+        if m["to"] in ("+12025550101", "+12025550102")
     ]
-    assert [(m["to"], m["body"]) for m in sent] == [("+15550001", "Hi Sam!")]
+    assert [(m["to"], m["body"]) for m in sent] == [("+12025550101", "Hi Sam!")]
 
 
 async def test_wait_for_trigger_takes_the_matched_or_the_timeout_branch(
