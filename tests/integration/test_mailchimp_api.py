@@ -316,12 +316,17 @@ async def test_events_and_tags_enrol_like_the_native_api(
     await post_event({"name": "trial_started", "properties": {"plan": "pro"}})  # other event
     await post_event({"name": "trial_ended", "is_syncing": True})  # stored, triggers nothing
     assert not await in_flow(client, by_event["id"], contact_id)
-    await post_event({"name": "trial_ended", "occurred_at": "2026-11-20T10:00:00+00:00"})
+    # Activity that happened before the flow was activated does not trigger it.
+    await post_event({"name": "trial_ended", "occurred_at": "2020-01-02T10:00:00+00:00"})
+    assert not await in_flow(client, by_event["id"], contact_id)
+    await post_event({"name": "trial_ended"})
     assert await in_flow(client, by_event["id"], contact_id)
     listed = await call(mailchimp.lists.get_list_member_events, audience_id, md5(ada))
-    assert listed["total_items"] == 3
-    assert [e["name"] for e in listed["events"]] == ["trial_ended", "trial_started", "trial_ended"]
-    assert listed["events"][1]["properties"] == {"plan": "pro"}
+    assert listed["total_items"] == 4
+    names = [e["name"] for e in listed["events"]]
+    assert names == ["trial_ended", "trial_ended", "trial_started", "trial_ended"]
+    assert listed["events"][2]["properties"] == {"plan": "pro"}
+    assert listed["events"][3]["occurred_at"].startswith("2020-01-02T10:00:00")
 
     status, body = await failure(
         mailchimp.lists.create_list_member_event, audience_id, md5(ada), {"name": "x"}
