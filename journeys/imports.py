@@ -30,6 +30,8 @@ MAX_ROWS = 100_000
 CHUNK_ROWS = 1_000
 # A report lists this many bad rows at most; `failed` still counts them all.
 MAX_LISTED_ERRORS = 1_000
+# One contact is a few hundred bytes: a longer record is a broken file, not a contact.
+MAX_RECORD_CHARS = 64 * 1024
 
 Format = Literal["csv", "jsonl"]
 NATIVE_COLUMNS = ("email", *contacts.IMPORT_COLUMNS)
@@ -64,7 +66,7 @@ class ImportReport:
     updated: int = 0
     failed: int = 0
     errors: list[RowError] = field(default_factory=list)
-    truncated: bool = False
+    truncated: bool = False  # reading stopped early: the row limit, or a broken file
     enrolled: int = 0
 
     def fail(self, row: int, field: str, message: str) -> None:
@@ -83,6 +85,8 @@ async def _lines(body: AsyncIterator[bytes]) -> AsyncIterator[str]:
             *complete, rest = rest.split("\n")
             for line in complete:
                 yield line.removesuffix("\r")
+            if len(rest) > MAX_RECORD_CHARS:
+                raise UnreadableFile("body", f"a line is longer than {MAX_RECORD_CHARS} characters")
         rest += decoder.decode(b"", final=True)
     except UnicodeDecodeError as err:
         raise UnreadableFile("body", "the file is not UTF-8 text") from err
@@ -97,6 +101,11 @@ async def _csv_records(body: AsyncIterator[bytes]) -> AsyncIterator[list[str]]:
         pending.append(line)
         text = "\n".join(pending)
         if text.count('"') % 2:
+            if len(text) > MAX_RECORD_CHARS:
+                raise UnreadableFile(
+                    "body",
+                    f"a quoted value runs past {MAX_RECORD_CHARS} characters (unclosed quote?)",
+                )
             continue
         pending = []
         if text.strip():
@@ -218,6 +227,21 @@ class Importer:
     async def run(self, body: AsyncIterator[bytes], kind: Format) -> ImportReport:
         """Reads, checks and stores every row; returns the report."""
         chunk: dict[str, tuple[int, dict[str, Any]]] = {}
+        try:
+            await self._read(body, kind, chunk)
+        except UnreadableFile as err:
+            if not self.report.rows:
+                raise
+            # Rows before the break are good: keep them, and say where reading stopped.
+            self.report.truncated = True
+            self.report.fail(self.report.rows + 1, err.field, str(err))
+        if chunk:
+            await self._store(chunk)
+        return self.report
+
+    async def _read(
+        self, body: AsyncIterator[bytes], kind: Format, chunk: dict[str, tuple[int, dict[str, Any]]]
+    ) -> None:
         async for number, values in rows(body, kind):
             if number > MAX_ROWS:
                 self.report.truncated = True
@@ -238,14 +262,12 @@ class Importer:
                     self.report.fail(number, name, message)
                 continue
             digest = subscriber_hash(given["email"])
-            # The same address twice in one statement cannot be upserted: store the first one.
+            # One statement cannot upsert an address twice: store the chunk, then the repeat
+            # updates what the earlier row stored.
             if digest in chunk or len(chunk) >= CHUNK_ROWS:
-                await self._store(chunk)
-                chunk = {}
+                await self._store(dict(chunk))
+                chunk.clear()
             chunk[digest] = (number, given)
-        if chunk:
-            await self._store(chunk)
-        return self.report
 
     async def _store(self, chunk: dict[str, tuple[int, dict[str, Any]]]) -> None:
         aid = self._audience_id

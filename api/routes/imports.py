@@ -43,7 +43,10 @@ class ImportResult(BaseModel):
     errors: list[RowErrorPublic] = Field(
         description=f"The bad rows, up to {MAX_LISTED_ERRORS}, each with its number."
     )
-    truncated: bool = Field(description=f"The file had more than {MAX_ROWS} rows.")
+    truncated: bool = Field(
+        description=f"Reading stopped early (more than {MAX_ROWS} rows, or the file broke off"
+        " into something unreadable); `errors` names the first row not read."
+    )
     enrolled: int = Field(description="Flow runs the new subscriptions started.")
 
 

@@ -190,6 +190,15 @@ async def test_json_lines_import_enrols_only_in_flows_that_take_imports(
         headers={"Content-Type": "text/csv"},
     )
     assert wrong.status_code == 422 and wrong.json()["errors"][0]["field"] == "header"
+    broken = await app_client.post(
+        f"/v1/audiences/{audience_id}/contacts:import",
+        content=b'{"email": "kept@example.com"}\n' + b"x" * 70_000,
+        headers={"Content-Type": "application/x-ndjson"},
+    )
+    assert broken.status_code == 200, broken.text
+    assert (broken.json()["created"], broken.json()["truncated"]) == (1, True)
+    assert broken.json()["errors"][0]["row"] == 2
+    assert (await contact("kept@example.com")).status_code == 200
     typeless = await app_client.post(
         f"/v1/audiences/{audience_id}/contacts:import", content=b"{}", headers={}
     )

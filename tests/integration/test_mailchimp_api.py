@@ -225,6 +225,17 @@ async def test_members_are_created_updated_and_enrolled_with_mailchimp_errors(
     assert (status, body["title"]) == (404, "Resource Not Found")
     assert (await call(mailchimp.lists.get_list_member, audience_id, md5(ada)))["id"] == md5(ada)
 
+    # Double opt-in: a pending member is emailed a confirmation link and enrols only later.
+    pending = email("pending")
+    member = await call(
+        mailchimp.lists.add_list_member,
+        audience_id,
+        {"email_address": pending, "status": "pending"},
+    )
+    assert member["status"] == "pending"
+    await received(mail, pending, "Please confirm your subscription to Test audience")
+    assert not await in_flow(client, signed_up["id"], member["contact_id"])
+
     wrong = MailchimpMarketing.Client()
     wrong.set_config({"api_key": "jrn_not-a-key", "server": "us1"})
     wrong.api_client.host = mailchimp.api_client.host
