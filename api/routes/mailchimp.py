@@ -151,11 +151,7 @@ async def _member_row(pool: PoolDep, list_id: str, ref: str) -> dict[str, Any]:
 
 
 async def _show(pool: PoolDep, row: dict[str, Any], merge: dict[str, MergeField]) -> Member:
-    tag_rows = await pool.fetch(
-        "SELECT t.id, t.name FROM contact_tags ct JOIN tags t ON t.id = ct.tag_id"
-        " WHERE ct.contact_id = $1::uuid ORDER BY t.name",
-        row["id"],
-    )
+    tag_rows = await contacts.tags_with_ids(pool, row["id"])
     location = dict(row.get("location") or {})
     if row.get("timezone"):
         location["timezone"] = row["timezone"]
@@ -202,8 +198,10 @@ def _given(
             "Your merge fields were invalid.",
         )
     given["email"] = email
-    # `status_if_new` applies only to a contact that does not exist yet (PUT's upsert).
-    new_status = body.status or (body.status_if_new if before is None else None)
+    # `status_if_new` applies to a contact that does not exist yet (PUT's upsert), or that
+    # was archived: putting an archived member back is adding it again, as at Mailchimp.
+    is_new = before is None or before["status"] == "archived"
+    new_status = body.status or (body.status_if_new if is_new else None)
     if new_status:
         given["status"] = new_status
     location = body.location.model_dump(exclude_none=True) if body.location else None
@@ -279,7 +277,9 @@ async def set_member(
         raise mailchimp_invalid([FieldError(field="email_address", message="is required")])
     _check_hash(subscriber_hash, body.email_address)
     before = await contacts.resolve(pool, list_id, body.email_address)
-    if before is None and not (body.status or body.status_if_new):
+    if (before is None or before["status"] == "archived") and not (
+        body.status or body.status_if_new
+    ):
         raise mailchimp_invalid(
             [FieldError(field="status_if_new", message="is required for a new member")]
         )

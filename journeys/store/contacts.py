@@ -165,6 +165,16 @@ async def tags(conn: Conn, contact_id: str) -> list[str]:
     return [r["name"] for r in rows]
 
 
+async def tags_with_ids(conn: Conn, contact_id: str) -> list[dict[str, Any]]:
+    """The contact's tags with their ids (Mailchimp shows both), alphabetically."""
+    rows = await conn.fetch(
+        "SELECT t.id, t.name FROM contact_tags ct JOIN tags t ON t.id = ct.tag_id"
+        " WHERE ct.contact_id = $1::uuid ORDER BY t.name",
+        contact_id,
+    )
+    return [dict(r) for r in rows]
+
+
 async def set_fields(
     conn: Conn, contact_id: str, *, standard: dict[str, Any], custom: dict[str, Any]
 ) -> dict[str, Any]:

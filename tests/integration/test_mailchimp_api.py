@@ -432,6 +432,13 @@ async def test_archive_then_delete_permanently_erases_the_contact_and_ends_its_r
     assert archived.status_code == 204
     shown = await call(mailchimp.lists.get_list_member, audience_id, md5(ada))
     assert shown["status"] == "archived"
+    back = await call(
+        mailchimp.lists.set_list_member,
+        audience_id,
+        md5(ada),
+        {"email_address": ada, "status_if_new": "subscribed"},
+    )
+    assert back["status"] == "subscribed"  # putting an archived member back adds it again
 
     erased = await call(mailchimp.lists.delete_list_member_permanent, audience_id, md5(ada))
     assert erased.status_code == 204
