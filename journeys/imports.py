@@ -306,7 +306,6 @@ class Importer:
                         }
                     )
             recorded = await events.record_many(conn, rows)
-        new = {after["id"] for after in stored if after["created"]}
         pending = [
             (
                 IncomingEvent(
@@ -320,7 +319,7 @@ class Importer:
             )
             for e in recorded
         ]
-        results = await self._ingest.deliver_for_new_contacts(pending, new_contacts=new)
+        results = await self._ingest.deliver_many(pending)
         self.report.enrolled += sum(
             1 for r in results for e in r.enrolments if e.outcome == "started"
         )

@@ -17,7 +17,7 @@ from journeys.changes import Pending
 from journeys.dispatch import Dispatcher, DispatchResult, Enrolment
 from journeys.domain.events import IncomingEvent
 from journeys.registry import ActiveFlow
-from journeys.store import events, orders
+from journeys.store import enrollments, events, orders
 
 T = TypeVar("T")
 
@@ -132,20 +132,21 @@ class Ingest:
             return DispatchResult(event_id=stored["id"], duplicate=False)
         return await self.dispatcher.deliver(event, stored)
 
-    async def deliver_for_new_contacts(
-        self, pending: Pending, *, new_contacts: set[str]
-    ) -> list[DispatchResult]:
+    async def deliver_many(self, pending: Pending) -> list[DispatchResult]:
         """Delivers the events of a bulk change, skipping the work no flow needs.
 
-        A contact created by the change has no runs to tell, so its events that trigger no
-        flow are marked delivered in one statement instead of one round trip each; the
-        others go the usual way.
+        An event that triggers no flow, of a contact with no run in progress, has nobody to
+        tell: such events are marked delivered in one statement instead of two round trips
+        each (what `Dispatcher.deliver` would do for them); the others go the usual way.
         """
         if self.dispatcher is None:
             return [DispatchResult(event_id=stored["id"], duplicate=False) for _, stored in pending]
+        running = await enrollments.contacts_running(
+            self.pool, list({event.contact_id for event, _ in pending})
+        )
         idle, busy = [], []
         for event, stored in pending:
-            if event.contact_id in new_contacts and not self.dispatcher.triggers_any(
+            if event.contact_id not in running and not self.dispatcher.triggers_any(
                 event, stored["occurred_at"]
             ):
                 idle.append(stored["id"])
