@@ -69,9 +69,11 @@ class ImportReport:
     truncated: bool = False  # reading stopped early: the row limit, or a broken file
     enrolled: int = 0
 
-    def fail(self, row: int, field: str, message: str) -> None:
+    def fail(self, row: int, field: str, message: str, *, always: bool = False) -> None:
+        """Counts a bad row; lists it while the list is short, or `always` (where reading
+        stopped, which the caller must see)."""
         self.failed += 1
-        if len(self.errors) < MAX_LISTED_ERRORS:
+        if always or len(self.errors) < MAX_LISTED_ERRORS:
             self.errors.append(RowError(row, field, message))
 
 
@@ -234,7 +236,7 @@ class Importer:
                 raise
             # Rows before the break are good: keep them, and say where reading stopped.
             self.report.truncated = True
-            self.report.fail(self.report.rows + 1, err.field, str(err))
+            self.report.fail(self.report.rows + 1, err.field, str(err), always=True)
         if chunk:
             await self._store(chunk)
         return self.report
@@ -250,6 +252,7 @@ class Importer:
                     "row",
                     f"an import takes at most {MAX_ROWS} rows: this row and the ones after it"
                     " were not imported",
+                    always=True,
                 )
                 break
             self.report.rows += 1

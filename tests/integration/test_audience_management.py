@@ -362,3 +362,24 @@ async def test_phone_numbers_are_stored_in_e164(
         assert refused.status_code == 422, raw
         assert refused.json()["errors"][0]["field"] == "phone"
     assert (await app_client.get(f"{contacts}/p@example.com")).json()["phone"] == "+33612345678"
+
+
+async def test_an_import_reads_at_most_100000_rows_and_says_where_it_stopped(
+    app_client: httpx.AsyncClient, audience_id: str
+) -> None:
+    # Rows that fail their checks cost no query: this reads 100,001 rows quickly.
+    body = "email\n" + "not-an-email\n" * 100_001 + "late@example.com\n"
+    response = await app_client.post(
+        f"/v1/audiences/{audience_id}/contacts:import",
+        content=body.encode(),
+        headers={"Content-Type": "text/csv"},
+    )
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert (report["rows"], report["created"], report["truncated"]) == (100_000, 0, True)
+    assert report["failed"] == 100_001
+    assert len(report["errors"]) == 1_001  # 1,000 listed bad rows, then where reading stopped
+    assert report["errors"][-1]["row"] == 100_001
+    assert "at most 100000 rows" in report["errors"][-1]["message"]
+    listed = await app_client.get(f"/v1/audiences/{audience_id}/contacts")
+    assert listed.json()["contacts"] == []
