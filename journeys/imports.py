@@ -40,6 +40,8 @@ _BIRTHDAY = re.compile(r"^(\d{4}-)?(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")
 # Imports cannot ask for double opt-in: that sends email, one contact at a time, via the API.
 _STATUSES = ("subscribed", "unsubscribed", "transactional")
 _SMS_STATUSES = ("subscribed", "unsubscribed", "none")
+# Consent a list owner cannot restore by uploading a file (as at Mailchimp).
+NO_RESUBSCRIBE = ("unsubscribed", "cleaned")
 
 
 class UnreadableFile(ValueError):
@@ -160,6 +162,8 @@ def check_row(
     given: dict[str, Any] = {}
     tags: dict[str, Any] = {}
     for name, raw in values.items():
+        if raw is None:
+            continue  # JSON null = not given, like an empty CSV cell
         if name in NATIVE_COLUMNS:
             given[name] = raw.strip() if isinstance(raw, str) else raw
         elif name.upper() in merge:
@@ -239,6 +243,8 @@ class Importer:
             self.report.fail(self.report.rows + 1, err.field, str(err), always=True)
         if chunk:
             await self._store(chunk)
+        # Consent refusals are found when a chunk is stored, after later rows were read.
+        self.report.errors.sort(key=lambda e: e.row)
         return self.report
 
     async def _read(
@@ -281,6 +287,15 @@ class Importer:
             merged = []
             for digest, (number, given) in list(chunk.items()):
                 old = before.get(digest)
+                if old and old["status"] in NO_RESUBSCRIBE and given.get("status") == "subscribed":
+                    self.report.fail(
+                        number,
+                        "status",
+                        f"this contact is {old['status']}: an import cannot subscribe it again"
+                        " (only the contact can, e.g. through a double opt-in)",
+                    )
+                    del chunk[digest]
+                    continue
                 missing = [tag for tag in required if old is None and not self._has(given, tag)]
                 if missing:
                     for tag in missing:

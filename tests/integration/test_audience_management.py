@@ -143,62 +143,60 @@ async def test_cli_imports_10000_rows_storing_good_ones_and_reporting_bad_ones_b
 async def test_json_lines_import_enrols_only_in_flows_that_take_imports(
     app_client: httpx.AsyncClient, audience_id: str, client: Client, pool: asyncpg.Pool
 ) -> None:
+    base = f"/v1/audiences/{audience_id}/contacts"
+    for email, status in (("gone@example.com", "unsubscribed"), ("kept@example.com", "subscribed")):
+        response = await app_client.post(base, json={"email": email, "status": status})
+        assert response.status_code == 201
     takes = await active_flow(
         app_client, audience_id, {"type": "signed_up_email", "include_imported": True}
     )
     ignores = await active_flow(app_client, audience_id, {"type": "signed_up_email"})
-    existing = (
-        await app_client.post(
-            f"/v1/audiences/{audience_id}/contacts",
-            json={"email": "old@example.com", "status": "unsubscribed", "first_name": "Old"},
-        )
-    ).json()
     rows = [
-        {"email": "new@example.com", "first_name": "New"},
+        {"email": "new@example.com", "first_name": "New", "last_name": None},
         {"email": "quiet@example.com", "status": "unsubscribed"},
         "{not json",
-        {"email": "old@example.com", "status": "subscribed", "first_name": "Renewed"},
+        {"email": "gone@example.com", "status": "subscribed"},  # consent is theirs to give
         {"email": "x@example.com", "colour": "blue"},
+        {"email": "kept@example.com", "first_name": "Kept"},
     ]
     body = "\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows) + "\n"
     response = await app_client.post(
-        f"/v1/audiences/{audience_id}/contacts:import",
-        content=body.encode(),
-        headers={"Content-Type": "application/x-ndjson"},
+        f"{base}:import", content=body.encode(), headers={"Content-Type": "application/x-ndjson"}
     )
     assert response.status_code == 200, response.text
     report = response.json()
-    assert (report["rows"], report["created"], report["updated"], report["failed"]) == (5, 2, 1, 2)
-    assert [(e["row"], e["field"]) for e in report["errors"]] == [(3, "row"), (5, "colour")]
-    assert report["enrolled"] == 2
+    assert (report["rows"], report["created"], report["updated"], report["failed"]) == (6, 2, 1, 3)
+    assert [(e["row"], e["field"]) for e in report["errors"]] == [
+        (3, "row"),
+        (4, "status"),
+        (5, "colour"),
+    ]
+    assert report["enrolled"] == 1
 
     def contact(email: str) -> Any:
-        return app_client.get(f"/v1/audiences/{audience_id}/contacts/{email}")
+        return app_client.get(f"{base}/{email}")
 
     new = (await contact("new@example.com")).json()
-    renewed = (await contact("old@example.com")).json()
-    assert renewed["first_name"] == "Renewed" and renewed["id"] == existing["id"]
     quiet = (await contact("quiet@example.com")).json()
+    assert (await contact("gone@example.com")).json()["status"] == "unsubscribed"
+    assert (await contact("kept@example.com")).json()["first_name"] == "Kept"
     assert await in_flow(client, takes["id"], new["id"])
-    assert await in_flow(client, takes["id"], renewed["id"])
     assert not await in_flow(client, takes["id"], quiet["id"])  # no consent
     assert await count_runs(pool, ignores["id"]) == 0
 
     wrong = await app_client.post(
-        f"/v1/audiences/{audience_id}/contacts:import",
-        content=b"a,b\n1,2\n",
-        headers={"Content-Type": "text/csv"},
+        f"{base}:import", content=b"a,b\n1,2\n", headers={"Content-Type": "text/csv"}
     )
     assert wrong.status_code == 422 and wrong.json()["errors"][0]["field"] == "header"
     broken = await app_client.post(
         f"/v1/audiences/{audience_id}/contacts:import",
-        content=b'{"email": "kept@example.com"}\n' + b"x" * 70_000,
+        content=b'{"email": "early@example.com"}\n' + b"x" * 70_000,
         headers={"Content-Type": "application/x-ndjson"},
     )
     assert broken.status_code == 200, broken.text
     assert (broken.json()["created"], broken.json()["truncated"]) == (1, True)
     assert broken.json()["errors"][0]["row"] == 2
-    assert (await contact("kept@example.com")).status_code == 200
+    assert (await contact("early@example.com")).status_code == 200
     typeless = await app_client.post(
         f"/v1/audiences/{audience_id}/contacts:import", content=b"{}", headers={}
     )
