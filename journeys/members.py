@@ -11,6 +11,8 @@ from functools import partial
 from typing import Any
 
 import asyncpg
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from journeys import changes, optin
 from journeys.changes import Pending
@@ -18,7 +20,7 @@ from journeys.channels.email import PermanentSendError, TransientSendError
 from journeys.config import Settings
 from journeys.dispatch import DispatchResult
 from journeys.ingest import Ingest
-from journeys.store import audiences, contacts
+from journeys.store import audiences, contacts, enrollments
 
 
 class ConfirmationNotSent(Exception):
@@ -61,3 +63,23 @@ async def save(
         except (PermanentSendError, TransientSendError, OSError) as err:
             raise ConfirmationNotSent(str(err)) from err
     return row, created, before, results
+
+
+async def erase(pool: asyncpg.Pool, client: Client, *, contact_id: str) -> None:
+    """Ends the contact's runs in every flow, then deletes its personal data.
+
+    Runs are terminated first, so none is left waiting on a contact that is gone; their
+    histories hold ids, not the address. A run started meanwhile finds no contact and
+    refuses to begin.
+    """
+    for run in await enrollments.running_for_contact(pool, contact_id):
+        try:
+            await client.get_workflow_handle(run["workflow_id"]).terminate(
+                reason="contact permanently deleted"
+            )
+        except RPCError as err:
+            # Finished between the query and the call: nothing left to end.
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+    async with pool.acquire() as conn, conn.transaction():
+        await contacts.erase(conn, contact_id)

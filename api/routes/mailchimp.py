@@ -19,7 +19,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import IngestDep, PoolDep, SettingsDep, TemporalDep, require_api_key
 from api.problems import (
@@ -40,7 +39,7 @@ from journeys.domain.merge_fields import MergeField, from_contact, to_contact
 from journeys.ingest import Ingest
 from journeys.registry import ActiveFlow
 from journeys.security import subscriber_hash as hash_of_email
-from journeys.store import audiences, contacts, enrollments, events, flows, merge_fields
+from journeys.store import audiences, contacts, events, flows, merge_fields
 
 
 async def mailchimp_key(request: Request) -> str:
@@ -369,17 +368,7 @@ async def delete_member_permanently(
     their recipient.
     """
     row = await _member_row(pool, list_id, subscriber_hash)
-    for run in await enrollments.running_for_contact(pool, row["id"]):
-        try:
-            await temporal.get_workflow_handle(run["workflow_id"]).terminate(
-                reason="contact permanently deleted"
-            )
-        except RPCError as err:
-            # Finished between the query and the call: nothing left to end.
-            if err.status != RPCStatusCode.NOT_FOUND:
-                raise
-    async with pool.acquire() as conn, conn.transaction():
-        await contacts.erase(conn, row["id"])
+    await members.erase(pool, temporal, contact_id=row["id"])
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
