@@ -18,6 +18,7 @@ from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api.deps import IngestDep, PoolDep, SettingsDep, TemporalDep, require_api_key
@@ -255,11 +256,55 @@ def _check_hash(subscriber: str, email: str) -> None:
         )
 
 
-@router.get("/lists/{list_id}/members/{subscriber_hash}", responses=ERRORS)
-async def get_member(list_id: str, subscriber_hash: str, pool: PoolDep) -> Member:
+def _paths(value: str | None) -> list[list[str]]:
+    return [p.strip().split(".") for p in (value or "").split(",") if p.strip()]
+
+
+def _pick(data: dict[str, Any], paths: list[list[str]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for path in paths:
+        head, rest = path[0], path[1:]
+        if head not in data:
+            continue
+        if rest and isinstance(data[head], dict):
+            out[head] = {**out.get(head, {}), **_pick(data[head], [rest])}
+        else:
+            out[head] = data[head]
+    return out
+
+
+def _drop(data: dict[str, Any], paths: list[list[str]]) -> dict[str, Any]:
+    out = dict(data)
+    for path in paths:
+        head, rest = path[0], path[1:]
+        if head in out and rest and isinstance(out[head], dict):
+            out[head] = _drop(out[head], [rest])
+        elif not rest:
+            out.pop(head, None)
+    return out
+
+
+@router.get("/lists/{list_id}/members/{subscriber_hash}", response_model=Member, responses=ERRORS)
+async def get_member(
+    list_id: str,
+    subscriber_hash: str,
+    pool: PoolDep,
+    fields: str | None = Query(
+        None, max_length=2000, description="Comma-separated fields to return (dots for sub-fields)."
+    ),
+    exclude_fields: str | None = Query(
+        None, max_length=2000, description="Comma-separated fields to leave out."
+    ),
+) -> Any:
     """One member, by subscriber hash or email address."""
     row = await _member_row(pool, list_id, subscriber_hash)
-    return await _show(pool, row, await merge_fields.defined(pool, list_id))
+    shown = await _show(pool, row, await merge_fields.defined(pool, list_id))
+    if not (fields or exclude_fields):
+        return shown
+    data = shown.model_dump(mode="json")
+    if fields:
+        data = _pick(data, _paths(fields))
+    return JSONResponse(_drop(data, _paths(exclude_fields)))
 
 
 @router.put("/lists/{list_id}/members/{subscriber_hash}", responses=ERRORS)

@@ -224,6 +224,21 @@ async def test_members_are_created_updated_and_enrolled_with_mailchimp_errors(
     status, body = await failure(mailchimp.lists.get_list_member, audience_id, md5("x@y.org"))
     assert (status, body["title"]) == (404, "Resource Not Found")
     assert (await call(mailchimp.lists.get_list_member, audience_id, md5(ada)))["id"] == md5(ada)
+    picked = await asyncio.to_thread(
+        mailchimp.lists.get_list_member,
+        audience_id,
+        md5(ada),
+        fields=["id", "merge_fields.FNAME", "merge_fields.PLAN"],
+    )
+    assert picked == {"id": md5(ada), "merge_fields": {"FNAME": "Ada", "PLAN": "pro"}}
+    trimmed = await asyncio.to_thread(
+        mailchimp.lists.get_list_member,
+        audience_id,
+        md5(ada),
+        exclude_fields=["tags", "merge_fields.PHONE", "location"],
+    )
+    assert "tags" not in trimmed and "location" not in trimmed
+    assert "PHONE" not in trimmed["merge_fields"] and trimmed["merge_fields"]["FNAME"] == "Ada"
 
     # Double opt-in: a pending member is emailed a confirmation link and enrols only later.
     pending = email("pending")
