@@ -116,6 +116,24 @@ def validation_errors(errors: list[dict[str, Any]], tags: frozenset[str]) -> lis
     return out
 
 
+# The Mailchimp-compatible routes answer bad input as Mailchimp does: 400 "Invalid Resource".
+MAILCHIMP_PREFIX = "/3.0/"
+MAILCHIMP_ERRORS = "https://mailchimp.com/developer/marketing/docs/errors/"
+
+
+def mailchimp_invalid(errors: list[FieldError], detail: str | None = None) -> ProblemError:
+    """Mailchimp's answer to a body that does not validate, with one entry per bad field."""
+    return ProblemError(
+        400,
+        detail
+        or "The resource submitted could not be validated. For field-specific details,"
+        " see the 'errors' array.",
+        title="Invalid Resource",
+        type=MAILCHIMP_ERRORS,
+        errors=errors,
+    )
+
+
 def problem_response(request: Request, exc: ProblemError) -> JSONResponse:
     body = Problem(
         type=exc.type,
@@ -143,6 +161,8 @@ def install(app: FastAPI, *, tags: frozenset[str]) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = validation_errors(list(exc.errors()), tags)
+        if request.url.path.startswith(MAILCHIMP_PREFIX):
+            return problem_response(request, mailchimp_invalid(errors))
         first = errors[0] if errors else FieldError(field="body", message="invalid")
         detail = f"{first.field}: {first.message}"
         if len(errors) > 1:

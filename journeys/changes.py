@@ -167,28 +167,20 @@ async def upsert(
     return (row, created), pending
 
 
-async def after_upsert(
-    conn: asyncpg.Connection,
-    *,
-    before: dict[str, Any] | None,
-    after: dict[str, Any],
-    given: dict[str, Any],
-    key: str,
-) -> Pending:
-    """The events an upsert causes: a new email subscription, and each field that changed."""
-    pending: Pending = []
-    ids = {"audience_id": after["audience_id"], "contact_id": after["id"]}
+def upsert_events(
+    before: dict[str, Any] | None, after: dict[str, Any], given: dict[str, Any]
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """The events an upsert causes, as (type, idempotency key part, data).
+
+    A new email subscription is `subscribed_email` (`imported` says whether it came from a
+    bulk import, which only flows that include imports take); each field that changed is
+    `field_changed`. Pure, so bulk imports compute the same events for many rows at once.
+    """
+    out: list[tuple[str, str, dict[str, Any]]] = []
     if after["status"] == "subscribed" and (before is None or before["status"] != "subscribed"):
-        await _record(
-            conn,
-            pending,
-            **ids,
-            type="subscribed_email",
-            key=f"subscribed_email:{after['id']}:{key}",
-            data={"imported": bool(given.get("imported", False))},
-        )
+        out.append(("subscribed_email", "", {"imported": bool(given.get("imported", False))}))
     if before is None:
-        return pending
+        return out
     changed = {
         name: after[name]
         for name in STANDARD_FIELDS
@@ -202,13 +194,31 @@ async def after_upsert(
     }
     for name, value in changed.items():
         previous = before.get(name) if name in STANDARD_FIELDS else old_custom.get(name)
+        out.append(
+            ("field_changed", f"{name}:", {"field": name, "value": value, "previous": previous})
+        )
+    return out
+
+
+async def after_upsert(
+    conn: asyncpg.Connection,
+    *,
+    before: dict[str, Any] | None,
+    after: dict[str, Any],
+    given: dict[str, Any],
+    key: str,
+) -> Pending:
+    """Stores the events an upsert causes (see `upsert_events`)."""
+    pending: Pending = []
+    for type, part, data in upsert_events(before, after, given):
         await _record(
             conn,
             pending,
-            **ids,
-            type="field_changed",
-            key=f"field_changed:{after['id']}:{name}:{key}",
-            data={"field": name, "value": value, "previous": previous},
+            audience_id=after["audience_id"],
+            contact_id=after["id"],
+            type=type,
+            key=f"{type}:{after['id']}:{part}{key}",
+            data=data,
         )
     return pending
 
@@ -236,3 +246,43 @@ async def set_sms_consent(
         data={"channel": "sms"} if not subscribed else {"imported": False},
     )
     return True, pending
+
+
+async def confirm_subscription(
+    conn: asyncpg.Connection, *, contact: dict[str, Any], key: str
+) -> tuple[bool, Pending]:
+    """Double opt-in: a pending contact followed its confirmation link and is now subscribed.
+
+    Returns:
+        Whether the contact was pending (a second click, or a contact that unsubscribed
+        since, changes nothing), and the `subscribed_email` event it causes.
+    """
+    # Locked and read again: two clicks at once subscribe once.
+    current = await contacts.get_for_update(conn, contact["id"])
+    if current is None or current["status"] != "pending":
+        return False, []
+    after = await contacts.set_status(conn, contact["id"], "subscribed")
+    return True, await after_upsert(conn, before=current, after=after, given={}, key=key)
+
+
+async def archive(
+    conn: asyncpg.Connection, *, contact: dict[str, Any], key: str
+) -> tuple[dict[str, Any], Pending]:
+    """Archives the contact (Mailchimp's DELETE): it stays on record and gets no more email.
+
+    Leaving `subscribed` is an `unsubscribed` event, so runs with an email-status exit
+    condition hear of it.
+    """
+    pending: Pending = []
+    after = await contacts.set_status(conn, contact["id"], "archived")
+    if contact["status"] == "subscribed":
+        await _record(
+            conn,
+            pending,
+            audience_id=contact["audience_id"],
+            contact_id=contact["id"],
+            type="unsubscribed",
+            key=f"unsubscribed:{contact['id']}:email:{key}",
+            data={"channel": "email", "archived": True},
+        )
+    return after, pending

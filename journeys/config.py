@@ -207,6 +207,14 @@ class Settings(BaseSettings):
         600.0, gt=0, description="Longest wait between two delivery attempts of one event."
     )
 
+    # Audience management and the Mailchimp API (imports, merge fields, double opt-in).
+    phone_default_region: str | None = Field(
+        None,
+        pattern=r"^[A-Z]{2}$",
+        description="Country (ISO code, e.g. `FR`) of phone numbers given without +country code;"
+        " unset = such numbers are refused.",
+    )
+
     @model_validator(mode="after")
     def _no_dev_secret_in_production(self) -> Settings:
         if self.env == "production" and self.secret_key.get_secret_value() == DEV_SECRET:

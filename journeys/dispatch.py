@@ -122,6 +122,10 @@ class Dispatcher:
             signalled=len(others),
         )
 
+    def triggers_any(self, event: IncomingEvent, at: datetime) -> bool:
+        """Whether an active flow would enrol the event's contact (an in-memory check)."""
+        return bool(self._registry.matching(event, at))
+
     async def deliver_to(
         self, flow: ActiveFlow, event: IncomingEvent, stored: dict[str, Any]
     ) -> Enrolment:

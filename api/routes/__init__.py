@@ -11,8 +11,11 @@ from api.routes import (
     contacts,
     eventbrite,
     flows,
+    imports,
     integrations,
     livechat,
+    merge_fields,
+    optin,
     shopify,
     surveys,
     twilio,
@@ -32,3 +35,6 @@ v1.include_router(livechat.router)
 v1.include_router(zapier.router)
 v1.include_router(surveys.router)
 v1.include_router(admin.router)
+v1.include_router(imports.router)
+v1.include_router(merge_fields.router)
+v1.include_router(optin.router)

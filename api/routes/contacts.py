@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import uuid
 from datetime import datetime
 from functools import partial
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Response, status
+from fastapi import APIRouter, Header, Query, Response, status
 from pydantic import AfterValidator, BaseModel, Field, WithJsonSchema
 
 from api.deps import ApiKeyDep, IngestDep, PoolDep, SettingsDep
 from api.problems import FieldError, Problem, ProblemError
 from api.routes.audiences import TimeZone, require_audience
-from journeys import changes
+from journeys import changes, members
+from journeys.config import Settings
 from journeys.dispatch import DispatchResult
 from journeys.domain.events import ACTIVITY_EVENTS, IncomingEvent, activity_problems
+from journeys.domain.merge_fields import COLUMN, MergeField, to_contact
+from journeys.domain.phones import to_e164
 from journeys.domain.text import (
     JSON_OBJECT_SCHEMA,
     CleanJson,
@@ -25,7 +30,7 @@ from journeys.domain.text import (
     json_size,
 )
 from journeys.ingest import Ingest
-from journeys.store import contacts, groups
+from journeys.store import contacts, groups, merge_fields
 
 router = APIRouter(prefix="/audiences/{audience_id}/contacts", tags=["contacts"])
 
@@ -66,7 +71,9 @@ class ContactUpsert(BaseModel):
     status: Literal["subscribed", "unsubscribed", "pending", "transactional"] | None = None
     first_name: SingleLine | None = Field(None, max_length=100)
     last_name: SingleLine | None = Field(None, max_length=100)
-    phone: SingleLine | None = Field(None, max_length=32, description="E.164, e.g. +33612345678.")
+    phone: SingleLine | None = Field(
+        None, max_length=32, description="Stored in E.164, e.g. +33612345678."
+    )
     sms_status: Literal["subscribed", "unsubscribed", "none"] | None = None
     timezone: TimeZone | None = None
     birthday: (
@@ -136,6 +143,29 @@ async def _public(pool: PoolDep, contact: dict[str, Any]) -> ContactPublic:
     return ContactPublic(**contact, tags=await contacts.tags(pool, contact["id"]))
 
 
+def _normalise(given: dict[str, Any], merge: dict[str, MergeField], settings: Settings) -> None:
+    """Phone to E.164 and custom fields named by a merge tag to their type, in place.
+
+    Raises:
+        ProblemError: 422 naming each value that does not fit.
+    """
+    errors = []
+    if given.get("phone"):
+        try:
+            given["phone"] = to_e164(given["phone"], region=settings.phone_default_region)
+        except ValueError as err:
+            errors.append(FieldError(field="phone", message=str(err)))
+    typed = {k: v for k, v in (given.get("fields") or {}).items() if k in merge and k not in COLUMN}
+    if typed:
+        converted, problems = to_contact(
+            typed, merge, creating=False, phone_region=settings.phone_default_region
+        )
+        errors += [FieldError(field=f"fields.{tag}", message=m) for tag, m in problems]
+        given["fields"] = {**given["fields"], **converted.get("fields", {})}
+    if errors:
+        raise ProblemError(422, f"{errors[0].field}: {errors[0].message}", errors=errors)
+
+
 @router.post(
     "",
     responses={**ERRORS, 200: {"model": ContactPublic, "description": "Updated"}},
@@ -153,19 +183,87 @@ async def upsert_contact(
     """Creates the contact (201) or updates the one with that email (200).
 
     A new subscription fires `signed_up_email` triggers; a field that changes fires
-    `field_changed` triggers.
+    `field_changed` triggers. `status: pending` is double opt-in: the contact is emailed a
+    signed confirmation link and becomes `subscribed` (firing `signed_up_email`) only when it
+    follows it. Phones are stored in E.164; custom fields named by one of the audience's merge
+    fields are checked and converted by its type.
     """
     if body.fields is not None:
         _within(body.fields, field="fields", limit=settings.max_contact_fields_bytes)
     aid = str(audience_id)
     await require_audience(pool, aid)
     given = body.model_dump(exclude_unset=True)
-    (row, created), _ = await ingest.change(
-        partial(changes.upsert, audience_id=aid, given=given, key=uuid.uuid4().hex)
-    )
+    _normalise(given, await merge_fields.defined(pool, aid), settings)
+    try:
+        row, created, _, _ = await members.save(
+            ingest, settings, audience_id=aid, given=given, key=uuid.uuid4().hex
+        )
+    except members.ConfirmationNotSent as err:
+        raise ProblemError(
+            503,
+            f"the contact is stored as pending, but its confirmation email failed ({err});"
+            " send the request again to retry",
+        ) from err
     if not created:
         response.status_code = status.HTTP_200_OK
     return await _public(pool, row)
+
+
+class ContactPage(BaseModel):
+    contacts: list[ContactPublic]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page."
+    )
+
+
+def _cursor(row: dict[str, Any]) -> str:
+    raw = json.dumps([row["email"].lower(), row["id"]]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _after(cursor: str) -> tuple[str, str]:
+    try:
+        email, last_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        uuid.UUID(last_id)
+        return str(email), str(last_id)
+    except (ValueError, TypeError) as err:
+        raise ProblemError(
+            422,
+            "query.cursor: not a cursor this API returned",
+            errors=[FieldError(field="query.cursor", message="not a cursor this API returned")],
+        ) from err
+
+
+@router.get("", responses=ERRORS)
+async def list_contacts(
+    audience_id: uuid.UUID,
+    pool: PoolDep,
+    _key: ApiKeyDep,
+    email_prefix: str | None = Query(None, min_length=1, max_length=254),
+    tag: str | None = Query(None, min_length=1, max_length=100),
+    status: Literal["subscribed", "unsubscribed", "cleaned", "pending", "transactional", "archived"]
+    | None = None,
+    cursor: str | None = Query(None, max_length=1000),
+    limit: int = Query(100, ge=1, le=1000),
+) -> ContactPage:
+    """The audience's contacts in email order, a page at a time, filtered by email prefix,
+    tag and status (all optional, combined with AND)."""
+    aid = str(audience_id)
+    await require_audience(pool, aid)
+    rows = await contacts.search(
+        pool,
+        aid,
+        email_prefix=email_prefix,
+        tag=tag,
+        status=status,
+        after=_after(cursor) if cursor else None,
+        limit=limit + 1,
+    )
+    page = rows[:limit]
+    return ContactPage(
+        contacts=[ContactPublic(**row) for row in page],
+        next_cursor=_cursor(page[-1]) if len(rows) > limit else None,
+    )
 
 
 @router.get("/{contact}", responses=ERRORS)

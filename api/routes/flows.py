@@ -19,6 +19,7 @@ from api.routes.audiences import require_audience
 from journeys.config import Settings
 from journeys.domain import search
 from journeys.domain.flow import FlowDefinition
+from journeys.domain.journey_ids import journey_ids
 from journeys.domain.runs import (
     ARM_WORKFLOW_NAME,
     CONTROL_WORKFLOW_NAME,
@@ -69,6 +70,12 @@ class FlowPublic(BaseModel):
         None,
         description="Progress of arming the audience's existing contacts (date triggers and"
         " purchase lapses), from the flow's last activation.",
+    )
+    journey_id: int | None = Field(
+        None, description="With a flow_api trigger: the Mailchimp-style journey id."
+    )
+    step_id: int | None = Field(
+        None, description="With a flow_api trigger: the Mailchimp-style trigger step id."
     )
 
 
@@ -129,7 +136,11 @@ class ManualAddResult(BaseModel):
 def public(row: dict[str, Any]) -> FlowPublic:
     """The flow as the API shows it; the definition in authoring order (jsonb sorts keys)."""
     definition = FlowDefinition.model_validate(row["definition"]).authored()
-    return FlowPublic(**{**row, "definition": definition})
+    ids = journey_ids(row)
+    journey_id, step_id = ids if ids else (None, None)
+    return FlowPublic(
+        **{**row, "definition": definition, "journey_id": journey_id, "step_id": step_id}
+    )
 
 
 async def require_flow(pool: asyncpg.Pool, flow_id: str) -> dict[str, Any]:

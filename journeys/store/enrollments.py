@@ -111,3 +111,13 @@ async def running_page(conn: Conn, flow_id: str, *, after: str, limit: int) -> l
         limit,
     )
     return [r["workflow_id"] for r in rows]
+
+
+async def contacts_running(conn: Conn, contact_ids: list[str]) -> set[str]:
+    """Which of these contacts have an entry in progress in some flow (one query for many)."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT contact_id::text FROM enrollments"
+        " WHERE contact_id = ANY($1::uuid[]) AND status = 'running'",
+        contact_ids,
+    )
+    return {r["contact_id"] for r in rows}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -144,3 +145,54 @@ async def dead_letters(conn: Conn, *, limit: int, offset: int) -> list[dict[str,
 async def count_dead_letters(conn: Conn) -> int:
     """How many events are dead-lettered."""
     return await conn.fetchval("SELECT count(*) FROM events WHERE dead_lettered_at IS NOT NULL")
+
+
+async def record_many(conn: Conn, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Appends many events in one statement (a bulk import); keys already seen are skipped.
+
+    Args:
+        rows: Each with `idempotency_key`, `audience_id`, `contact_id`, `type`, `data`.
+
+    Returns:
+        The events this call stored.
+    """
+    if not rows:
+        return []
+    stored = await conn.fetch(
+        """
+        INSERT INTO events (idempotency_key, audience_id, contact_id, type, data)
+        SELECT r.key, r.audience_id, r.contact_id, r.type, r.data::jsonb
+        FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::text[], $5::text[])
+             AS r(key, audience_id, contact_id, type, data)
+        ON CONFLICT (idempotency_key) DO NOTHING
+        RETURNING id::text, idempotency_key, type, data, occurred_at, dispatched_at,
+                  contact_id::text, audience_id::text
+        """,
+        [r["idempotency_key"] for r in rows],
+        [r["audience_id"] for r in rows],
+        [r["contact_id"] for r in rows],
+        [r["type"] for r in rows],
+        [json.dumps(r["data"]) for r in rows],
+    )
+    return [dict(r) for r in stored]
+
+
+async def mark_many_dispatched(conn: Conn, event_ids: list[str]) -> None:
+    """Notes that these events concern no workflow (nothing to start or signal)."""
+    await conn.execute(
+        "UPDATE events SET dispatched_at = now() WHERE id = ANY($1::uuid[])"
+        " AND dispatched_at IS NULL",
+        event_ids,
+    )
+
+
+async def of_contact(conn: Conn, contact_id: str, type: str, *, limit: int) -> list[dict[str, Any]]:
+    """The contact's latest events of one type, newest first."""
+    rows = await conn.fetch(
+        "SELECT id::text, type, data, occurred_at FROM events"
+        " WHERE contact_id = $1::uuid AND type = $2 ORDER BY occurred_at DESC LIMIT $3",
+        contact_id,
+        type,
+        limit,
+    )
+    return [dict(r) for r in rows]

@@ -14,7 +14,8 @@ CHANNEL = "journeys_flows"
 
 _SELECT = """
     SELECT f.id::text, f.audience_id::text, f.name, f.status, f.current_version AS version,
-           f.created_at, f.updated_at, f.activated_at, f.archived_at, v.definition
+           f.created_at, f.updated_at, f.activated_at, f.archived_at, f.journey_id,
+           v.definition
     FROM flows f JOIN flow_versions v ON v.flow_id = f.id AND v.version = f.current_version
 """
 
@@ -44,6 +45,12 @@ async def get(conn: Conn, flow_id: str) -> dict[str, Any] | None:
     if not is_uuid(flow_id):
         return None
     row = await conn.fetchrow(_SELECT + " WHERE f.id = $1::uuid", flow_id)
+    return dict(row) if row else None
+
+
+async def by_journey_id(conn: Conn, journey_id: int) -> dict[str, Any] | None:
+    """The flow Mailchimp-style journey triggers address by this number, or None."""
+    row = await conn.fetchrow(_SELECT + " WHERE f.journey_id = $1", journey_id)
     return dict(row) if row else None
 
 

@@ -190,17 +190,17 @@ async def test_sms_step_texts_consenting_contacts_only(
         [{"id": "t", "type": "send_sms", "body": "Hi {{ contact.first_name }}!"}],
     )
     yes = await _contact(
-        app_client, audience_id, first_name="Sam", phone="+15550001", sms_status="subscribed"
+        app_client, audience_id, first_name="Sam", phone="+12025550101", sms_status="subscribed"
     )
-    no = await _contact(app_client, audience_id, first_name="Noe", phone="+15550002")
+    no = await _contact(app_client, audience_id, first_name="Noe", phone="+12025550102")
     await _run(app_client, client, audience_id, flow_id, yes, "text")
     await _run(app_client, client, audience_id, flow_id, no, "text")
     sent = [
         m
         for m in OutboxSmsProvider(settings.home / "sms").messages()
-        if m["to"] in ("+15550001", "+15550002")
+        if m["to"] in ("+12025550101", "+12025550102")
     ]
-    assert [(m["to"], m["body"]) for m in sent] == [("+15550001", "Hi Sam!")]
+    assert [(m["to"], m["body"]) for m in sent] == [("+12025550101", "Hi Sam!")]
 
 
 async def test_wait_for_trigger_takes_the_matched_or_the_timeout_branch(
