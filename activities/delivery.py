@@ -1,7 +1,13 @@
-"""Sending messages. Each send is claimed in `messages` first, so retries never send twice."""
+"""Sending messages. Each send is claimed in `messages` first, so retries never send twice.
+
+Marketing email is made trackable and unsubscribable here (see `journeys.channels.tracking`);
+every accepted email is recorded as `email_sent`, and the recipient's server's refusals as
+bounces, through `Ingest`, so flows hear of them.
+"""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from email.utils import parseaddr
@@ -12,6 +18,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.local_time import zone_for
+from journeys import changes
 from journeys.channels.email import (
     EmailSender,
     PermanentSendError,
@@ -21,6 +28,9 @@ from journeys.channels.email import (
     message_id_for,
 )
 from journeys.channels.sms import SmsProvider
+from journeys.channels.tracking import TrackingConfig, engage, message_ref
+from journeys.domain.events import IncomingEvent
+from journeys.domain.flow import Tracking
 from journeys.domain.runs import (
     ActivityName,
     Delivery,
@@ -30,7 +40,8 @@ from journeys.domain.runs import (
 )
 from journeys.domain.schedule import quiet_until
 from journeys.domain.templating import contact_context, render
-from journeys.store import contacts, messages
+from journeys.ingest import Ingest
+from journeys.store import contacts, flows, messages
 
 # Called after a send is recorded; tests use it to fail an attempt at the worst moment.
 AfterSendHook = Callable[[SendEmailInput], Awaitable[None]]
@@ -55,6 +66,9 @@ class DeliveryActivities:
         email: EmailSender,
         *,
         default_from: str,
+        ingest: Ingest,
+        tracking: TrackingConfig,
+        soft_bounce_limit: int = 5,
         sms: SmsProvider | None = None,
         after_send: AfterSendHook | None = None,
     ) -> None:
@@ -62,6 +76,9 @@ class DeliveryActivities:
         self._email = email
         self._sms = sms
         self._default_from = default_from
+        self._ingest = ingest
+        self._tracking = tracking
+        self._soft_bounce_limit = soft_bounce_limit
         self._after_send = after_send
 
     async def _prepare(
@@ -85,10 +102,22 @@ class DeliveryActivities:
                 return None, SendResult(status="deferred", not_before=until.astimezone(UTC))
         return contact, None
 
-    def _context(self, input: Delivery, contact: dict[str, Any]) -> dict[str, Any]:
+    def _context(
+        self, input: Delivery, contact: dict[str, Any], *, unsubscribe_url: str = ""
+    ) -> dict[str, Any]:
         return contact_context(
-            contact, event=input.event, flow={"id": input.flow_id, "name": input.flow_name}
+            contact,
+            unsubscribe_url=unsubscribe_url,
+            event=input.event,
+            flow={"id": input.flow_id, "name": input.flow_name},
         )
+
+    async def _tracking_of(self, input: SendEmailInput) -> Tracking:
+        """The tracking settings of the flow version the contact runs on."""
+        if input.tracking is not None:
+            return input.tracking
+        stored = await flows.entered_settings(self._pool, input.flow_id, input.contact_id)
+        return Tracking.model_validate((stored or {}).get("tracking") or {})
 
     @activity.defn(name=ActivityName.SEND_EMAIL)
     async def send_email(self, input: SendEmailInput) -> SendResult:
@@ -101,8 +130,30 @@ class DeliveryActivities:
         if early is not None:
             return early
         assert contact is not None
-        context = self._context(input, contact)
+        marketing = not input.transactional
+        ref = message_ref(input.idempotency_key)
+        tracker = self._tracking.tracker(ref)
+        unsubscribe_url = tracker.unsubscribe_url() if marketing else ""
+        context = self._context(input, contact, unsubscribe_url=unsubscribe_url)
         subject = render(input.subject, context)
+        html = render(input.html, context, html=True) if input.html else None
+        text = render(input.text, context) if input.text else None
+        headers = {"X-Journeys-Flow": input.flow_id, "X-Journeys-Step": input.step_id}
+        links: list[str] = []
+        if marketing:
+            tracking = await self._tracking_of(input)
+            placed = any("unsubscribe_url" in (t or "") for t in (input.html, input.text))
+            html, text, links = engage(
+                html=html,
+                text=text,
+                tracker=tracker,
+                opens=tracking.opens,
+                clicks=tracking.clicks,
+                has_unsubscribe=placed,
+            )
+            # RFC 8058: mailbox providers POST `List-Unsubscribe=One-Click` to this URL.
+            headers["List-Unsubscribe"] = f"<{unsubscribe_url}>"
+            headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         default_name, default_address = parseaddr(self._default_from)
         sender = format_sender(
             input.from_name or default_name or None, input.from_email or default_address
@@ -112,12 +163,12 @@ class DeliveryActivities:
             sender=sender,
             to=contact["email"],
             subject=subject,
-            html=render(input.html, context, html=True) if input.html else None,
-            text=render(input.text, context) if input.text else None,
+            html=html,
+            text=text,
             preheader=render(input.preheader, context) if input.preheader else None,
             reply_to=input.reply_to,
             message_id=message_id,
-            headers={"X-Journeys-Flow": input.flow_id, "X-Journeys-Step": input.step_id},
+            headers=headers,
         )
 
         async def send() -> str:
@@ -131,10 +182,47 @@ class DeliveryActivities:
             subject=subject,
             message_id=message_id,
             send=send,
+            contact=contact,
+            ref=ref,
+            links=links,
         )
+        if result.status in ("sent", "duplicate"):
+            # A retry after a crash between the send and this record records it then (same key).
+            await self._ingest.event(
+                IncomingEvent(
+                    type="email_sent",
+                    audience_id=contact["audience_id"],
+                    contact_id=contact["id"],
+                    idempotency_key=f"email_sent:{input.idempotency_key}",
+                    data={**self._email_ref(input), "message_id": message_id},
+                )
+            )
         if result.status == "sent" and self._after_send:
             await self._after_send(input)
         return result
+
+    @staticmethod
+    def _email_ref(input: Delivery) -> dict[str, str]:
+        return {"flow_id": input.flow_id, "step_id": input.step_id}
+
+    async def _bounced(
+        self, input: Delivery, contact: dict[str, Any], *, kind: str, error: str
+    ) -> bool:
+        """Records a bounce of this email; returns whether the address is cleaned now."""
+        await messages.mark_bounced(self._pool, input.idempotency_key, kind, error)
+        # Each refused attempt is one soft bounce; a hard bounce is one per message.
+        key = f"{input.idempotency_key}:{kind}" + (f":{uuid.uuid4().hex}" if kind == "soft" else "")
+        cleaned, _ = await self._ingest.change(
+            lambda conn: changes.bounce(
+                conn,
+                contact=contact,
+                kind=kind,
+                email=self._email_ref(input),
+                key=key,
+                soft_limit=self._soft_bounce_limit,
+            )
+        )
+        return cleaned
 
     @activity.defn(name=ActivityName.SEND_SMS)
     async def send_sms(self, input: SendSmsInput) -> SendResult:
@@ -162,6 +250,7 @@ class DeliveryActivities:
             subject=None,
             message_id=input.idempotency_key,
             send=send,
+            contact=contact,
         )
 
     async def _send_once(
@@ -173,8 +262,15 @@ class DeliveryActivities:
         subject: str | None,
         message_id: str,
         send: Callable[[], Awaitable[str]],
+        contact: dict[str, Any],
+        ref: str | None = None,
+        links: list[str] | None = None,
     ) -> SendResult:
-        """Claims the send in `messages`, sends unless an earlier attempt did, records the outcome."""
+        """Claims the send in `messages`, sends unless an earlier attempt did, records the outcome.
+
+        An email the recipient's server refuses is a bounce: a hard one cleans the address, soft
+        ones are retried and clean it when `soft_bounce_limit` come in a row.
+        """
         record = await messages.claim(
             self._pool,
             idempotency_key=input.idempotency_key,
@@ -186,6 +282,9 @@ class DeliveryActivities:
             recipient=recipient,
             subject=subject,
             message_id=message_id,
+            ref=ref,
+            audience_id=contact["audience_id"],
+            links=links,
         )
         if record["status"] == "sent":
             return SendResult(status="duplicate", message_id=record["message_id"])
@@ -195,8 +294,16 @@ class DeliveryActivities:
             sent_id = await send()
         except PermanentSendError as exc:
             await messages.mark_failed(self._pool, input.idempotency_key, str(exc))
+            if channel == "email" and exc.bounce:
+                await self._bounced(input, contact, kind="hard", error=str(exc))
             raise _refused(exc) from exc
         except TransientSendError as exc:
+            if channel == "email" and exc.bounce:
+                if await self._bounced(input, contact, kind="soft", error=str(exc)):
+                    await messages.mark_failed(self._pool, input.idempotency_key, str(exc))
+                    raise _refused(exc) from exc
             raise _retry(exc) from exc
         await messages.mark_sent(self._pool, input.idempotency_key)
+        if channel == "email":
+            await contacts.reset_soft_bounces(self._pool, input.contact_id)
         return SendResult(status="sent", message_id=sent_id)

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from api import metrics, problems
 from api.outbox import OutboxRelay
-from api.routes import health, v1
+from api.routes import health, tracking, v1
 from journeys import __version__
 from journeys.config import Settings
 from journeys.domain.flow import TYPE_TAGS
@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app, tags=TYPE_TAGS)
     app.include_router(v1)
     app.include_router(health.router)
+    app.include_router(tracking.router)
     if settings.api_metrics:
         metrics.install(app)
     return app

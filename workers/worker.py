@@ -18,6 +18,7 @@ from activities.enrollment import EnrollmentActivities
 from activities.webhooks import WebhookActivities
 from journeys.channels.email import EmailSender, SmtpConfig
 from journeys.channels.sms import OutboxSmsProvider, SmsProvider, TwilioSmsProvider
+from journeys.channels.tracking import TrackingConfig
 from journeys.config import Settings
 from journeys.embedded.process import find_binary, terminate
 from journeys.wiring import Core, open_core
@@ -44,6 +45,13 @@ def smtp_config(settings: Settings) -> SmtpConfig:
 def email_sender(settings: Settings) -> EmailSender:
     """The SMTP sender, keeping `smtp_pool_size` connections open for reuse."""
     return EmailSender(smtp_config(settings), pool_size=settings.smtp_pool_size)
+
+
+def tracking_config(settings: Settings) -> TrackingConfig:
+    """Where tracking and unsubscribe links point, and their signing key."""
+    return TrackingConfig(
+        key=settings.tracking_signing_key(), base_url=settings.effective_public_url
+    )
 
 
 def sms_provider(settings: Settings) -> SmsProvider | None:
@@ -80,6 +88,9 @@ def activities_for(
         pool,
         email or email_sender(settings),
         default_from=settings.mail_from,
+        ingest=core.ingest,
+        tracking=tracking_config(settings),
+        soft_bounce_limit=settings.soft_bounce_limit,
         sms=sms_provider(settings),
         after_send=after_send,
     )

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from journeys.domain.conditions import ConditionSet
-from journeys.domain.flow import FlowDefinition, QuietHours
+from journeys.domain.flow import FlowDefinition, QuietHours, Tracking
 from journeys.domain.steps import (
     AddTag,
     AddToGroup,
@@ -164,6 +164,9 @@ class SendEmailInput(Delivery):
     from_name: str | None = None
     from_email: str | None = None
     reply_to: str | None = None
+    tracking: Tracking | None = Field(
+        None, description="The flow's tracking settings; None reads them from its stored version."
+    )
 
 
 class SendSmsInput(Delivery):

@@ -12,13 +12,14 @@ from jinja2.sandbox import SandboxedEnvironment
 _text_env = SandboxedEnvironment(autoescape=False)
 _html_env = SandboxedEnvironment(autoescape=True)
 
-# What a template may name: the contact, the enrolling event's data, the flow.
+# What a template may name: the contact, the enrolling event's data, the flow, and the
+# contact's own unsubscribe link (empty in transactional email, which has none).
 CONTACT_FIELDS = frozenset({
     "id", "audience_id", "email", "subscriber_hash", "status", "first_name", "last_name",
     "phone", "sms_status", "timezone", "birthday", "signup_at", "created_at", "updated_at",
     "fields", "tags",
 })  # fmt: skip
-TOP_LEVEL = frozenset({"contact", "event", "flow"})
+TOP_LEVEL = frozenset({"contact", "event", "flow", "unsubscribe_url"})
 
 
 @lru_cache(maxsize=512)
@@ -64,7 +65,8 @@ def merge_tag_errors(source: str) -> list[str]:
     problems = []
     for name in sorted(meta.find_undeclared_variables(tree) - TOP_LEVEL - set(_text_env.globals)):
         problems.append(
-            f"unknown merge tag {name!r}{_suggest(name, TOP_LEVEL)}: use contact.*, event.* or flow.*"
+            f"unknown merge tag {name!r}{_suggest(name, TOP_LEVEL)}:"
+            " use contact.*, event.*, flow.* or unsubscribe_url"
         )
     for node in tree.find_all(nodes.Getattr):
         on_contact = isinstance(node.node, nodes.Name) and node.node.name == "contact"
@@ -76,6 +78,18 @@ def merge_tag_errors(source: str) -> list[str]:
     return problems
 
 
-def contact_context(contact: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    """Builds the merge context: standard fields, custom ones under `contact.fields`."""
-    return {"contact": {**contact, "fields": dict(contact.get("fields") or {})}, **extra}
+def contact_context(
+    contact: dict[str, Any], *, unsubscribe_url: str = "", **extra: Any
+) -> dict[str, Any]:
+    """Builds the merge context: standard fields, custom ones under `contact.fields`.
+
+    Args:
+        contact: The contact row.
+        unsubscribe_url: The contact's one-click unsubscribe link for this message.
+        **extra: Further top-level names (`event`, `flow`).
+    """
+    return {
+        "contact": {**contact, "fields": dict(contact.get("fields") or {})},
+        "unsubscribe_url": unsubscribe_url,
+        **extra,
+    }

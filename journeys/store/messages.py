@@ -21,14 +21,25 @@ async def claim(
     recipient: str,
     subject: str | None,
     message_id: str,
+    ref: str | None = None,
+    audience_id: str | None = None,
+    campaign_id: str | None = None,
+    links: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Records the intent to send, or returns the earlier record for this key."""
+    """Records the intent to send, or returns the earlier record for this key.
+
+    A retry of a send that has not gone out yet stores the links of the message it is about
+    to send (rendered again, they may differ), so clicks always resolve against what left.
+    """
     row = await conn.fetchrow(
         """
         INSERT INTO messages (idempotency_key, channel, flow_id, step_id, contact_id, workflow_id,
-                              recipient, subject, message_id)
-        VALUES ($1, $2, $3::uuid, $4, $5::uuid, $6, $7, $8, $9)
-        ON CONFLICT (idempotency_key) DO UPDATE SET idempotency_key = EXCLUDED.idempotency_key
+                              recipient, subject, message_id, ref, audience_id, campaign_id, links)
+        VALUES ($1, $2, $3::uuid, $4, $5::uuid, $6, $7, $8, $9, $10, $11::uuid, $12::uuid,
+                $13::jsonb)
+        ON CONFLICT (idempotency_key) DO UPDATE SET
+            links = CASE WHEN messages.status = 'pending' THEN EXCLUDED.links
+                         ELSE messages.links END
         RETURNING status, message_id
         """,
         idempotency_key,
@@ -40,8 +51,46 @@ async def claim(
         recipient,
         subject,
         message_id,
+        ref,
+        audience_id,
+        campaign_id,
+        links or [],
     )
     return dict(row)
+
+
+async def by_ref(conn: Conn, ref: str) -> dict[str, Any] | None:
+    """The message a tracking token names, with what its events need."""
+    row = await conn.fetchrow(
+        "SELECT idempotency_key, ref, channel, flow_id::text, step_id, campaign_id::text,"
+        " contact_id::text, audience_id::text, links, status, message_id"
+        " FROM messages WHERE ref = $1",
+        ref,
+    )
+    return dict(row) if row else None
+
+
+async def by_message_id(conn: Conn, message_id: str) -> dict[str, Any] | None:
+    """The message with this `Message-ID` header (how bounce reports name a message)."""
+    row = await conn.fetchrow(
+        "SELECT idempotency_key, ref, flow_id::text, step_id, campaign_id::text,"
+        " contact_id::text, audience_id::text FROM messages WHERE message_id = $1"
+        " ORDER BY id DESC LIMIT 1",
+        message_id,
+    )
+    return dict(row) if row else None
+
+
+async def mark_bounced(conn: Conn, idempotency_key: str, bounce: str, error: str) -> None:
+    """Records how the recipient's server refused the message (a hard bounce also fails it)."""
+    await conn.execute(
+        "UPDATE messages SET bounce = CASE WHEN bounce = 'hard' THEN bounce ELSE $2 END,"
+        " status = CASE WHEN $2 = 'hard' THEN 'failed' ELSE status END, error = $3"
+        " WHERE idempotency_key = $1",
+        idempotency_key,
+        bounce,
+        error,
+    )
 
 
 async def mark_sent(conn: Conn, idempotency_key: str) -> None:
