@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.routes import audiences, campaigns, contacts, flows
+from api.routes import audiences, bounces, campaigns, contacts, flows
 
 v1 = APIRouter(prefix="/v1")
 v1.include_router(audiences.router)
 v1.include_router(contacts.router)
 v1.include_router(flows.router)
 v1.include_router(campaigns.router)
+v1.include_router(bounces.router)

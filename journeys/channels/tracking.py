@@ -71,6 +71,9 @@ def verify(key: bytes, token: str) -> Token | None:
         return None
     if len(raw) != _PAYLOAD_BYTES + _TAG_BYTES:
         return None
+    # One spelling per token: unused trailing bits must not make a second valid URL.
+    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode() != token:
+        return None
     payload, tag = raw[:_PAYLOAD_BYTES], raw[_PAYLOAD_BYTES:]
     if not hmac.compare_digest(tag, _tag(key, payload)):
         return None

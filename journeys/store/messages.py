@@ -81,18 +81,6 @@ async def by_message_id(conn: Conn, message_id: str) -> dict[str, Any] | None:
     return dict(row) if row else None
 
 
-async def mark_bounced(conn: Conn, idempotency_key: str, bounce: str, error: str) -> None:
-    """Records how the recipient's server refused the message (a hard bounce also fails it)."""
-    await conn.execute(
-        "UPDATE messages SET bounce = CASE WHEN bounce = 'hard' THEN bounce ELSE $2 END,"
-        " status = CASE WHEN $2 = 'hard' THEN 'failed' ELSE status END, error = $3"
-        " WHERE idempotency_key = $1",
-        idempotency_key,
-        bounce,
-        error,
-    )
-
-
 async def mark_sent(conn: Conn, idempotency_key: str) -> None:
     await conn.execute(
         "UPDATE messages SET status = 'sent', sent_at = now(), error = NULL"
@@ -118,3 +106,14 @@ async def for_contact(conn: Conn, contact_id: str) -> list[dict[str, Any]]:
         contact_id,
     )
     return [dict(r) for r in rows]
+
+
+async def mark_bounced(conn: Conn, idempotency_key: str, bounce: str, error: str) -> None:
+    """Records how the recipient's server refused the message (a hard bounce stays hard)."""
+    await conn.execute(
+        "UPDATE messages SET bounce = CASE WHEN bounce = 'hard' THEN bounce ELSE $2 END,"
+        " error = $3 WHERE idempotency_key = $1",
+        idempotency_key,
+        bounce,
+        error,
+    )
