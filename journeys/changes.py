@@ -140,9 +140,18 @@ async def set_fields(
 
 
 async def unsubscribe(
-    conn: asyncpg.Connection, *, contact: dict[str, Any], channels: list[str], key: str
+    conn: asyncpg.Connection,
+    *,
+    contact: dict[str, Any],
+    channels: list[str],
+    key: str,
+    cause: dict[str, Any] | None = None,
 ) -> tuple[list[str], Pending]:
-    """Ends marketing consent on the channels; each one that changes becomes an `unsubscribed` event."""
+    """Ends marketing consent on the channels; each one that changes becomes an `unsubscribed` event.
+
+    Args:
+        cause: What the event data also names, e.g. the email ref of the unsubscribe link.
+    """
     pending: Pending = []
     done = await contacts.unsubscribe(conn, contact["id"], channels)
     for channel in done:
@@ -153,7 +162,7 @@ async def unsubscribe(
             contact_id=contact["id"],
             type="unsubscribed",
             key=f"unsubscribed:{contact['id']}:{channel}:{key}",
-            data={"channel": channel},
+            data={**(cause or {}), "channel": channel},
         )
     return done, pending
 
@@ -283,5 +292,5 @@ async def complain(
         key=f"email_complained:{key}",
         data=email,
     )
-    done, more = await unsubscribe(conn, contact=contact, channels=["email"], key=key)
+    done, more = await unsubscribe(conn, contact=contact, channels=["email"], key=key, cause=email)
     return done, pending + more

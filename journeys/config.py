@@ -128,6 +128,12 @@ class Settings(BaseSettings):
         ge=1,
         description="Soft bounces in a row (4xx refusals, no delivery between) that clean a contact.",
     )
+    campaign_rate: float = Field(
+        100.0, gt=0, description="Campaign emails per second, unless the campaign sets its own."
+    )
+    campaign_batch_size: int = Field(
+        200, ge=1, le=5000, description="Recipients per page of a campaign send (one activity)."
+    )
 
     @model_validator(mode="after")
     def _no_dev_secret_in_production(self) -> Settings:

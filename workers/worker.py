@@ -12,6 +12,7 @@ from typing import Any
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
+from activities.campaigns import CampaignActivities
 from activities.contacts import ContactActivities
 from activities.delivery import AfterSendHook, DeliveryActivities
 from activities.enrollment import EnrollmentActivities
@@ -22,12 +23,13 @@ from journeys.channels.tracking import TrackingConfig
 from journeys.config import Settings
 from journeys.embedded.process import find_binary, terminate
 from journeys.wiring import Core, open_core
+from workflows.campaign_send import CampaignSendWorkflow
 from workflows.contact_flow import ContactFlowWorkflow
 from workflows.flow_control import FlowControlWorkflow
 
 log = logging.getLogger(__name__)
 
-WORKFLOWS = [ContactFlowWorkflow, FlowControlWorkflow]
+WORKFLOWS = [ContactFlowWorkflow, FlowControlWorkflow, CampaignSendWorkflow]
 
 
 def smtp_config(settings: Settings) -> SmtpConfig:
@@ -84,15 +86,24 @@ def activities_for(
 ) -> list[object]:
     """Every activity, bound to its dependencies (`email`: a sender the caller will close)."""
     settings, pool = core.settings, core.pool
+    email = email or email_sender(settings)
     delivery = DeliveryActivities(
         pool,
-        email or email_sender(settings),
+        email,
         default_from=settings.mail_from,
         ingest=core.ingest,
         tracking=tracking_config(settings),
         soft_bounce_limit=settings.soft_bounce_limit,
         sms=sms_provider(settings),
         after_send=after_send,
+    )
+    campaigns = CampaignActivities(
+        pool,
+        email,
+        default_from=settings.mail_from,
+        ingest=core.ingest,
+        tracking=tracking_config(settings),
+        soft_bounce_limit=settings.soft_bounce_limit,
     )
     enrollment = EnrollmentActivities(pool)
     contacts = ContactActivities(pool, core.ingest)
@@ -107,6 +118,8 @@ def activities_for(
         contacts.evaluate_conditions,
         contacts.resolve_wait,
         webhooks.call_webhook,
+        campaigns.send_campaign_page,
+        campaigns.finish_campaign,
     ]
 
 

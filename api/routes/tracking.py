@@ -143,7 +143,11 @@ async def unsubscribe(
         raise ProblemError(404, "no such link")
     await ingest.change(
         lambda conn: changes.unsubscribe(
-            conn, contact=contact, channels=["email"], key=f"link:{message['ref']}"
+            conn,
+            contact=contact,
+            channels=["email"],
+            key=f"link:{message['ref']}",
+            cause=_email_ref(message),
         )
     )
     return _page("You are unsubscribed", "<p>You will get no more of these emails.</p>")

@@ -14,3 +14,11 @@ CREATE INDEX messages_campaign ON messages (campaign_id) WHERE campaign_id IS NO
 
 -- Soft bounces in a row (reset by a delivered message); at the threshold the contact is cleaned.
 ALTER TABLE contacts ADD COLUMN soft_bounces integer NOT NULL DEFAULT 0;
+
+-- Campaigns become sendable: content, recipients (a segment of the audience), schedule, state.
+ALTER TABLE campaigns DROP CONSTRAINT campaigns_status_check;
+ALTER TABLE campaigns ADD CONSTRAINT campaigns_status_check
+    CHECK (status IN ('draft', 'scheduled', 'sending', 'paused', 'sent', 'cancelled'));
+-- preheader, html, text, sender, segment, tracking, rate: see journeys/domain/campaigns.py.
+ALTER TABLE campaigns ADD COLUMN content jsonb NOT NULL DEFAULT '{}'::jsonb;
+ALTER TABLE campaigns ADD COLUMN send_at timestamptz;
