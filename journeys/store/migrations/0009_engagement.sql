@@ -22,3 +22,9 @@ ALTER TABLE campaigns ADD CONSTRAINT campaigns_status_check
 -- preheader, html, text, sender, segment, tracking, rate: see journeys/domain/campaigns.py.
 ALTER TABLE campaigns ADD COLUMN content jsonb NOT NULL DEFAULT '{}'::jsonb;
 ALTER TABLE campaigns ADD COLUMN send_at timestamptz;
+
+-- Reports count the events an email caused by the email they name.
+CREATE INDEX events_email_flow ON events ((data->>'flow_id'), type)
+    WHERE data->>'flow_id' IS NOT NULL;
+CREATE INDEX events_email_campaign ON events ((data->>'campaign_id'), type)
+    WHERE data->>'campaign_id' IS NOT NULL;
