@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from email.message import EmailMessage
 from email.utils import parseaddr
 from typing import Any
 
@@ -179,7 +180,9 @@ class CampaignActivities:
                 },
             )
             try:
-                await self._email.send(message)
+                # Once the server has the message, record it even if the activity is being
+                # cancelled (worker shutdown): a retry must find it `sent`, not send it again.
+                await asyncio.shield(self._deliver(key, message))
             except PermanentSendError as exc:
                 await messages.mark_failed(self._pool, key, str(exc))
                 if exc.bounce:
@@ -192,7 +195,6 @@ class CampaignActivities:
                     await messages.mark_failed(self._pool, key, str(exc))
                     return "failed"
                 return "retry"
-            await messages.mark_sent(self._pool, key)
             await contacts.reset_soft_bounces(self._pool, contact["id"])
         await self._ingest.event(
             IncomingEvent(
@@ -204,6 +206,10 @@ class CampaignActivities:
             )
         )
         return "sent"
+
+    async def _deliver(self, key: str, message: EmailMessage) -> None:
+        await self._email.send(message)
+        await messages.mark_sent(self._pool, key)
 
     async def _bounced(
         self, campaign: dict[str, Any], contact: dict[str, Any], *, key: str, kind: str, error: str

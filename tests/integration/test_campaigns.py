@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
 from temporalio.client import Client
+from temporalio.worker import Worker
 
-from journeys.domain.campaigns import CampaignProgress, campaign_workflow_id
+from activities.campaigns import CampaignActivities
+from journeys.channels.email import EmailSender, SmtpConfig
+from journeys.config import Settings
+from journeys.domain.campaigns import CampaignProgress, CampaignSendInput, campaign_workflow_id
 from journeys.embedded.mailcatcher import CaughtMail, MailCatcher
+from journeys.embedded.process import free_port
+from journeys.store import campaigns
+from journeys.wiring import Core
 from tests.helpers import eventually
+from workers.worker import tracking_config
+from workflows.campaign_send import CampaignSendWorkflow
 
 
 async def _bulk_contacts(
@@ -171,3 +182,55 @@ async def test_segment_test_send_schedule_pause_resume_cancel(
     assert sorted(m.rcpt_tos[0] for m in _of(mail, now_id)) == sorted(
         p["email"] for p in people[:2]
     )
+
+
+async def test_worker_killed_mid_send_and_restarted_still_sends_exactly_one_each(
+    app_client: httpx.AsyncClient,
+    audience_id: str,
+    pool: asyncpg.Pool,
+    settings: Settings,
+    core: Core,
+    client: Client,
+) -> None:
+    await _bulk_contacts(pool, audience_id, 1000)
+    campaign_id = await _campaign(app_client, audience_id, text="Hi", rate_per_second=100)
+    await campaigns.set_status(pool, campaign_id, "sending", only_from=("draft",))
+    queue = f"campaign-restart-{uuid.uuid4().hex[:6]}"
+
+    def worker(catcher: MailCatcher) -> Worker:
+        sender = CampaignActivities(
+            pool,
+            EmailSender(SmtpConfig(host="127.0.0.1", port=catcher.port)),
+            default_from=settings.mail_from,
+            ingest=core.ingest,
+            tracking=tracking_config(settings),
+        )
+        return Worker(
+            client,
+            task_queue=queue,
+            workflows=[CampaignSendWorkflow],
+            activities=[sender.send_campaign_page, sender.finish_campaign],
+            graceful_shutdown_timeout=timedelta(0),
+        )
+
+    with MailCatcher(port=free_port()) as catcher:
+        first = worker(catcher)
+        running = asyncio.create_task(first.run())
+        handle = await client.start_workflow(
+            CampaignSendWorkflow.run,
+            CampaignSendInput(campaign_id=campaign_id, batch_size=200, rate_per_second=100),
+            id=campaign_workflow_id(campaign_id),
+            task_queue=queue,
+        )
+        await eventually(lambda: len(catcher.messages) >= 150, timeout=60)
+        await first.shutdown()  # mid-page: the activity is cancelled
+        await running
+        at_kill = len(catcher.messages)
+        assert at_kill < 1000
+
+        async with worker(catcher):
+            final = await handle.result()
+        recipients = [m.rcpt_tos[0] for m in catcher.messages]
+    assert (final.sent, len(recipients), len(set(recipients))) == (1000, 1000, 1000)
+    report = await campaigns.report(pool, campaign_id)
+    assert (report["recipients"], report["sent"]) == (1000, 1000)
