@@ -173,15 +173,20 @@ async def test_segment_test_send_schedule_pause_resume_cancel(
     assert campaign["status"] == "cancelled" and campaign["progress"]["recipients"] == 0
     assert (await app_client.post(f"/v1/campaigns/{campaign_id}/resume")).status_code == 409
 
-    # The same content sent now reaches the segment only.
+    # Sent now, untracked: it reaches the segment only, links as written, no pixel.
     now_id = await _campaign(
-        app_client, audience_id, text="Hello {{ contact.first_name }}", segment=segment
+        app_client,
+        audience_id,
+        html='<p>Hello</p><a href="https://example.com/a">a</a>',
+        segment=segment,
+        tracking={"opens": False, "clicks": False},
     )
     await app_client.post(f"/v1/campaigns/{now_id}/send")
     await client.get_workflow_handle(campaign_workflow_id(now_id)).result()
-    assert sorted(m.rcpt_tos[0] for m in _of(mail, now_id)) == sorted(
-        p["email"] for p in people[:2]
-    )
+    sent = _of(mail, now_id)
+    assert sorted(m.rcpt_tos[0] for m in sent) == sorted(p["email"] for p in people[:2])
+    html = sent[0].body("html")
+    assert 'href="https://example.com/a"' in html and "/t/o/" not in html and "/u/" in html
 
 
 async def test_worker_killed_mid_send_and_restarted_still_sends_exactly_one_each(
