@@ -195,7 +195,8 @@ class CampaignActivities:
                     await messages.mark_failed(self._pool, key, str(exc))
                     return "failed"
                 return "retry"
-            await contacts.reset_soft_bounces(self._pool, contact["id"])
+            if contact["soft_bounces"]:  # a delivery ends a run of soft bounces
+                await contacts.reset_soft_bounces(self._pool, contact["id"])
         await self._ingest.event(
             IncomingEvent(
                 type="email_sent",

@@ -40,6 +40,13 @@ SECTIONS = {
         "5. Worker tuning",
         "The end-to-end max-rate run with one and with two worker processes per side.",
     ),
+    "engagement": (
+        "6. Engagement: campaign send and open tracking",
+        "A campaign to N contacts: from `POST …/send` to the SMTP sink accepting the last email "
+        "(emails/s) and the first (s), against a raw `aiosmtplib` loop sending the same rendered "
+        "messages over as many connections as the worker keeps. Then `GET /t/o/<token>.gif` in a "
+        "closed loop (opens/s, p99) against the gateway's plain ingest of the same event.",
+    ),
     "shapes": (
         "Experiment: what fewer activities and upserts would save",
         "Raw workflows shaped like a one-email contact today and like the recommended shapes, "

@@ -89,7 +89,7 @@ async def audience_page(
     rows = await conn.fetch(
         "SELECT id::text, audience_id::text, email, subscriber_hash, status, first_name,"
         " last_name, phone, sms_status, timezone, birthday, fields, signup_at, created_at,"
-        " updated_at FROM contacts"
+        " updated_at, soft_bounces FROM contacts"
         " WHERE audience_id = $1::uuid AND ($2 = '' OR id > $2::uuid) ORDER BY id LIMIT $3",
         audience_id,
         after,
