@@ -95,13 +95,16 @@ class CampaignActivities:
                 wait = start + next(slots) / input.rate_per_second - loop.time()
                 if wait > 0:
                     await asyncio.sleep(wait)
-                outcome = await self._send(campaign, content, contact)
-                if outcome == "retry":
-                    retry.append(contact["email"])
-                else:
-                    setattr(progress, outcome, getattr(progress, outcome) + 1)
-                if activity.in_activity():
-                    activity.heartbeat(progress.sent)
+                outcome, sent = await self._send(campaign, content, contact)
+            # Outside the gate: recording the event does not hold up the next email.
+            if sent is not None:
+                await self._ingest.event(sent)
+            if outcome == "retry":
+                retry.append(contact["email"])
+            else:
+                setattr(progress, outcome, getattr(progress, outcome) + 1)
+            if activity.in_activity():
+                activity.heartbeat(progress.sent)
 
         await asyncio.gather(*(one(c) for c in eligible))
         if retry:
@@ -123,8 +126,12 @@ class CampaignActivities:
 
     async def _send(
         self, campaign: dict[str, Any], content: CampaignContent, contact: dict[str, Any]
-    ) -> str:
-        """Claims, renders and sends one recipient's email; returns the progress field to count."""
+    ) -> tuple[str, IncomingEvent | None]:
+        """Claims, renders and sends one recipient's email.
+
+        Returns:
+            The progress field to count, and the `email_sent` event to record if it went out.
+        """
         key = campaign_message_key(campaign["id"], contact["id"])
         ref = message_ref(key)
         tracker = self._tracking.tracker(ref)
@@ -162,7 +169,7 @@ class CampaignActivities:
             links=links,
         )
         if record["status"] == "failed":
-            return "failed"
+            return "failed", None
         if record["status"] != "sent":
             message = build_message(
                 sender=sender,
@@ -187,26 +194,23 @@ class CampaignActivities:
                 await messages.mark_failed(self._pool, key, str(exc))
                 if exc.bounce:
                     await self._bounced(campaign, contact, key=key, kind="hard", error=str(exc))
-                return "failed"
+                return "failed", None
             except TransientSendError as exc:
                 if exc.bounce and await self._bounced(
                     campaign, contact, key=key, kind="soft", error=str(exc)
                 ):
                     await messages.mark_failed(self._pool, key, str(exc))
-                    return "failed"
-                return "retry"
+                    return "failed", None
+                return "retry", None
             if contact["soft_bounces"]:  # a delivery ends a run of soft bounces
                 await contacts.reset_soft_bounces(self._pool, contact["id"])
-        await self._ingest.event(
-            IncomingEvent(
-                type="email_sent",
-                audience_id=contact["audience_id"],
-                contact_id=contact["id"],
-                idempotency_key=f"email_sent:{key}",
-                data={"campaign_id": campaign["id"], "message_id": message_id},
-            )
+        return "sent", IncomingEvent(
+            type="email_sent",
+            audience_id=contact["audience_id"],
+            contact_id=contact["id"],
+            idempotency_key=f"email_sent:{key}",
+            data={"campaign_id": campaign["id"], "message_id": message_id},
         )
-        return "sent"
 
     async def _deliver(self, key: str, message: EmailMessage) -> None:
         await self._email.send(message)
