@@ -94,6 +94,8 @@ async def report_bounce(
             "no such contact",
             errors=[FieldError(field="email", message="no contact of the audience has it")],
         )
+    if body.diagnostic:
+        email = {**email, "diagnostic": body.diagnostic}
     key = f"report:{body.id or uuid.uuid4().hex}"
     event_type = "email_complained" if body.type == "complaint" else "email_bounced"
     repeated = await events.by_key(pool, f"{event_type}:{key}") is not None

@@ -200,9 +200,19 @@ async def test_reported_bounces_and_complaints(
     assert repeat.json()["recorded"] is False
     assert await _bounces(pool, flow["id"]) == ["hard"]
 
-    body = {"type": "soft", "audience_id": audience_id, "email": soft["email"]}
+    body = {
+        "type": "soft",
+        "audience_id": audience_id,
+        "email": soft["email"],
+        "diagnostic": "452 4.2.2 mailbox full",
+    }
     response = await app_client.post("/v1/bounces", json=body)
     assert response.json()["status"] == "subscribed"
+    data = await pool.fetchval(
+        "SELECT data FROM events WHERE contact_id = $1::uuid AND type = 'email_bounced'",
+        soft["id"],
+    )
+    assert data == {"bounce": "soft", "diagnostic": "452 4.2.2 mailbox full"}
 
     body = {"type": "complaint", "audience_id": audience_id, "email": spam["email"]}
     response = await app_client.post("/v1/bounces", json=body)
