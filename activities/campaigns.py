@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import parseaddr
 from typing import Any
@@ -45,6 +46,16 @@ from journeys.store import campaigns, conditions, contacts, messages
 
 # Emails of one page in flight at once (each worker's SMTP connections are shared).
 CONCURRENCY = 10
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """One recipient's rendered email and its ledger row."""
+
+    contact: dict[str, Any]
+    key: str
+    message: EmailMessage
+    claim: dict[str, Any]
 
 
 class CampaignActivities:
@@ -84,29 +95,38 @@ class CampaignActivities:
         )
         eligible = [c for c in page if await self._takes(c, content)]
         progress = CampaignProgress(recipients=len(eligible))
+        prepared = [self._prepare(campaign, content, contact) for contact in eligible]
+        # The whole page is claimed in one statement; each email is marked sent on its own.
+        claimed = await messages.claim_many(
+            self._pool,
+            campaign_id=campaign["id"],
+            audience_id=campaign["audience_id"],
+            workflow_id=campaign_workflow_id(campaign["id"]),
+            rows=[p.claim for p in prepared],
+        )
         retry: list[str] = []
         loop = asyncio.get_running_loop()
         start, slots = loop.time(), itertools.count()
         gate = asyncio.Semaphore(CONCURRENCY)
 
-        async def one(contact: dict[str, Any]) -> None:
+        async def one(email: _Prepared) -> None:
             async with gate:
                 # Paces the page: email N leaves no earlier than N / rate seconds after start.
                 wait = start + next(slots) / input.rate_per_second - loop.time()
                 if wait > 0:
                     await asyncio.sleep(wait)
-                outcome, sent = await self._send(campaign, content, contact)
+                outcome, sent = await self._send(campaign, email, claimed[email.key])
             # Outside the gate: recording the event does not hold up the next email.
             if sent is not None:
                 await self._ingest.event(sent)
             if outcome == "retry":
-                retry.append(contact["email"])
+                retry.append(email.contact["email"])
             else:
                 setattr(progress, outcome, getattr(progress, outcome) + 1)
             if activity.in_activity():
                 activity.heartbeat(progress.sent)
 
-        await asyncio.gather(*(one(c) for c in eligible))
+        await asyncio.gather(*(one(email) for email in prepared))
         if retry:
             raise ApplicationError(
                 f"{len(retry)} email(s) of the page could not be handed over; retrying them",
@@ -124,14 +144,10 @@ class CampaignActivities:
             return True
         return await conditions.evaluate(self._pool, contact, content.segment)
 
-    async def _send(
+    def _prepare(
         self, campaign: dict[str, Any], content: CampaignContent, contact: dict[str, Any]
-    ) -> tuple[str, IncomingEvent | None]:
-        """Claims, renders and sends one recipient's email.
-
-        Returns:
-            The progress field to count, and the `email_sent` event to record if it went out.
-        """
+    ) -> _Prepared:
+        """Renders one recipient's email (tracked, unsubscribable) and its ledger row."""
         key = campaign_message_key(campaign["id"], contact["id"])
         ref = message_ref(key)
         tracker = self._tracking.tracker(ref)
@@ -152,44 +168,48 @@ class CampaignActivities:
             content.from_name or default_name or None, content.from_email or default_address
         )
         message_id = message_id_for(key, sender)
-        record = await messages.claim(
-            self._pool,
-            idempotency_key=key,
-            channel="email",
-            flow_id=None,
-            step_id=None,
-            contact_id=contact["id"],
-            workflow_id=campaign_workflow_id(campaign["id"]),
-            recipient=contact["email"],
+        message = build_message(
+            sender=sender,
+            to=contact["email"],
             subject=subject,
+            html=html,
+            text=text,
+            preheader=render(content.preheader, context) if content.preheader else None,
+            reply_to=content.reply_to,
             message_id=message_id,
-            ref=ref,
-            audience_id=contact["audience_id"],
-            campaign_id=campaign["id"],
-            links=links,
+            headers={
+                "X-Journeys-Campaign": campaign["id"],
+                "List-Unsubscribe": f"<{tracker.unsubscribe_url()}>",
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            },
         )
-        if record["status"] == "failed":
+        claim = {
+            "idempotency_key": key,
+            "contact_id": contact["id"],
+            "recipient": contact["email"],
+            "subject": subject,
+            "message_id": message_id,
+            "ref": ref,
+            "links": links,
+        }
+        return _Prepared(contact=contact, key=key, message=message, claim=claim)
+
+    async def _send(
+        self, campaign: dict[str, Any], email: _Prepared, status: str
+    ) -> tuple[str, IncomingEvent | None]:
+        """Sends one claimed email unless an earlier attempt did.
+
+        Returns:
+            The progress field to count, and the `email_sent` event to record if it went out.
+        """
+        contact, key = email.contact, email.key
+        if status == "failed":
             return "failed", None
-        if record["status"] != "sent":
-            message = build_message(
-                sender=sender,
-                to=contact["email"],
-                subject=subject,
-                html=html,
-                text=text,
-                preheader=render(content.preheader, context) if content.preheader else None,
-                reply_to=content.reply_to,
-                message_id=message_id,
-                headers={
-                    "X-Journeys-Campaign": campaign["id"],
-                    "List-Unsubscribe": f"<{tracker.unsubscribe_url()}>",
-                    "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-                },
-            )
+        if status != "sent":
             try:
                 # Once the server has the message, record it even if the activity is being
                 # cancelled (worker shutdown): a retry must find it `sent`, not send it again.
-                await asyncio.shield(self._deliver(key, message))
+                await asyncio.shield(self._deliver(key, email.message))
             except PermanentSendError as exc:
                 await messages.mark_failed(self._pool, key, str(exc))
                 if exc.bounce:
@@ -209,7 +229,7 @@ class CampaignActivities:
             audience_id=contact["audience_id"],
             contact_id=contact["id"],
             idempotency_key=f"email_sent:{key}",
-            data={"campaign_id": campaign["id"], "message_id": message_id},
+            data={"campaign_id": campaign["id"], "message_id": email.claim["message_id"]},
         )
 
     async def _deliver(self, key: str, message: EmailMessage) -> None:

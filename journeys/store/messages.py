@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import asyncpg
@@ -57,6 +58,53 @@ async def claim(
         links or [],
     )
     return dict(row)
+
+
+async def claim_many(
+    conn: Conn,
+    *,
+    campaign_id: str,
+    audience_id: str,
+    workflow_id: str,
+    rows: list[dict[str, Any]],
+) -> dict[str, str]:
+    """Claims a page of campaign emails in one statement (see `claim`); returns key → status.
+
+    Each row has `idempotency_key`, `contact_id`, `recipient`, `subject`, `message_id`, `ref`
+    and `links`.
+    """
+    if not rows:
+        return {}
+    found = await conn.fetch(
+        """
+        INSERT INTO messages (idempotency_key, channel, contact_id, workflow_id, recipient,
+                              subject, message_id, ref, audience_id, campaign_id, links)
+        SELECT k, 'email', c::uuid, $1, r, s, m, f, $2::uuid, $3::uuid, l::jsonb
+        FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+                    $10::text[]) AS t(k, c, r, s, m, f, l)
+        ON CONFLICT (idempotency_key) DO UPDATE SET
+            links = CASE WHEN messages.status = 'pending' THEN EXCLUDED.links
+                         ELSE messages.links END
+        RETURNING idempotency_key, status
+        """,
+        workflow_id,
+        audience_id,
+        campaign_id,
+        *(
+            [row[name] for row in rows]
+            for name in (
+                "idempotency_key",
+                "contact_id",
+                "recipient",
+                "subject",
+                "message_id",
+                "ref",
+            )
+        ),
+        # As JSON text: asyncpg would take a list of lists for a two-dimensional array.
+        [json.dumps(row["links"]) for row in rows],
+    )
+    return {r["idempotency_key"]: r["status"] for r in found}
 
 
 async def by_ref(conn: Conn, ref: str) -> dict[str, Any] | None:
