@@ -46,6 +46,8 @@ from journeys.store import campaigns, conditions, contacts, messages
 
 # Emails of one page in flight at once (each worker's SMTP connections are shared).
 CONCURRENCY = 10
+# Recipients rendered and claimed together.
+CHUNK = 50
 
 
 @dataclass(frozen=True)
@@ -95,27 +97,18 @@ class CampaignActivities:
         )
         eligible = [c for c in page if await self._takes(c, content)]
         progress = CampaignProgress(recipients=len(eligible))
-        prepared = [self._prepare(campaign, content, contact) for contact in eligible]
-        # The whole page is claimed in one statement; each email is marked sent on its own.
-        claimed = await messages.claim_many(
-            self._pool,
-            campaign_id=campaign["id"],
-            audience_id=campaign["audience_id"],
-            workflow_id=campaign_workflow_id(campaign["id"]),
-            rows=[p.claim for p in prepared],
-        )
         retry: list[str] = []
         loop = asyncio.get_running_loop()
         start, slots = loop.time(), itertools.count()
         gate = asyncio.Semaphore(CONCURRENCY)
 
-        async def one(email: _Prepared) -> None:
+        async def one(email: _Prepared, status: str) -> None:
             async with gate:
                 # Paces the page: email N leaves no earlier than N / rate seconds after start.
                 wait = start + next(slots) / input.rate_per_second - loop.time()
                 if wait > 0:
                     await asyncio.sleep(wait)
-                outcome, sent = await self._send(campaign, email, claimed[email.key])
+                outcome, sent = await self._send(campaign, email, status)
             # Outside the gate: recording the event does not hold up the next email.
             if sent is not None:
                 await self._ingest.event(sent)
@@ -126,7 +119,18 @@ class CampaignActivities:
             if activity.in_activity():
                 activity.heartbeat(progress.sent)
 
-        await asyncio.gather(*(one(email) for email in prepared))
+        # Rendered and claimed a chunk at a time (one statement per chunk), so the first email
+        # leaves before the whole page is rendered; each email is marked sent on its own.
+        for at in range(0, len(eligible), CHUNK):
+            prepared = [self._prepare(campaign, content, c) for c in eligible[at : at + CHUNK]]
+            claimed = await messages.claim_many(
+                self._pool,
+                campaign_id=campaign["id"],
+                audience_id=campaign["audience_id"],
+                workflow_id=campaign_workflow_id(campaign["id"]),
+                rows=[p.claim for p in prepared],
+            )
+            await asyncio.gather(*(one(email, claimed[email.key]) for email in prepared))
         if retry:
             raise ApplicationError(
                 f"{len(retry)} email(s) of the page could not be handed over; retrying them",
