@@ -1,7 +1,14 @@
-"""Sending messages. Each send is claimed in `messages` first, so retries never send twice."""
+"""Sending messages. Each send is claimed in `messages` first, so retries never send twice.
+
+A send carries a reference (flow, version, step): the templates and the flow's rules are
+loaded from the flow version here. Marketing email is made trackable and unsubscribable (see
+`journeys.channels.tracking`); every accepted email is recorded as `email_sent`, and the
+recipient's server's refusals as bounces, through `Ingest`, so flows hear of them.
+"""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -15,6 +22,7 @@ from temporalio.exceptions import ApplicationError
 from activities.faults import AFTER_SMTP_ACCEPTANCE, crash_point
 from activities.heartbeat import heartbeating
 from activities.local_time import zone_for
+from journeys import changes
 from journeys.channels.email import (
     EmailSender,
     Handover,
@@ -28,7 +36,9 @@ from journeys.channels.email import (
     message_id_for,
 )
 from journeys.channels.sms import SmsProvider
-from journeys.domain.flow import QuietHours
+from journeys.channels.tracking import Tracker, TrackingConfig, engage, message_ref
+from journeys.domain.events import IncomingEvent
+from journeys.domain.flow import QuietHours, Tracking
 from journeys.domain.runs import (
     ActivityName,
     Delivery,
@@ -40,6 +50,7 @@ from journeys.domain.schedule import quiet_until
 from journeys.domain.steps import SendEmail, SendSms, Step
 from journeys.domain.templating import CartView, contact_context
 from journeys.domain.tree import StepTree
+from journeys.ingest import Ingest
 from journeys.rendering import FieldRefused, render_fields
 from journeys.store import contacts, messages
 from journeys.versions import FlowVersions
@@ -55,6 +66,7 @@ class Job(Delivery):
     transactional: bool
     quiet_hours: QuietHours | None
     timezone_basis: Literal["contact", "audience"]
+    tracking: Tracking
 
 
 class EmailJob(Job):
@@ -94,6 +106,9 @@ class DeliveryActivities:
         email: EmailSender,
         *,
         default_from: str,
+        ingest: Ingest,
+        tracking: TrackingConfig,
+        soft_bounce_limit: int = 5,
         sms: SmsProvider | None = None,
         after_send: AfterSendHook | None = None,
     ) -> None:
@@ -102,6 +117,9 @@ class DeliveryActivities:
         self._email = email
         self._sms = sms
         self._default_from = default_from
+        self._ingest = ingest
+        self._tracking = tracking
+        self._soft_bounce_limit = soft_bounce_limit
         self._after_send = after_send
 
     async def _prepare(
@@ -143,6 +161,7 @@ class DeliveryActivities:
             "transactional": definition.transactional,
             "quiet_hours": settings.quiet_hours,
             "timezone_basis": settings.timezone_basis,
+            "tracking": settings.tracking,
             "sender": settings.sender,
         }
 
@@ -167,9 +186,12 @@ class DeliveryActivities:
         common.pop("sender")
         return SmsJob(**common, body=step.body)
 
-    def _context(self, input: Job, contact: dict[str, Any]) -> dict[str, Any]:
+    def _context(
+        self, input: Job, contact: dict[str, Any], *, unsubscribe_url: str = ""
+    ) -> dict[str, Any]:
         return contact_context(
             contact,
+            unsubscribe_url=unsubscribe_url,
             event=input.event,
             flow={"id": input.flow_id, "name": input.flow_name},
             # An abandoned-cart journey's cart, as it was when the timer fired.
@@ -177,9 +199,19 @@ class DeliveryActivities:
         )
 
     async def _email_message(
-        self, input: EmailJob, context: dict[str, Any], sender: str, message_id: str
-    ) -> tuple[EmailMessage, str]:
-        """Renders the templates (off the event loop) and builds the message.
+        self,
+        input: EmailJob,
+        context: dict[str, Any],
+        *,
+        sender: str,
+        message_id: str,
+        tracker: Tracker | None,
+    ) -> tuple[EmailMessage, str, list[str]]:
+        """Renders the templates (off the event loop) and builds the message; a marketing
+        email (`tracker` given) gets tracked links, an open pixel and one-click unsubscribe.
+
+        Returns:
+            The message, its subject, and the links it carries (what a click may lead to).
 
         Raises:
             FieldRefused: a template cannot be rendered for this contact.
@@ -195,19 +227,35 @@ class DeliveryActivities:
                 templates[name] = (source, html)
         parts = await render_fields(templates, context)
         subject = header_value(parts["subject"])
+        html, text = parts.get("html"), parts.get("text")
+        headers = {"X-Journeys-Flow": input.flow_id, "X-Journeys-Step": input.step_id}
+        links: list[str] = []
+        if tracker is not None:
+            placed = any("unsubscribe_url" in (t or "") for t in (input.html, input.text))
+            html, text, links = engage(
+                html=html,
+                text=text,
+                tracker=tracker,
+                opens=input.tracking.opens,
+                clicks=input.tracking.clicks,
+                has_unsubscribe=placed,
+            )
+            # RFC 8058: mailbox providers POST `List-Unsubscribe=One-Click` to this URL.
+            headers["List-Unsubscribe"] = f"<{context['unsubscribe_url']}>"
+            headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         message = build_message(
             sender=sender,
             to=context["contact"]["email"],
             subject=subject,
-            html=parts.get("html"),
-            text=parts.get("text"),
+            html=html,
+            text=text,
             preheader=parts.get("preheader"),
             reply_to=input.reply_to,
             message_id=message_id,
-            headers={"X-Journeys-Flow": input.flow_id, "X-Journeys-Step": input.step_id},
+            headers=headers,
         )
         check_size(message)
-        return message, subject
+        return message, subject, links
 
     @activity.defn(name=ActivityName.SEND_EMAIL)
     async def send_email(self, ref: SendEmailInput) -> SendResult:
@@ -221,14 +269,22 @@ class DeliveryActivities:
         if early is not None:
             return early
         assert contact is not None
-        context = self._context(input, contact)
+        marketing = not input.transactional
+        ref = message_ref(input.idempotency_key)
+        tracker = self._tracking.tracker(ref) if marketing else None
+        context = self._context(
+            input, contact, unsubscribe_url=tracker.unsubscribe_url() if tracker else ""
+        )
         default_name, default_address = parseaddr(self._default_from)
         sender = format_sender(
             input.from_name or default_name or None, input.from_email or default_address
         )
         message_id = message_id_for(input.idempotency_key, sender)
+        links: list[str] = []
         try:
-            message, subject = await self._email_message(input, context, sender, message_id)
+            message, subject, links = await self._email_message(
+                input, context, sender=sender, message_id=message_id, tracker=tracker
+            )
         except (FieldRefused, PermanentSendError) as exc:
             # Render errors, a bad address, an oversized message: no retry can fix them.
             message, subject, refusal = None, None, PermanentSendError(str(exc))
@@ -246,10 +302,47 @@ class DeliveryActivities:
             subject=subject,
             message_id=message_id,
             send=send,
+            contact=contact,
+            ref=ref,
+            links=links,
         )
+        if result.status in ("sent", "duplicate"):
+            # A retry after a crash between the send and this record records it then (same key).
+            await self._ingest.event(
+                IncomingEvent(
+                    type="email_sent",
+                    audience_id=contact["audience_id"],
+                    contact_id=contact["id"],
+                    idempotency_key=f"email_sent:{input.idempotency_key}",
+                    data={**self._email_ref(input), "message_id": message_id},
+                )
+            )
         if result.status == "sent" and self._after_send:
             await self._after_send(input)
         return result
+
+    @staticmethod
+    def _email_ref(input: Delivery) -> dict[str, str]:
+        return {"flow_id": input.flow_id, "step_id": input.step_id}
+
+    async def _bounced(
+        self, input: Delivery, contact: dict[str, Any], *, kind: str, error: str
+    ) -> bool:
+        """Records a bounce of this email; returns whether the address is cleaned now."""
+        await messages.mark_bounced(self._pool, input.idempotency_key, kind, error)
+        # Each refused attempt is one soft bounce; a hard bounce is one per message.
+        key = f"{input.idempotency_key}:{kind}" + (f":{uuid.uuid4().hex}" if kind == "soft" else "")
+        cleaned, _ = await self._ingest.change(
+            lambda conn: changes.bounce(
+                conn,
+                contact=contact,
+                kind=kind,
+                email=self._email_ref(input),
+                key=key,
+                soft_limit=self._soft_bounce_limit,
+            )
+        )
+        return cleaned
 
     @activity.defn(name=ActivityName.SEND_SMS)
     async def send_sms(self, ref: SendSmsInput) -> SendResult:
@@ -286,6 +379,7 @@ class DeliveryActivities:
             subject=None,
             message_id=input.idempotency_key,
             send=send,
+            contact=contact,
         )
 
     async def _send_once(
@@ -297,6 +391,9 @@ class DeliveryActivities:
         subject: str | None,
         message_id: str,
         send: Callable[[Handover], Awaitable[str]],
+        contact: dict[str, Any],
+        ref: str | None = None,
+        links: list[str] | None = None,
     ) -> SendResult:
         """Claims the send in `messages`, sends unless an earlier attempt did, records the outcome.
 
@@ -304,7 +401,9 @@ class DeliveryActivities:
         provider; that marks the row `sending`. An attempt that finds such a mark follows one
         that died while the provider's acceptance was unknown: marketing messages are then
         recorded `uncertain` and not sent again (at most once), transactional ones are sent
-        again with the same Message-ID (at least once).
+        again with the same Message-ID (at least once). An email the recipient's server refuses
+        is a bounce: a hard one cleans the address, soft ones are retried and clean it when
+        `soft_bounce_limit` come in a row.
         """
         key = input.idempotency_key
         async with heartbeating():
@@ -319,6 +418,9 @@ class DeliveryActivities:
                 recipient=recipient,
                 subject=subject,
                 message_id=message_id,
+                ref=ref,
+                audience_id=contact["audience_id"],
+                links=links,
             )
             status = record["status"]
             if status == "sent":
@@ -352,13 +454,21 @@ class DeliveryActivities:
                 sent_id = await send(handover)
             except PermanentSendError as exc:
                 await messages.mark_failed(self._pool, key, str(exc))
+                if channel == "email" and exc.bounce:
+                    await self._bounced(input, contact, kind="hard", error=str(exc))
                 raise _refused(exc) from exc
             except UncertainSendError as exc:
                 # Stays `sending`: the next attempt applies the rule above.
                 raise _retry(exc) from exc
             except TransientSendError as exc:
                 await messages.mark_unsent(self._pool, key, str(exc))
+                if channel == "email" and exc.bounce:
+                    if await self._bounced(input, contact, kind="soft", error=str(exc)):
+                        await messages.mark_failed(self._pool, key, str(exc))
+                        raise _refused(exc) from exc
                 raise _retry(exc) from exc
             crash_point(AFTER_SMTP_ACCEPTANCE)
             await messages.mark_sent(self._pool, key)
+            if channel == "email":
+                await contacts.reset_soft_bounces(self._pool, input.contact_id)
             return SendResult(status="sent", message_id=sent_id)

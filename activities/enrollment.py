@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 from temporalio import activity
 
+from journeys.domain.flow import FlowDefinition
 from journeys.domain.reentry import admits
 from journeys.domain.runs import (
     ActivityName,
@@ -16,7 +17,10 @@ from journeys.domain.runs import (
     ListRunningInput,
     ListRunningResult,
 )
-from journeys.store import conditions, contacts, enrollments
+from journeys.store import conditions, contacts, enrollments, flows
+
+# Email statuses that keep a contact out of marketing flows (transactional flows admit them).
+_NO_MARKETING = frozenset({"unsubscribed", "cleaned"})
 
 
 class EnrollmentActivities:
@@ -39,6 +43,11 @@ class EnrollmentActivities:
             contact = await contacts.get(conn, input.contact_id)
             if contact is None:
                 return BeginEnrollmentResult(admitted=False, reason="the contact no longer exists")
+            if contact["status"] in _NO_MARKETING and not await self._transactional(conn, input):
+                return BeginEnrollmentResult(
+                    admitted=False,
+                    reason=f"the contact is {contact['status']} and the flow is not transactional",
+                )
             now = datetime.now(UTC)
             # This run holds the workflow id, so a 'running' entry of another run is stale.
             await enrollments.close_stale(conn, input.flow_id, input.contact_id, now)
@@ -74,6 +83,12 @@ class EnrollmentActivities:
                 event_id=input.event_id,
             )
             return BeginEnrollmentResult(admitted=True, entry=entry)
+
+    @staticmethod
+    async def _transactional(conn: asyncpg.Connection, input: BeginEnrollmentInput) -> bool:
+        """Whether the flow version the run enters is transactional (read from the store)."""
+        stored = await flows.version_definition(conn, input.flow_id, input.version)
+        return stored is not None and FlowDefinition.model_validate(stored).transactional
 
     @activity.defn(name=ActivityName.FINISH_ENROLLMENT)
     async def finish_enrollment(self, input: FinishEnrollmentInput) -> None:

@@ -11,7 +11,7 @@ from api import metrics, openapi, problems
 from api.keycache import KeyCache
 from api.outbox import OutboxRelay
 from api.request_guard import RequestGuard
-from api.routes import health, mailchimp, site, v1
+from api.routes import health, mailchimp, site, tracking, v1
 from journeys import __version__
 from journeys.config import Settings
 from journeys.domain.flow import TYPE_TAGS
@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(site.router)
     app.include_router(mailchimp.router)
+    app.include_router(tracking.router)
     openapi.install(app)
     # Added before the metrics middleware, so it runs inside it: refusals are counted too.
     app.add_middleware(RequestGuard, max_body_bytes=settings.max_request_body_bytes)

@@ -18,7 +18,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.problems import MEDIA_TYPE, FieldError, Problem, title_for
 
-
 # Routes whose body is streamed (bulk imports): they bound what they read themselves.
 STREAMED_SUFFIX = "/contacts:import"
 

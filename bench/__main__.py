@@ -16,7 +16,7 @@ import uuid
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import cost, e2e, ingest, report, shapes, tuning, waiting
+from bench import cost, e2e, engagement, ingest, report, shapes, tuning, waiting
 from bench.config import ALL_BENCHMARKS, BenchConfig
 from bench.machine import describe
 from bench.procs import leftover_children
@@ -31,6 +31,7 @@ BENCHMARKS = {
     "tuning": tuning.run,
     "waiting": waiting.run,
     "shapes": shapes.run,
+    "engagement": engagement.run,
 }
 FIGURE_KEYS = {
     "cost": cost.figure_keys,
@@ -39,6 +40,7 @@ FIGURE_KEYS = {
     "tuning": tuning.figure_keys,
     "waiting": waiting.figure_keys,
     "shapes": shapes.figure_keys,
+    "engagement": engagement.figure_keys,
 }
 
 

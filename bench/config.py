@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 
-ALL_BENCHMARKS = ("cost", "ingest", "e2e", "tuning", "waiting")
+ALL_BENCHMARKS = ("cost", "ingest", "e2e", "tuning", "waiting", "engagement")
 # Not in the default run (time budget); `BENCH_ONLY=shapes`, and always in the smoke run.
 EXPERIMENTS = ("shapes",)
 
@@ -44,6 +44,11 @@ class BenchConfig:
 
     # Worker tuning: processes compared on the end-to-end max-rate run.
     tuning_processes: tuple[int, ...] = (1, 2)
+
+    # Engagement: a campaign to this many contacts, then the open pixel against plain ingest.
+    engagement_recipients: int = 10_000
+    engagement_open_seconds: float = 5.0
+    engagement_open_concurrency: int = 32
 
     # Profiles taken with py-spy in a separate, unmeasured pass.
     profile_seconds: float = 6.0
@@ -93,6 +98,9 @@ SMOKE = BenchConfig(
     waiting_delay_seconds=3,
     waiting_concurrency=4,
     tuning_processes=(1, 2),
+    engagement_recipients=30,
+    engagement_open_seconds=0.5,
+    engagement_open_concurrency=4,
     profile_seconds=1.0,
     profile_contacts=10,
     warmup=0,

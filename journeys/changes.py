@@ -133,9 +133,18 @@ async def set_fields(
 
 
 async def unsubscribe(
-    conn: asyncpg.Connection, *, contact: dict[str, Any], channels: list[str], key: str
+    conn: asyncpg.Connection,
+    *,
+    contact: dict[str, Any],
+    channels: list[str],
+    key: str,
+    cause: dict[str, Any] | None = None,
 ) -> tuple[list[str], Pending]:
-    """Ends marketing consent on the channels; each one that changes becomes an `unsubscribed` event."""
+    """Ends marketing consent on the channels; each one that changes becomes an `unsubscribed` event.
+
+    Args:
+        cause: What the event data also names, e.g. the email ref of the unsubscribe link.
+    """
     pending: Pending = []
     done = await contacts.unsubscribe(conn, contact["id"], channels)
     for channel in done:
@@ -146,7 +155,7 @@ async def unsubscribe(
             contact_id=contact["id"],
             type="unsubscribed",
             key=f"unsubscribed:{contact['id']}:{channel}:{key}",
-            data={"channel": channel},
+            data={**(cause or {}), "channel": channel},
         )
     return done, pending
 
@@ -246,6 +255,73 @@ async def set_sms_consent(
         data={"channel": "sms"} if not subscribed else {"imported": False},
     )
     return True, pending
+
+
+async def bounce(
+    conn: asyncpg.Connection,
+    *,
+    contact: dict[str, Any],
+    kind: str,
+    email: dict[str, Any],
+    key: str,
+    soft_limit: int,
+) -> tuple[bool, Pending]:
+    """Records a bounce; a hard one, or the `soft_limit`-th soft one in a row, cleans the address.
+
+    Args:
+        contact: The contact whose address bounced.
+        kind: `hard` (refused for good) or `soft` (deferred).
+        email: The message's email ref (`flow_id` and `step_id`, or `campaign_id`).
+        key: Makes a repeated report change nothing.
+        soft_limit: Soft bounces in a row that clean the address.
+
+    Returns:
+        (whether the address is cleaned now, the events: `email_bounced`, then `cleaned`).
+    """
+    pending: Pending = []
+    ids = {"audience_id": contact["audience_id"], "contact_id": contact["id"]}
+    stored_before = await events.by_key(conn, f"email_bounced:{key}")
+    if stored_before is not None:  # the same report again
+        return contact["status"] == "cleaned", pending
+    await _record(
+        conn,
+        pending,
+        **ids,
+        type="email_bounced",
+        key=f"email_bounced:{key}",
+        data={**email, "bounce": kind},
+    )
+    clean = kind == "hard"
+    if kind == "soft":
+        clean = await contacts.count_soft_bounce(conn, contact["id"]) >= soft_limit
+    if clean and await contacts.clean(conn, contact["id"]) not in (None, "cleaned"):
+        await _record(
+            conn,
+            pending,
+            **ids,
+            type="cleaned",
+            key=f"cleaned:{key}",
+            data={**email, "reason": f"{kind} bounce"},
+        )
+    return clean, pending
+
+
+async def complain(
+    conn: asyncpg.Connection, *, contact: dict[str, Any], email: dict[str, Any], key: str
+) -> tuple[list[str], Pending]:
+    """A spam complaint: recorded as `email_complained`, and it ends email consent."""
+    pending: Pending = []
+    await _record(
+        conn,
+        pending,
+        audience_id=contact["audience_id"],
+        contact_id=contact["id"],
+        type="email_complained",
+        key=f"email_complained:{key}",
+        data=email,
+    )
+    done, more = await unsubscribe(conn, contact=contact, channels=["email"], key=key, cause=email)
+    return done, pending + more
 
 
 async def confirm_subscription(

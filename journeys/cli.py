@@ -421,6 +421,53 @@ def _contacts_import(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if report["failed"] else 0
 
 
+def _flow_id(client: httpx.Client, ref: str, audience: str | None) -> str | None:
+    """The id of the flow named `ref` (an id, or a name; a name may need --audience)."""
+    response = client.get(f"/v1/flows/{ref}")
+    if response.status_code == 200:
+        return ref
+    params: dict[str, Any] = {"limit": 1000}
+    if audience:
+        params["audience_id"] = audience
+    listed = client.get("/v1/flows", params=params)
+    if listed.status_code != 200:
+        _print_problem(listed)
+        return None
+    named = [
+        f
+        for f in listed.json()["flows"]
+        if f["name"].casefold() == ref.casefold() and f["status"] != "archived"
+    ]
+    if len(named) != 1:
+        print(
+            f"no flow is named {ref!r}"
+            if not named
+            else f"{ref!r} names several flows: pass --audience or the id",
+            file=sys.stderr,
+        )
+        return None
+    return str(named[0]["id"])
+
+
+def _flow_report(settings: Settings, args: argparse.Namespace) -> int:
+    """Prints the flow's per-step report as a table (or its Mermaid diagram, for `graph`)."""
+    from journeys.domain.flow_report import FlowReport, table
+
+    with _api_client(settings, args) as client:
+        flow_id = _flow_id(client, args.flow, args.audience)
+        if flow_id is None:
+            return 1
+        graph = args.action == "graph"
+        response = client.get(
+            f"/v1/flows/{flow_id}/report", params={"format": "mermaid" if graph else "json"}
+        )
+    if response.status_code >= 400:
+        _print_problem(response)
+        return 1
+    print(response.text if graph else table(FlowReport.model_validate(response.json())), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="journeys", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -457,6 +504,8 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         ("validate", "check a flow file; prints each violation with its path, exits 1 if any"),
         ("export", "print a flow's definition"),
+        ("report", "print what a flow did, per step, as a table"),
+        ("graph", "print the flow as a Mermaid diagram with its per-step counts"),
     ):
         cmd = flow.add_parser(name, help=help_text)
         cmd.add_argument("--api-url")
@@ -471,6 +520,9 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "export":
             cmd.add_argument("flow_id")
             cmd.add_argument("--format", choices=["yaml", "json"], default="yaml")
+        if name in ("report", "graph"):
+            cmd.add_argument("flow", metavar="NAME_OR_ID")
+            cmd.add_argument("--audience", help="audience id, when several flows share the name")
 
     schedule = sub.add_parser("schedule", help="date-trigger schedules (no server needed)")
     next_ = schedule.add_subparsers(dest="action", required=True).add_parser(
@@ -525,6 +577,8 @@ _COMMANDS = {
     ("flow", "validate"): _flow_validate,
     ("flow", "export"): _flow_export,
     ("contacts", "import"): _contacts_import,
+    ("flow", "report"): _flow_report,
+    ("flow", "graph"): _flow_report,
 }
 
 

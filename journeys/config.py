@@ -215,6 +215,19 @@ class Settings(BaseSettings):
         " unset = such numbers are refused.",
     )
 
+    # Email engagement: tracking, unsubscribe, bounces, campaigns.
+    soft_bounce_limit: int = Field(
+        5,
+        ge=1,
+        description="Soft bounces in a row (4xx refusals, no delivery between) that clean a contact.",
+    )
+    campaign_rate: float = Field(
+        100.0, gt=0, description="Campaign emails per second, unless the campaign sets its own."
+    )
+    campaign_batch_size: int = Field(
+        200, ge=1, le=5000, description="Recipients per page of a campaign send (one activity)."
+    )
+
     @model_validator(mode="after")
     def _no_dev_secret_in_production(self) -> Settings:
         if self.env == "production" and self.secret_key.get_secret_value() == DEV_SECRET:
@@ -255,6 +268,10 @@ class Settings(BaseSettings):
         if self.webhook_secret is not None:
             return self.webhook_secret.get_secret_value().encode()
         return hashlib.sha256(b"webhooks:" + self.secret_key.get_secret_value().encode()).digest()
+
+    def tracking_signing_key(self) -> bytes:
+        """The key of open, click and unsubscribe tokens (derived from JOURNEYS_SECRET_KEY)."""
+        return hashlib.sha256(b"tracking:" + self.secret_key.get_secret_value().encode()).digest()
 
     @property
     def effective_public_url(self) -> str:

@@ -13,6 +13,7 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from activities.arming import ArmingActivities
+from activities.campaigns import CampaignActivities
 from activities.contacts import AfterEvaluateHook, ContactActivities
 from activities.delivery import AfterSendHook, DeliveryActivities
 from activities.enrollment import EnrollmentActivities
@@ -21,16 +22,18 @@ from activities.webhooks import WebhookActivities
 from journeys.channels.email import EmailSender, SmtpConfig
 from journeys.channels.netguard import NetGuard
 from journeys.channels.sms import OutboxSmsProvider, SmsProvider, TwilioSmsProvider
+from journeys.channels.tracking import TrackingConfig
 from journeys.config import Settings
 from journeys.embedded.process import find_binary, terminate
 from journeys.wiring import Core, open_core
 from workflows.arm_flow import ArmFlowWorkflow
+from workflows.campaign_send import CampaignSendWorkflow
 from workflows.contact_flow import ContactFlowWorkflow
 from workflows.flow_control import FlowControlWorkflow
 
 log = logging.getLogger(__name__)
 
-WORKFLOWS = [ContactFlowWorkflow, FlowControlWorkflow, ArmFlowWorkflow]
+WORKFLOWS = [ContactFlowWorkflow, FlowControlWorkflow, ArmFlowWorkflow, CampaignSendWorkflow]
 
 
 def smtp_config(settings: Settings) -> SmtpConfig:
@@ -48,6 +51,13 @@ def smtp_config(settings: Settings) -> SmtpConfig:
 def email_sender(settings: Settings) -> EmailSender:
     """The SMTP sender, keeping `smtp_pool_size` connections open for reuse."""
     return EmailSender(smtp_config(settings), pool_size=settings.smtp_pool_size)
+
+
+def tracking_config(settings: Settings) -> TrackingConfig:
+    """Where tracking and unsubscribe links point, and their signing key."""
+    return TrackingConfig(
+        key=settings.tracking_signing_key(), base_url=settings.effective_public_url
+    )
 
 
 def sms_provider(settings: Settings) -> SmsProvider | None:
@@ -85,12 +95,24 @@ def activities_for(
 ) -> list[object]:
     """Every activity, bound to its dependencies (`email`: a sender the caller will close)."""
     settings, pool = core.settings, core.pool
+    email = email or email_sender(settings)
     delivery = DeliveryActivities(
         pool,
-        email or email_sender(settings),
+        email,
         default_from=settings.mail_from,
+        ingest=core.ingest,
+        tracking=tracking_config(settings),
+        soft_bounce_limit=settings.soft_bounce_limit,
         sms=sms_provider(settings),
         after_send=after_send,
+    )
+    campaigns = CampaignActivities(
+        pool,
+        email,
+        default_from=settings.mail_from,
+        ingest=core.ingest,
+        tracking=tracking_config(settings),
+        soft_bounce_limit=settings.soft_bounce_limit,
     )
     enrollment = EnrollmentActivities(pool)
     contacts = ContactActivities(pool, core.ingest, after_evaluate=after_evaluate)
@@ -115,6 +137,8 @@ def activities_for(
         timers.check_cart,
         timers.current_flow,
         arming.arm_page,
+        campaigns.send_campaign_page,
+        campaigns.finish_campaign,
     ]
 
 

@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from api.routes import (
     admin,
     audiences,
+    bounces,
     campaigns,
     contacts,
     eventbrite,
@@ -16,6 +17,7 @@ from api.routes import (
     livechat,
     merge_fields,
     optin,
+    reports,
     shopify,
     surveys,
     twilio,
@@ -38,3 +40,5 @@ v1.include_router(admin.router)
 v1.include_router(imports.router)
 v1.include_router(merge_fields.router)
 v1.include_router(optin.router)
+v1.include_router(bounces.router)
+v1.include_router(reports.router)

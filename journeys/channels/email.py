@@ -18,11 +18,29 @@ import aiosmtplib
 
 
 class PermanentSendError(Exception):
-    """The server refused the message for good (5xx): retrying cannot help."""
+    """The server refused the message for good (5xx): retrying cannot help.
+
+    Attributes:
+        bounce: The refusal was about the recipient or the message (RCPT or DATA), so it is a
+            hard bounce; a refused sender or login says nothing about the contact.
+    """
+
+    def __init__(self, message: str, *, bounce: bool = False) -> None:
+        super().__init__(message)
+        self.bounce = bounce
 
 
 class TransientSendError(Exception):
-    """The server or network failed for now (4xx, timeout): a retry may succeed."""
+    """The server or network failed for now (4xx, timeout): a retry may succeed.
+
+    Attributes:
+        bounce: The recipient's server deferred this recipient or message (4xx on RCPT or
+            DATA): a soft bounce. Network errors and busy servers are not.
+    """
+
+    def __init__(self, message: str, *, bounce: bool = False) -> None:
+        super().__init__(message)
+        self.bounce = bounce
 
 
 class UncertainSendError(TransientSendError):
@@ -217,13 +235,14 @@ class EmailSender:
             self._discard(client)
             codes = [r.code for r in exc.recipients]
             if all(500 <= c < 600 for c in codes):
-                raise PermanentSendError(str(exc)) from exc
-            raise TransientSendError(str(exc)) from exc
+                raise PermanentSendError(str(exc), bounce=True) from exc
+            raise TransientSendError(str(exc), bounce=True) from exc
         except aiosmtplib.SMTPResponseException as exc:
             self._discard(client)
+            about_message = isinstance(exc, aiosmtplib.SMTPDataError)
             if 500 <= exc.code < 600:
-                raise PermanentSendError(f"{exc.code} {exc.message}") from exc
-            raise TransientSendError(f"{exc.code} {exc.message}") from exc
+                raise PermanentSendError(f"{exc.code} {exc.message}", bounce=about_message) from exc
+            raise TransientSendError(f"{exc.code} {exc.message}", bounce=about_message) from exc
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             self._discard(client)
             if handed_over:

@@ -22,6 +22,7 @@ from journeys.domain.flow import (
     JoinedGroupGoal,
     PurchasedGoal,
     TagAddedGoal,
+    UnsubscribedGoal,
 )
 from journeys.domain.refs import refers_to, url_matches
 from journeys.domain.steps import WaitForTrigger
@@ -183,6 +184,10 @@ def meets_goal(goal: ExitGoal, event_type: str, data: dict[str, Any]) -> bool:
         return event_type == "custom_event" and _same(goal.name, data.get("name", ""))
     if isinstance(goal, JoinedGroupGoal):
         return event_type == "joined_group" and _same(goal.group, data.get("group", ""))
+    if isinstance(goal, UnsubscribedGoal):
+        return event_type == "unsubscribed" and (
+            goal.channel is None or goal.channel == data.get("channel")
+        )
     if isinstance(goal, FieldChangedGoal):
         return (
             event_type == "field_changed"
@@ -209,6 +214,7 @@ _GOAL_EVENTS: dict[str, str] = {
     "event": "custom_event",
     "joined_group": "joined_group",
     "field_changed": "field_changed",
+    "unsubscribed": "unsubscribed",
 }
 
 

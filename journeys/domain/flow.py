@@ -58,8 +58,20 @@ class FieldChangedGoal(_Settings):
     value: str | int | float | bool | None = Field(None, description="Any change if absent.")
 
 
+class UnsubscribedGoal(_Settings):
+    """The contact unsubscribed (from the channel, or from any channel if none is named)."""
+
+    type: Literal["unsubscribed"] = "unsubscribed"
+    channel: Literal["email", "sms"] | None = None
+
+
 ExitGoal = Annotated[
-    TagAddedGoal | PurchasedGoal | EventGoal | JoinedGroupGoal | FieldChangedGoal,
+    TagAddedGoal
+    | PurchasedGoal
+    | EventGoal
+    | JoinedGroupGoal
+    | FieldChangedGoal
+    | UnsubscribedGoal,
     Field(discriminator="type"),
 ]
 
@@ -85,6 +97,13 @@ class Sender(_Settings):
     reply_to: str | None = Field(None, max_length=254)
 
 
+class Tracking(_Settings):
+    """What the flow's marketing emails track (transactional emails track nothing)."""
+
+    opens: bool = Field(True, description="Add an open pixel.")
+    clicks: bool = Field(True, description="Route links through click-tracking redirects.")
+
+
 class FlowSettings(_Settings):
     """Flow-wide behaviour."""
 
@@ -94,6 +113,7 @@ class FlowSettings(_Settings):
     quiet_hours: QuietHours | None = None
     timezone_basis: Literal["contact", "audience"] = "contact"
     sender: Sender = Sender()
+    tracking: Tracking = Tracking()
 
 
 class FlowDefinition(BaseModel):

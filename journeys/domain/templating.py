@@ -231,14 +231,15 @@ class _BoundedSandbox(ImmutableSandboxedEnvironment):
 _text_env = _BoundedSandbox(autoescape=False)
 _html_env = _BoundedSandbox(autoescape=True)
 
-# What a template may name: the contact, the enrolling event's data, the flow, and in
-# abandoned-cart flows the cart as it was when the timer fired.
+# What a template may name: the contact, the enrolling event's data, the flow, the contact's
+# own unsubscribe link (empty in transactional email, which has none), and in abandoned-cart
+# flows the cart as it was when the timer fired.
 CONTACT_FIELDS = frozenset({
     "id", "audience_id", "email", "subscriber_hash", "status", "first_name", "last_name",
     "phone", "sms_status", "timezone", "birthday", "signup_at", "created_at", "updated_at",
     "fields", "tags",
 })  # fmt: skip
-TOP_LEVEL = frozenset({"contact", "event", "flow", "cart"})
+TOP_LEVEL = frozenset({"contact", "event", "flow", "cart", "unsubscribe_url"})
 
 # The contact validation renders templates for: every standard field set, no custom fields.
 SAMPLE_CONTACT: dict[str, Any] = {
@@ -354,7 +355,8 @@ def merge_tag_errors(source: str) -> list[str]:
     problems = []
     for name in sorted(meta.find_undeclared_variables(tree) - TOP_LEVEL - set(_text_env.globals)):
         problems.append(
-            f"unknown merge tag {name!r}{_suggest(name, TOP_LEVEL)}: use contact.*, event.*, flow.* or cart.*"
+            f"unknown merge tag {name!r}{_suggest(name, TOP_LEVEL)}:"
+            " use contact.*, event.*, flow.*, cart.* or unsubscribe_url"
         )
     for node in tree.find_all(nodes.Getattr):
         on_contact = isinstance(node.node, nodes.Name) and node.node.name == "contact"
@@ -410,6 +412,18 @@ SAMPLE_CART = CartView(
 )
 
 
-def contact_context(contact: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
-    """Builds the merge context: standard fields, custom ones under `contact.fields`."""
-    return {"contact": {**contact, "fields": dict(contact.get("fields") or {})}, **extra}
+def contact_context(
+    contact: Mapping[str, Any], *, unsubscribe_url: str = "", **extra: Any
+) -> dict[str, Any]:
+    """Builds the merge context: standard fields, custom ones under `contact.fields`.
+
+    Args:
+        contact: The contact row.
+        unsubscribe_url: The contact's one-click unsubscribe link for this message.
+        **extra: Further top-level names (`event`, `flow`, `cart`).
+    """
+    return {
+        "contact": {**contact, "fields": dict(contact.get("fields") or {})},
+        "unsubscribe_url": unsubscribe_url,
+        **extra,
+    }

@@ -33,7 +33,9 @@ class CaughtMail:
         return part.get_content() if part is not None else ""
 
 
-class _Handler:
+class CatchingHandler:
+    """The aiosmtpd handler that keeps every message (subclass it to refuse some)."""
+
     def __init__(self, folder: Path | None) -> None:
         self.folder = folder
         self.messages: list[CaughtMail] = []
@@ -66,12 +68,20 @@ class MailCatcher:
 
     Args:
         folder: Where to write one `.eml` per message; None keeps them in memory only.
+        handler: The SMTP handler (tests pass one that refuses some recipients).
     """
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int, folder: Path | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int,
+        folder: Path | None = None,
+        handler: CatchingHandler | None = None,
+    ) -> None:
         if folder is not None:
             folder.mkdir(parents=True, exist_ok=True)
-        self._handler = _Handler(folder)
+        self._handler = handler or CatchingHandler(folder)
         self._controller = Controller(self._handler, hostname=host, port=port, ready_timeout=10)
         self.host, self.port = host, port
 

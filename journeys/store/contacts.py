@@ -346,3 +346,35 @@ async def erase(conn: asyncpg.Connection, contact_id: str) -> None:
         contact_id,
     )
     await conn.execute("DELETE FROM contacts WHERE id = $1::uuid", contact_id)
+
+
+async def clean(conn: Conn, contact_id: str) -> str | None:
+    """Marks the address undeliverable (`cleaned`); returns the status it had, None if gone."""
+    row = await conn.fetchrow(
+        """
+        WITH before AS (SELECT status FROM contacts WHERE id = $1::uuid FOR UPDATE)
+        UPDATE contacts c SET status = 'cleaned', updated_at = now()
+        FROM before WHERE c.id = $1::uuid
+        RETURNING before.status
+        """,
+        contact_id,
+    )
+    return row["status"] if row else None
+
+
+async def count_soft_bounce(conn: Conn, contact_id: str) -> int:
+    """Adds one soft bounce in a row; returns how many there are now."""
+    count = await conn.fetchval(
+        "UPDATE contacts SET soft_bounces = soft_bounces + 1 WHERE id = $1::uuid"
+        " RETURNING soft_bounces",
+        contact_id,
+    )
+    return int(count or 0)
+
+
+async def reset_soft_bounces(conn: Conn, contact_id: str) -> None:
+    """A delivered message ends a run of soft bounces."""
+    await conn.execute(
+        "UPDATE contacts SET soft_bounces = 0 WHERE id = $1::uuid AND soft_bounces > 0",
+        contact_id,
+    )

@@ -8,6 +8,7 @@ learnt whether the server accepted the message.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import asyncpg
@@ -27,14 +28,25 @@ async def claim(
     recipient: str,
     subject: str | None,
     message_id: str,
+    ref: str | None = None,
+    audience_id: str | None = None,
+    campaign_id: str | None = None,
+    links: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Records the intent to send, or returns the earlier record for this key."""
+    """Records the intent to send, or returns the earlier record for this key.
+
+    A retry of a send that has not gone out yet stores the links of the message it is about
+    to send (rendered again, they may differ), so clicks always resolve against what left.
+    """
     row = await conn.fetchrow(
         """
         INSERT INTO messages (idempotency_key, channel, flow_id, step_id, contact_id, workflow_id,
-                              recipient, subject, message_id)
-        VALUES ($1, $2, $3::uuid, $4, $5::uuid, $6, $7, $8, $9)
-        ON CONFLICT (idempotency_key) DO UPDATE SET idempotency_key = EXCLUDED.idempotency_key
+                              recipient, subject, message_id, ref, audience_id, campaign_id, links)
+        VALUES ($1, $2, $3::uuid, $4, $5::uuid, $6, $7, $8, $9, $10, $11::uuid, $12::uuid,
+                $13::jsonb)
+        ON CONFLICT (idempotency_key) DO UPDATE SET
+            links = CASE WHEN messages.status = 'pending' THEN EXCLUDED.links
+                         ELSE messages.links END
         RETURNING status, message_id, attempts, attempted_at
         """,
         idempotency_key,
@@ -46,6 +58,10 @@ async def claim(
         recipient,
         subject,
         message_id,
+        ref,
+        audience_id,
+        campaign_id,
+        links or [],
     )
     return dict(row)
 
@@ -68,6 +84,75 @@ async def mark_sending(conn: Conn, idempotency_key: str, *, again: bool = False)
         allowed,
     )
     return row is not None
+
+
+async def claim_many(
+    conn: Conn,
+    *,
+    campaign_id: str,
+    audience_id: str,
+    workflow_id: str,
+    rows: list[dict[str, Any]],
+) -> dict[str, str]:
+    """Claims a page of campaign emails in one statement (see `claim`); returns key → status.
+
+    Each row has `idempotency_key`, `contact_id`, `recipient`, `subject`, `message_id`, `ref`
+    and `links`.
+    """
+    if not rows:
+        return {}
+    found = await conn.fetch(
+        """
+        INSERT INTO messages (idempotency_key, channel, contact_id, workflow_id, recipient,
+                              subject, message_id, ref, audience_id, campaign_id, links)
+        SELECT k, 'email', c::uuid, $1, r, s, m, f, $2::uuid, $3::uuid, l::jsonb
+        FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+                    $10::text[]) AS t(k, c, r, s, m, f, l)
+        ON CONFLICT (idempotency_key) DO UPDATE SET
+            links = CASE WHEN messages.status = 'pending' THEN EXCLUDED.links
+                         ELSE messages.links END
+        RETURNING idempotency_key, status
+        """,
+        workflow_id,
+        audience_id,
+        campaign_id,
+        *(
+            [row[name] for row in rows]
+            for name in (
+                "idempotency_key",
+                "contact_id",
+                "recipient",
+                "subject",
+                "message_id",
+                "ref",
+            )
+        ),
+        # As JSON text: asyncpg would take a list of lists for a two-dimensional array.
+        [json.dumps(row["links"]) for row in rows],
+    )
+    return {r["idempotency_key"]: r["status"] for r in found}
+
+
+async def by_ref(conn: Conn, ref: str) -> dict[str, Any] | None:
+    """The message a tracking token names, with what its events need."""
+    row = await conn.fetchrow(
+        "SELECT idempotency_key, ref, channel, flow_id::text, step_id, campaign_id::text,"
+        " contact_id::text, audience_id::text, links, status, message_id"
+        " FROM messages WHERE ref = $1",
+        ref,
+    )
+    return dict(row) if row else None
+
+
+async def by_message_id(conn: Conn, message_id: str) -> dict[str, Any] | None:
+    """The message with this `Message-ID` header (how bounce reports name a message)."""
+    row = await conn.fetchrow(
+        "SELECT idempotency_key, ref, flow_id::text, step_id, campaign_id::text,"
+        " contact_id::text, audience_id::text FROM messages WHERE message_id = $1"
+        " ORDER BY id DESC LIMIT 1",
+        message_id,
+    )
+    return dict(row) if row else None
 
 
 async def mark_sent(conn: Conn, idempotency_key: str) -> None:
@@ -147,3 +232,14 @@ async def delivery(conn: Conn, idempotency_key: str) -> dict[str, Any] | None:
         idempotency_key,
     )
     return dict(row) if row else None
+
+
+async def mark_bounced(conn: Conn, idempotency_key: str, bounce: str, error: str) -> None:
+    """Records how the recipient's server refused the message (a hard bounce stays hard)."""
+    await conn.execute(
+        "UPDATE messages SET bounce = CASE WHEN bounce = 'hard' THEN bounce ELSE $2 END,"
+        " error = $3 WHERE idempotency_key = $1",
+        idempotency_key,
+        bounce,
+        error,
+    )

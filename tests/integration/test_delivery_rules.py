@@ -20,13 +20,17 @@ from journeys.embedded.mailcatcher import MailCatcher
 from journeys.ingest import Ingest
 from journeys.store import audiences, contacts, flows
 from tests.helpers import flow_body
-from workers.worker import smtp_config
+from workers.worker import smtp_config, tracking_config
 
 
 @pytest.fixture
 def delivery(pool: asyncpg.Pool, settings: Settings) -> DeliveryActivities:
     return DeliveryActivities(
-        pool, EmailSender(smtp_config(settings)), default_from=settings.mail_from
+        pool,
+        EmailSender(smtp_config(settings)),
+        default_from=settings.mail_from,
+        ingest=Ingest(pool, None),
+        tracking=tracking_config(settings),
     )
 
 
