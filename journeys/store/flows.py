@@ -183,18 +183,6 @@ def _collect_email_steps(steps: list[dict[str, Any]], into: set[str]) -> None:
             _collect_email_steps(path.get("steps", []), into)
 
 
-async def entered_settings(conn: Conn, flow_id: str, contact_id: str) -> dict[str, Any] | None:
-    """The settings of the flow version the contact's latest entry runs on, or None."""
-    value = await conn.fetchval(
-        "SELECT fv.definition->'settings' FROM enrollments e"
-        " JOIN flow_versions fv ON fv.flow_id = e.flow_id AND fv.version = e.version"
-        " WHERE e.flow_id = $1::uuid AND e.contact_id = $2::uuid ORDER BY e.entry DESC LIMIT 1",
-        flow_id,
-        contact_id,
-    )
-    return dict(value) if value is not None else None
-
-
 async def version_definition(conn: Conn, flow_id: str, version: int) -> dict[str, Any] | None:
     """One stored version of a flow's definition, or None."""
     value = await conn.fetchval(

@@ -65,8 +65,16 @@ def delivery(
 async def _audience(pool: asyncpg.Pool, count: int) -> tuple[str, list[dict[str, Any]]]:
     audience = await audiences.create(pool, name="Bounces", timezone="UTC")
     async with pool.acquire() as conn, conn.transaction():
+        steps = [
+            {
+                "id": "hello",
+                "type": "send_email",
+                "subject": "News",
+                "html": '<p>Hi</p><a href="https://example.com/x">x</a>',
+            }
+        ]
         flow = await flows.create(
-            conn, audience_id=audience["id"], definition=flow_body(audience["id"])
+            conn, audience_id=audience["id"], definition=flow_body(audience["id"], steps=steps)
         )
     people = []
     for _ in range(count):
@@ -82,11 +90,10 @@ def _send(flow_id: str, contact: dict, key: str | None = None) -> SendEmailInput
         idempotency_key=key or uuid.uuid4().hex,
         workflow_id="wf",
         flow_id=flow_id,
+        version=1,
         step_id="hello",
         contact_id=contact["id"],
         audience_id=contact["audience_id"],
-        subject="News",
-        html='<p>Hi</p><a href="https://example.com/x">x</a>',
     )
 
 

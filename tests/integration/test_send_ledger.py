@@ -26,10 +26,13 @@ from temporalio.exceptions import ApplicationError
 from activities.delivery import DeliveryActivities
 from journeys.channels.email import EmailSender, SmtpConfig
 from journeys.channels.sms import TwilioSmsProvider
+from journeys.config import Settings
 from journeys.domain.runs import SendEmailInput, SendSmsInput
 from journeys.embedded.process import free_port
+from journeys.ingest import Ingest
 from journeys.store import audiences, contacts, flows, messages
 from tests.helpers import flow_body
+from workers.worker import tracking_config
 
 
 class _FlakyServer:
@@ -84,7 +87,13 @@ def smtp() -> Iterator[tuple[_FlakyServer, int]]:
 @pytest.fixture
 def delivery(pool: asyncpg.Pool, smtp: tuple[_FlakyServer, int]) -> DeliveryActivities:
     sender = EmailSender(SmtpConfig(host="127.0.0.1", port=smtp[1], timeout=10))
-    return DeliveryActivities(pool, sender, default_from="Flows <flows@journeys.test>")
+    return DeliveryActivities(
+        pool,
+        sender,
+        default_from="Flows <flows@journeys.test>",
+        ingest=Ingest(pool, None),
+        tracking=tracking_config(Settings()),
+    )
 
 
 async def _send_input(pool: asyncpg.Pool, *, transactional: bool = False) -> SendEmailInput:
@@ -236,7 +245,14 @@ def _sms_delivery(pool: asyncpg.Pool, port: int) -> DeliveryActivities:
         base_url=f"http://127.0.0.1:{port}",
     )
     sender = EmailSender(SmtpConfig(host="127.0.0.1", port=free_port()))
-    return DeliveryActivities(pool, sender, default_from="flows@journeys.test", sms=twilio)
+    return DeliveryActivities(
+        pool,
+        sender,
+        default_from="flows@journeys.test",
+        ingest=Ingest(pool, None),
+        tracking=tracking_config(Settings()),
+        sms=twilio,
+    )
 
 
 async def test_marketing_sms_whose_request_got_no_answer_is_uncertain_not_resent(
