@@ -9,7 +9,6 @@ import asyncpg
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.local_time import zone_for
 from journeys import changes
 from journeys.domain.runs import (
     ActivityName,
@@ -31,6 +30,7 @@ from journeys.domain.steps import (
 )
 from journeys.domain.templating import contact_context
 from journeys.ingest import Ingest
+from journeys.local_time import zone_for
 from journeys.rendering import FieldRefused, render_fields
 from journeys.store import conditions, contacts
 

@@ -21,7 +21,6 @@ from temporalio.exceptions import ApplicationError
 
 from activities.faults import AFTER_SMTP_ACCEPTANCE, crash_point
 from activities.heartbeat import heartbeating
-from activities.local_time import zone_for
 from journeys import changes
 from journeys.channels.email import (
     EmailSender,
@@ -51,6 +50,7 @@ from journeys.domain.steps import SendEmail, SendSms, Step
 from journeys.domain.templating import CartView, contact_context
 from journeys.domain.tree import StepTree
 from journeys.ingest import Ingest
+from journeys.local_time import zone_for
 from journeys.rendering import FieldRefused, render_fields
 from journeys.store import contacts, messages
 from journeys.versions import FlowVersions

@@ -9,7 +9,6 @@ from typing import Any
 import asyncpg
 from temporalio import activity
 
-from activities.local_time import zone_for
 from journeys.domain import firing, timers
 from journeys.domain.flow import FlowDefinition
 from journeys.domain.runs import (
@@ -21,6 +20,7 @@ from journeys.domain.runs import (
     ResolveFireInput,
     ResolveFireResult,
 )
+from journeys.local_time import zone_for
 from journeys.store import carts, contacts, flows
 
 

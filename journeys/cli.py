@@ -291,6 +291,55 @@ def _flow_export(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _contact_where(settings: Settings, args: argparse.Namespace) -> int:
+    """Prints every flow the contact is or was in, what it waits for, and links to its runs."""
+    found = 0
+    with _api_client(settings, args) as client:
+        if args.audience:
+            audiences = [args.audience]
+        else:
+            listed = client.get("/v1/audiences", params={"limit": 1000})
+            if listed.status_code >= 400:
+                _print_problem(listed)
+                return 1
+            audiences = [a["id"] for a in listed.json()["audiences"]]
+        for audience in audiences:
+            response = client.get(f"/v1/audiences/{audience}/contacts/{args.email}/journeys")
+            if response.status_code == 404:
+                continue
+            if response.status_code >= 400:
+                _print_problem(response)
+                return 1
+            found += 1
+            print(_journeys_text(args.email, audience, response.json()))
+    if not found:
+        print(f"no contact {args.email!r} in any audience", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _journeys_text(email: str, audience: str, body: dict[str, Any]) -> str:
+    """The contact's journeys as an operator reads them."""
+    lines = [f"{email} (contact {body['contact_id']}, audience {audience}, zone {body['zone']})"]
+    if not body["journeys"]:
+        lines.append("  in no flow")
+    for j in body["journeys"]:
+        entry = f"entry {j['entry']}" if j["entry"] is not None else "not entered yet"
+        lines.append(f"- {j['flow_name']} (v{j['version']}, {entry}): {j['phase'] or j['status']}")
+        if j["waiting_for"]:
+            lines.append(f"    {j['waiting_for']}")
+        if j["until"]:
+            lines.append(f"    until {j['until_local']} {body['zone']} ({j['until']} UTC)")
+        ended = f", ended {j['ended_at']}" if j["ended_at"] else ""
+        if j["entered_at"]:
+            lines.append(f"    entered {j['entered_at']}{ended}")
+        for step in j["timeline"]:
+            outcome = f": {step['outcome']}" if step["outcome"] else ""
+            lines.append(f"    · {step['entered_at']} {step['step_id']} ({step['type']}){outcome}")
+        lines.append(f"    {j['link']}")
+    return "\n".join(lines)
+
+
 _SCHEDULE_FLAGS = {"offset_days": "--offset", "time_of_day": "--time"}
 
 
@@ -548,6 +597,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help='one line: {"utc": ..., "local": ..., "zone": ...}'
     )
 
+    contact = sub.add_parser("contact", help="one contact").add_subparsers(
+        dest="action", required=True
+    )
+    where = contact.add_parser(
+        "where", help="every flow the contact is or was in, what it waits for, links to its runs"
+    )
+    where.add_argument("email", metavar="EMAIL")
+    where.add_argument("--audience", help="audience id (default: look in every audience)")
+    where.add_argument("--api-url")
+    where.add_argument("--api-key")
+
     contacts = sub.add_parser("contacts", help="audience contacts").add_subparsers(
         dest="action", required=True
     )
@@ -576,6 +636,7 @@ _COMMANDS = {
     ("flow", "apply"): _flow_apply,
     ("flow", "validate"): _flow_validate,
     ("flow", "export"): _flow_export,
+    ("contact", "where"): _contact_where,
     ("contacts", "import"): _contacts_import,
     ("flow", "report"): _flow_report,
     ("flow", "graph"): _flow_report,

@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     temporal_namespace: str = Field("default", description="Temporal namespace.")
     temporal_port: int = Field(7233, description="gRPC port of the embedded Temporal dev server.")
     temporal_ui_port: int = Field(8233, description="Web UI port of the embedded Temporal server.")
+    temporal_ui_url: str | None = Field(
+        None,
+        description="Base URL of the Temporal UI for links to runs; unset = the embedded one"
+        " (http://127.0.0.1:JOURNEYS_TEMPORAL_UI_PORT).",
+    )
     task_queue: str = Field("journeys", description="Task queue of the contact-flow workers.")
 
     api_host: str = Field("127.0.0.1", description="Interface the API listens on.")
@@ -250,6 +255,11 @@ class Settings(BaseSettings):
     def sms_configured(self) -> bool:
         """Flows that text contacts can be activated."""
         return self.sms_provider != "none"
+
+    @property
+    def effective_temporal_ui_url(self) -> str:
+        """Where operators open the Temporal UI."""
+        return (self.temporal_ui_url or f"http://127.0.0.1:{self.temporal_ui_port}").rstrip("/")
 
     def run_limits(self) -> RunLimits:
         """The bounds every contact run is started with."""

@@ -198,6 +198,7 @@ class Dispatcher:
             search_attributes=TypedSearchAttributes(
                 [
                     SearchAttributePair(search.FLOW_ID, flow.id),
+                    SearchAttributePair(search.FLOW_NAME, flow.definition.name),
                     SearchAttributePair(search.CONTACT_ID, contact_id),
                     SearchAttributePair(search.AUDIENCE_ID, flow.audience_id),
                     SearchAttributePair(search.TRIGGER_TYPE, trigger_type),

@@ -151,6 +151,7 @@ class ContactFlowWorkflow:
         self._published_phase: Phase = Phase.ENTERING  # what the starter set
         self._published_step: str | None = None
         self._fires_at: datetime | None = None
+        self._until: datetime | None = None  # the end of the wait under way
         # A timer trigger: the run is armed until its moment comes (`_armed`).
         self._timer: Trigger | None = next(
             (
@@ -202,6 +203,7 @@ class ContactFlowWorkflow:
             version=self._input.version,
             paused=self._state.paused,
             fires_at=self._fires_at,
+            waiting_until=self._until,
             last_fired=self._state.last_fired,
         )
 
@@ -588,6 +590,7 @@ class ContactFlowWorkflow:
         """
         state = self._state
         woken = False
+        self._until = until
         while not woken:
             remaining = until - workflow.now()
             if remaining <= timedelta(0):
@@ -609,6 +612,7 @@ class ContactFlowWorkflow:
             woken = wake is not None and wake()
             if not woken and self._history_is_long():
                 raise _ContinueAsNew(step, until)
+        self._until = None
         if state.stop:
             raise _Leave(state.stop)
         return woken
@@ -642,9 +646,8 @@ class ContactFlowWorkflow:
         on_match = self._tree.enter(step.matched, step)
         on_timeout = self._tree.enter(step.timed_out, step)
         details = (
-            f"Waiting until {words.conditions(step.conditions)}"
-            f" ({words.then(on_match).removeprefix('then ')}),"
-            f" or on {words.moment(deadline)} {words.then(on_timeout)}."
+            f"Waiting until {words.conditions(step.conditions)}, then {words.take(on_match)};"
+            f" or on {words.moment(deadline)} {words.take(on_timeout)}."
         )
         # Re-check only when an event that can change the answer arrives. The count is taken
         # before each check, so an event heard during the check wakes the wait at once.

@@ -14,6 +14,7 @@ from api.routes import (
     flows,
     imports,
     integrations,
+    journeys,
     livechat,
     merge_fields,
     optin,
@@ -27,6 +28,7 @@ from api.routes import (
 v1 = APIRouter(prefix="/v1")
 v1.include_router(audiences.router)
 v1.include_router(contacts.router)
+v1.include_router(journeys.router)
 v1.include_router(flows.router)
 v1.include_router(campaigns.router)
 v1.include_router(integrations.router)

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Query, status
 from pydantic import AfterValidator, BaseModel, Field
 
 from api.deps import ApiKeyDep, PoolDep
@@ -43,6 +43,19 @@ ERRORS = {401: {"model": Problem}, 404: {"model": Problem}, 422: {"model": Probl
 async def create_audience(body: AudienceCreate, pool: PoolDep, _key: ApiKeyDep) -> AudiencePublic:
     """Creates an audience; its time zone is the default for contacts without one."""
     return AudiencePublic(**await audiences.create(pool, name=body.name, timezone=body.timezone))
+
+
+class AudienceList(BaseModel):
+    audiences: list[AudiencePublic]
+
+
+@router.get("", responses={401: {"model": Problem}, 422: {"model": Problem}})
+async def list_audiences(
+    pool: PoolDep, _key: ApiKeyDep, limit: int = Query(100, ge=1, le=1000)
+) -> AudienceList:
+    """Audiences, oldest first."""
+    rows = await audiences.list_all(pool, limit=limit)
+    return AudienceList(audiences=[AudiencePublic(**row) for row in rows])
 
 
 @router.get("/{audience_id}", responses=ERRORS)

@@ -159,6 +159,7 @@ class RunStatus(BaseModel):
     version: int
     paused: bool = False
     fires_at: datetime | None = Field(None, description="When an armed timer trigger fires.")
+    waiting_until: datetime | None = Field(None, description="When the current wait ends.")
     last_fired: datetime | None = Field(None, description="When a yearly trigger last fired.")
 
 

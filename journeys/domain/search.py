@@ -5,6 +5,7 @@ from __future__ import annotations
 from temporalio.common import SearchAttributeKey
 
 FLOW_ID = SearchAttributeKey.for_keyword("FlowId")
+FLOW_NAME = SearchAttributeKey.for_keyword("FlowName")
 CONTACT_ID = SearchAttributeKey.for_keyword("ContactId")
 AUDIENCE_ID = SearchAttributeKey.for_keyword("AudienceId")
 TRIGGER_TYPE = SearchAttributeKey.for_keyword("TriggerType")
@@ -13,6 +14,7 @@ JOURNEY_PHASE = SearchAttributeKey.for_keyword("JourneyPhase")
 
 ALL: tuple[SearchAttributeKey[str], ...] = (
     FLOW_ID,
+    FLOW_NAME,
     CONTACT_ID,
     AUDIENCE_ID,
     TRIGGER_TYPE,

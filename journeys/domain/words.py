@@ -98,3 +98,8 @@ def moment(at: datetime, zone: str | None = None) -> str:
 def then(step: Step | None) -> str:
     """What comes next, e.g. "then `again` (send_email)" or "then the flow ends"."""
     return f"then `{step.id}` ({step.type})" if step is not None else "then the flow ends"
+
+
+def take(step: Step | None) -> str:
+    """The branch a wait takes, e.g. "take `nudge`" or "end the flow"."""
+    return f"take `{step.id}`" if step is not None else "end the flow"

@@ -3,6 +3,8 @@ resume and archive reach runs that have not entered the flow yet."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
 
 Conn = asyncpg.Connection | asyncpg.Pool
@@ -26,3 +28,14 @@ async def remember_many(conn: Conn, *, flow_id: str, pairs: list[tuple[str, str]
         " ON CONFLICT (flow_id, contact_id) DO NOTHING",
         [(flow_id, contact_id, wf_id) for contact_id, wf_id in pairs],
     )
+
+
+async def of_contact(conn: Conn, contact_id: str) -> list[dict[str, Any]]:
+    """The contact's armed runs (flows whose timer trigger waits for it), with flow names."""
+    rows = await conn.fetch(
+        "SELECT a.flow_id::text, f.name AS flow_name, f.current_version AS version,"
+        " a.workflow_id, a.armed_at FROM armed_runs a JOIN flows f ON f.id = a.flow_id"
+        " WHERE a.contact_id = $1::uuid ORDER BY a.armed_at DESC",
+        contact_id,
+    )
+    return [dict(r) for r in rows]

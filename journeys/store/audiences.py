@@ -29,3 +29,13 @@ async def get(conn: asyncpg.Connection | asyncpg.Pool, audience_id: str) -> dict
         audience_id,
     )
     return dict(row) if row else None
+
+
+async def list_all(conn: asyncpg.Connection | asyncpg.Pool, *, limit: int) -> list[dict[str, Any]]:
+    """Audiences, oldest first."""
+    rows = await conn.fetch(
+        "SELECT id::text, name, timezone, created_at FROM audiences ORDER BY created_at, id"
+        " LIMIT $1",
+        limit,
+    )
+    return [dict(r) for r in rows]

@@ -121,3 +121,15 @@ async def contacts_running(conn: Conn, contact_ids: list[str]) -> set[str]:
         contact_ids,
     )
     return {r["contact_id"] for r in rows}
+
+
+async def of_contact(conn: Conn, contact_id: str) -> list[dict[str, Any]]:
+    """Every entry of the contact in any flow, newest first, with the flow's name."""
+    rows = await conn.fetch(
+        "SELECT e.flow_id::text, f.name AS flow_name, e.entry, e.version, e.workflow_id,"
+        " e.run_id, e.trigger_type, e.status, e.started_at, e.ended_at"
+        " FROM enrollments e JOIN flows f ON f.id = e.flow_id"
+        " WHERE e.contact_id = $1::uuid ORDER BY e.started_at DESC",
+        contact_id,
+    )
+    return [dict(r) for r in rows]
