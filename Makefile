@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint bench chaos install clean docs fuzz
+.PHONY: dev test lint bench chaos install clean docs fuzz replay-record
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,3 +53,8 @@ chaos: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .journeys .pytest_cache
+
+# Records real histories of every step type and example flow into tests/replay/histories/, which
+# `make test` replays through the current workflow code (see docs/operations.md).
+replay-record: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/replay/record_histories.py

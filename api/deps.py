@@ -97,3 +97,5 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 RegistryDep = Annotated[FlowRegistry, Depends(get_registry)]
 IngestDep = Annotated[Ingest, Depends(get_ingest)]
 ApiKeyDep = Annotated[str, Depends(require_api_key)]
+# Declared once per router: every route of an authenticated router needs an API key.
+API_KEY_REQUIRED = Depends(require_api_key)

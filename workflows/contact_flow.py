@@ -660,7 +660,7 @@ class ContactFlowWorkflow:
                 step,
                 deadline,
                 details,
-                summary=f"{step.id}: timeout",
+                summary=f"{step.id}: until {words.conditions(step.conditions)}"[:200],
                 wake=lambda heard=heard: self._count(relevant) != heard,  # type: ignore[misc]
             )
             if not woken:

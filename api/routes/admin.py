@@ -7,11 +7,11 @@ from datetime import datetime
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from api.deps import ApiKeyDep, PoolDep
+from api.deps import API_KEY_REQUIRED, PoolDep
 from api.problems import Problem
 from journeys.store import events
 
-router = APIRouter(prefix="/admin", tags=["admin"])
+router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[API_KEY_REQUIRED])
 
 ERRORS = {401: {"model": Problem}, 422: {"model": Problem}}
 MAX_OFFSET = 1_000_000
@@ -41,7 +41,6 @@ class DeadLetterList(BaseModel):
 @router.get("/dead-letters", responses=ERRORS)
 async def list_dead_letters(
     pool: PoolDep,
-    _key: ApiKeyDep,
     limit: int = Query(100, ge=1, le=1000),
     offset: int = Query(0, ge=0, le=MAX_OFFSET),
 ) -> DeadLetterList:

@@ -9,13 +9,13 @@ from uuid import UUID
 from fastapi import APIRouter, Query, status
 from pydantic import AfterValidator, BaseModel, Field
 
-from api.deps import ApiKeyDep, PoolDep
+from api.deps import API_KEY_REQUIRED, PoolDep
 from api.problems import Problem, ProblemError
 from journeys.domain.text import SingleLine
 from journeys.domain.timezones import check_timezone, known_timezones
 from journeys.store import audiences
 
-router = APIRouter(prefix="/audiences", tags=["audiences"])
+router = APIRouter(prefix="/audiences", tags=["audiences"], dependencies=[API_KEY_REQUIRED])
 
 TimeZone = Annotated[
     str,
@@ -40,7 +40,7 @@ ERRORS = {401: {"model": Problem}, 404: {"model": Problem}, 422: {"model": Probl
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=ERRORS)
-async def create_audience(body: AudienceCreate, pool: PoolDep, _key: ApiKeyDep) -> AudiencePublic:
+async def create_audience(body: AudienceCreate, pool: PoolDep) -> AudiencePublic:
     """Creates an audience; its time zone is the default for contacts without one."""
     return AudiencePublic(**await audiences.create(pool, name=body.name, timezone=body.timezone))
 
@@ -50,16 +50,14 @@ class AudienceList(BaseModel):
 
 
 @router.get("", responses={401: {"model": Problem}, 422: {"model": Problem}})
-async def list_audiences(
-    pool: PoolDep, _key: ApiKeyDep, limit: int = Query(100, ge=1, le=1000)
-) -> AudienceList:
+async def list_audiences(pool: PoolDep, limit: int = Query(100, ge=1, le=1000)) -> AudienceList:
     """Audiences, oldest first."""
     rows = await audiences.list_all(pool, limit=limit)
     return AudienceList(audiences=[AudiencePublic(**row) for row in rows])
 
 
 @router.get("/{audience_id}", responses=ERRORS)
-async def get_audience(audience_id: UUID, pool: PoolDep, _key: ApiKeyDep) -> AudiencePublic:
+async def get_audience(audience_id: UUID, pool: PoolDep) -> AudiencePublic:
     """One audience."""
     row = await audiences.get(pool, str(audience_id))
     if row is None:

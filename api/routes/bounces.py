@@ -14,12 +14,12 @@ from typing import Any, Literal
 from fastapi import APIRouter, status
 from pydantic import BaseModel, Field, model_validator
 
-from api.deps import ApiKeyDep, IngestDep, PoolDep, SettingsDep
+from api.deps import API_KEY_REQUIRED, IngestDep, PoolDep, SettingsDep
 from api.problems import FieldError, Problem, ProblemError
 from journeys import changes
 from journeys.store import contacts, events, messages
 
-router = APIRouter(prefix="/bounces", tags=["bounces"])
+router = APIRouter(prefix="/bounces", tags=["bounces"], dependencies=[API_KEY_REQUIRED])
 
 ERRORS = {401: {"model": Problem}, 404: {"model": Problem}, 422: {"model": Problem}}
 
@@ -62,7 +62,6 @@ async def report_bounce(
     pool: PoolDep,
     ingest: IngestDep,
     settings: SettingsDep,
-    _key: ApiKeyDep,
 ) -> BounceOutcome:
     """Records a bounce or complaint reported after the send."""
     email: dict[str, Any] = {}

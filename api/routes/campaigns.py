@@ -12,7 +12,7 @@ from temporalio.client import WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
-from api.deps import ApiKeyDep, PoolDep, SettingsDep, TemporalDep
+from api.deps import API_KEY_REQUIRED, PoolDep, SettingsDep, TemporalDep
 from api.problems import FieldError, Problem, ProblemError
 from api.routes.audiences import require_audience
 from journeys.channels.email import (
@@ -38,7 +38,7 @@ from journeys.domain.templating import contact_context, merge_tag_errors, render
 from journeys.domain.text import SingleLine
 from journeys.store import campaigns, contacts
 
-router = APIRouter(prefix="/campaigns", tags=["campaigns"])
+router = APIRouter(prefix="/campaigns", tags=["campaigns"], dependencies=[API_KEY_REQUIRED])
 
 ERRORS = {
     401: {"model": Problem},
@@ -133,7 +133,7 @@ async def _require(pool: PoolDep, campaign_id: str) -> dict[str, Any]:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=ERRORS)
-async def create_campaign(body: CampaignCreate, pool: PoolDep, _key: ApiKeyDep) -> CampaignPublic:
+async def create_campaign(body: CampaignCreate, pool: PoolDep) -> CampaignPublic:
     """Creates a draft campaign. Flows can refer to it (opens, clicks) from now on."""
     await require_audience(pool, body.audience_id)
     _refuse(_template_problems(body.subject, body))
@@ -148,9 +148,7 @@ async def create_campaign(body: CampaignCreate, pool: PoolDep, _key: ApiKeyDep) 
 
 
 @router.put("/{campaign_id}", responses=ERRORS)
-async def update_campaign(
-    campaign_id: str, body: CampaignUpdate, pool: PoolDep, _key: ApiKeyDep
-) -> CampaignPublic:
+async def update_campaign(campaign_id: str, body: CampaignUpdate, pool: PoolDep) -> CampaignPublic:
     """Replaces a draft's name, subject and content (409 once it is scheduled or sent)."""
     current = await _require(pool, campaign_id)
     _refuse(_template_problems(body.subject, body))
@@ -163,13 +161,13 @@ async def update_campaign(
 
 
 @router.get("/{campaign_id}", responses=ERRORS)
-async def get_campaign(campaign_id: str, pool: PoolDep, _key: ApiKeyDep) -> CampaignPublic:
+async def get_campaign(campaign_id: str, pool: PoolDep) -> CampaignPublic:
     """The campaign, with its progress once sending has begun."""
     return await _public(pool, await _require(pool, campaign_id))
 
 
 @router.get("/{campaign_id}/report", responses=ERRORS)
-async def campaign_report(campaign_id: str, pool: PoolDep, _key: ApiKeyDep) -> CampaignCounts:
+async def campaign_report(campaign_id: str, pool: PoolDep) -> CampaignCounts:
     """Recipients, sent, failed, bounced, opens and clicks (total and unique), unsubscribes."""
     await _require(pool, campaign_id)
     return CampaignCounts(**await campaigns.report(pool, campaign_id))
@@ -202,7 +200,7 @@ def _sender(settings: Settings) -> EmailSender:
 
 @router.post("/{campaign_id}/test", responses=ERRORS)
 async def send_test(
-    campaign_id: str, body: TestSend, pool: PoolDep, settings: SettingsDep, _key: ApiKeyDep
+    campaign_id: str, body: TestSend, pool: PoolDep, settings: SettingsDep
 ) -> TestSent:
     """Sends the campaign once to one address, subject marked `[Test]`.
 
@@ -254,7 +252,6 @@ async def send_campaign(
     pool: PoolDep,
     temporal: TemporalDep,
     settings: SettingsDep,
-    _key: ApiKeyDep,
     body: SendRequest | None = None,
 ) -> CampaignPublic:
     """Sends the campaign now or at `send_at` (a durable timer): a workflow pages through the
@@ -334,24 +331,18 @@ async def _control(
 
 
 @router.post("/{campaign_id}/pause", responses=ERRORS)
-async def pause_campaign(
-    campaign_id: str, pool: PoolDep, temporal: TemporalDep, _key: ApiKeyDep
-) -> CampaignPublic:
+async def pause_campaign(campaign_id: str, pool: PoolDep, temporal: TemporalDep) -> CampaignPublic:
     """Stops the send after the page in flight; `resume` goes on where it stopped."""
     return await _control(pool, temporal, campaign_id, "pause")
 
 
 @router.post("/{campaign_id}/resume", responses=ERRORS)
-async def resume_campaign(
-    campaign_id: str, pool: PoolDep, temporal: TemporalDep, _key: ApiKeyDep
-) -> CampaignPublic:
+async def resume_campaign(campaign_id: str, pool: PoolDep, temporal: TemporalDep) -> CampaignPublic:
     """Goes on sending a paused campaign."""
     return await _control(pool, temporal, campaign_id, "resume")
 
 
 @router.post("/{campaign_id}/cancel", responses=ERRORS)
-async def cancel_campaign(
-    campaign_id: str, pool: PoolDep, temporal: TemporalDep, _key: ApiKeyDep
-) -> CampaignPublic:
+async def cancel_campaign(campaign_id: str, pool: PoolDep, temporal: TemporalDep) -> CampaignPublic:
     """Ends the send after the page in flight (status `cancelled` once it has stopped)."""
     return await _control(pool, temporal, campaign_id, "cancel")

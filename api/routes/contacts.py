@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query, Response, status
 from pydantic import AfterValidator, BaseModel, Field, WithJsonSchema
 
-from api.deps import ApiKeyDep, IngestDep, PoolDep, SettingsDep
+from api.deps import API_KEY_REQUIRED, IngestDep, PoolDep, SettingsDep
 from api.problems import FieldError, Problem, ProblemError
 from api.routes.audiences import TimeZone, require_audience
 from journeys import changes, members
@@ -32,7 +32,9 @@ from journeys.domain.text import (
 from journeys.ingest import Ingest
 from journeys.store import contacts, groups, merge_fields
 
-router = APIRouter(prefix="/audiences/{audience_id}/contacts", tags=["contacts"])
+router = APIRouter(
+    prefix="/audiences/{audience_id}/contacts", tags=["contacts"], dependencies=[API_KEY_REQUIRED]
+)
 
 ERRORS = {
     401: {"model": Problem},
@@ -178,7 +180,6 @@ async def upsert_contact(
     ingest: IngestDep,
     settings: SettingsDep,
     response: Response,
-    _key: ApiKeyDep,
 ) -> ContactPublic:
     """Creates the contact (201) or updates the one with that email (200).
 
@@ -238,7 +239,6 @@ def _after(cursor: str) -> tuple[str, str]:
 async def list_contacts(
     audience_id: uuid.UUID,
     pool: PoolDep,
-    _key: ApiKeyDep,
     email_prefix: str | None = Query(None, min_length=1, max_length=254),
     tag: str | None = Query(None, min_length=1, max_length=100),
     status: Literal["subscribed", "unsubscribed", "cleaned", "pending", "transactional", "archived"]
@@ -267,9 +267,7 @@ async def list_contacts(
 
 
 @router.get("/{contact}", responses=ERRORS)
-async def get_contact(
-    audience_id: uuid.UUID, contact: str, pool: PoolDep, _key: ApiKeyDep
-) -> ContactPublic:
+async def get_contact(audience_id: uuid.UUID, contact: str, pool: PoolDep) -> ContactPublic:
     """One contact, by id, email address or subscriber hash."""
     return await _public(pool, await _contact(pool, str(audience_id), contact))
 
@@ -300,7 +298,6 @@ async def add_tags(
     body: TagsAdd,
     pool: PoolDep,
     ingest: IngestDep,
-    _key: ApiKeyDep,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> TagsAdded:
     """Tags the contact; each new tag enrols it in the active flows triggered by that tag.
@@ -333,7 +330,6 @@ async def remove_tag(
     tag: str,
     pool: PoolDep,
     ingest: IngestDep,
-    _key: ApiKeyDep,
 ) -> Response:
     """Removes a tag from the contact (no error if it did not have it)."""
     row = await _contact(pool, str(audience_id), contact)
@@ -359,7 +355,6 @@ async def join_groups(
     body: GroupsAdd,
     pool: PoolDep,
     ingest: IngestDep,
-    _key: ApiKeyDep,
 ) -> GroupsChanged:
     """Puts the contact in audience groups; joining fires `joined_group` triggers."""
     aid = str(audience_id)
@@ -385,7 +380,6 @@ async def leave_group(
     group: str,
     pool: PoolDep,
     ingest: IngestDep,
-    _key: ApiKeyDep,
 ) -> Response:
     """Takes the contact out of a group; leaving fires `left_group` triggers."""
     row = await _contact(pool, str(audience_id), contact)
@@ -420,7 +414,6 @@ async def post_event(
     pool: PoolDep,
     ingest: IngestDep,
     settings: SettingsDep,
-    _key: ApiKeyDep,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> EventAccepted:
     """Records a custom event; it enrols the contact in flows with a matching `event_api` trigger."""
@@ -460,7 +453,6 @@ async def post_activity(
     pool: PoolDep,
     ingest: IngestDep,
     settings: SettingsDep,
-    _key: ApiKeyDep,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> EventAccepted:
     """Records an activity event (an order, a page view, an email open…) and enrols the contact

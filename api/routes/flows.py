@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 
-from api.deps import ApiKeyDep, IngestDep, PoolDep, RegistryDep, SettingsDep, TemporalDep
+from api.deps import API_KEY_REQUIRED, IngestDep, PoolDep, RegistryDep, SettingsDep, TemporalDep
 from api.flow_rules import check, rule_violations, schema_violations
 from api.problems import FieldError, Problem, ProblemError
 from api.routes.audiences import require_audience
@@ -33,7 +33,9 @@ from journeys.ingest import Ingest
 from journeys.registry import ActiveFlow, FlowRegistry
 from journeys.store import arming, audiences, contacts, flows
 
-router = APIRouter(prefix="/flows", tags=["flows"])
+router = APIRouter(prefix="/flows", tags=["flows"], dependencies=[API_KEY_REQUIRED])
+# The flow schema is public (editors fetch it); it is registered before `/{flow_id}`.
+schema_router = APIRouter(prefix="/flows", tags=["flows"])
 
 ERRORS = {
     401: {"model": Problem},
@@ -162,7 +164,7 @@ def _name_taken(name: str) -> ProblemError:
 # --- definitions --------------------------------------------------------------------------------
 
 
-@router.get("/schema", response_model=dict[str, Any])
+@schema_router.get("/schema", response_model=dict[str, Any])
 async def flow_schema() -> dict[str, Any]:
     """JSON Schema of a flow definition, for editors and code generators (no key needed)."""
     return FlowDefinition.model_json_schema()
@@ -172,7 +174,6 @@ async def flow_schema() -> dict[str, Any]:
 async def validate_flow(
     pool: PoolDep,
     settings: SettingsDep,
-    _key: ApiKeyDep,
     definition: dict[str, Any] = Body(..., description="A flow definition, valid or not."),
     flow_id: str | None = Query(None, description="The flow this would replace, if any."),
 ) -> ValidationReport:
@@ -194,7 +195,7 @@ async def validate_flow(
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=ERRORS)
 async def create_flow(
-    definition: FlowDefinition, pool: PoolDep, settings: SettingsDep, _key: ApiKeyDep
+    definition: FlowDefinition, pool: PoolDep, settings: SettingsDep
 ) -> FlowPublic:
     """Creates a draft flow at version 1. Nothing enrols until it is activated."""
     await require_audience(pool, definition.audience_id)
@@ -212,7 +213,6 @@ async def create_flow(
 @router.get("", responses=ERRORS)
 async def list_flows(
     pool: PoolDep,
-    _key: ApiKeyDep,
     audience_id: uuid.UUID | None = None,
     status: FlowStatus | None = None,
     limit: int = Query(100, ge=1, le=1000),
@@ -230,7 +230,7 @@ async def list_flows(
 
 
 @router.get("/{flow_id}", responses=ERRORS)
-async def get_flow(flow_id: str, pool: PoolDep, _key: ApiKeyDep) -> FlowPublic:
+async def get_flow(flow_id: str, pool: PoolDep) -> FlowPublic:
     """One flow with its current definition (and how far arming its audience has come)."""
     flow = public(await require_flow(pool, flow_id))
     progress = await arming.get(pool, flow_id)
@@ -246,7 +246,6 @@ async def update_flow(
     pool: PoolDep,
     settings: SettingsDep,
     registry: RegistryDep,
-    _key: ApiKeyDep,
 ) -> FlowPublic:
     """Replaces the definition.
 
@@ -285,7 +284,7 @@ async def update_flow(
 
 
 @router.delete("/{flow_id}", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS)
-async def delete_flow(flow_id: str, pool: PoolDep, _key: ApiKeyDep) -> Response:
+async def delete_flow(flow_id: str, pool: PoolDep) -> Response:
     """Deletes a draft. A flow that ran keeps its history: archive it instead."""
     flow = await require_flow(pool, flow_id)
     if flow["status"] != "draft":
@@ -298,7 +297,7 @@ async def delete_flow(flow_id: str, pool: PoolDep, _key: ApiKeyDep) -> Response:
 
 
 @router.get("/{flow_id}/versions", responses=ERRORS)
-async def list_versions(flow_id: str, pool: PoolDep, _key: ApiKeyDep) -> VersionList:
+async def list_versions(flow_id: str, pool: PoolDep) -> VersionList:
     """Every version of the flow, oldest first."""
     flow = await require_flow(pool, flow_id)
     rows = await flows.versions(pool, flow_id)
@@ -388,7 +387,6 @@ async def activate_flow(
     registry: RegistryDep,
     temporal: TemporalDep,
     settings: SettingsDep,
-    _key: ApiKeyDep,
 ) -> FlowPublic:
     """Starts enrolling (only activity from now on triggers the flow); resumes a paused flow."""
     flow = await require_flow(pool, flow_id)
@@ -412,7 +410,6 @@ async def pause_flow(
     registry: RegistryDep,
     temporal: TemporalDep,
     settings: SettingsDep,
-    _key: ApiKeyDep,
 ) -> FlowPublic:
     """Stops enrolling; contacts in the flow hold before their next step until it resumes."""
     return await _transition(
@@ -434,7 +431,6 @@ async def resume_flow(
     registry: RegistryDep,
     temporal: TemporalDep,
     settings: SettingsDep,
-    _key: ApiKeyDep,
 ) -> FlowPublic:
     """Enrols again; held contacts carry on."""
     return await _transition(
@@ -456,7 +452,6 @@ async def archive_flow(
     registry: RegistryDep,
     temporal: TemporalDep,
     settings: SettingsDep,
-    _key: ApiKeyDep,
 ) -> FlowPublic:
     """Ends the flow for good: no more enrolments, and contacts in it leave."""
     return await _transition(
@@ -510,7 +505,7 @@ async def _enrol_by_hand(
 
 @router.post("/{flow_id}/contacts", responses=ERRORS)
 async def add_contacts(
-    flow_id: str, body: ManualAdd, pool: PoolDep, ingest: IngestDep, _key: ApiKeyDep
+    flow_id: str, body: ManualAdd, pool: PoolDep, ingest: IngestDep
 ) -> ManualAddResult:
     """Enrols contacts by hand (the `manual_add` trigger)."""
     return await _enrol_by_hand(pool, ingest, flow_id, body.contacts, "manual_add")
@@ -526,7 +521,7 @@ class FlowTrigger(BaseModel):
 
 @router.post("/{flow_id}/trigger", responses=ERRORS)
 async def trigger_flow(
-    flow_id: str, body: FlowTrigger, pool: PoolDep, ingest: IngestDep, _key: ApiKeyDep
+    flow_id: str, body: FlowTrigger, pool: PoolDep, ingest: IngestDep
 ) -> ManualAddResult:
     """The flow's trigger URL (the `flow_api` trigger): enrols one contact."""
     result = await _enrol_by_hand(pool, ingest, flow_id, [body.email_address], "flow_api")
@@ -544,7 +539,6 @@ async def list_runs(
     flow_id: str,
     pool: PoolDep,
     temporal: TemporalDep,
-    _key: ApiKeyDep,
     limit: int = Query(100, ge=1, le=1000),
 ) -> RunList:
     """The flow's contact runs, newest first, from Temporal visibility (may lag by a second)."""

@@ -7,13 +7,15 @@ import uuid
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from api.deps import ApiKeyDep, IngestDep, PoolDep, SettingsDep
+from api.deps import API_KEY_REQUIRED, IngestDep, PoolDep, SettingsDep
 from api.problems import FieldError, Problem, ProblemError
 from api.routes.audiences import require_audience
 from journeys.imports import MAX_LISTED_ERRORS, MAX_ROWS, Format, Importer, UnreadableFile
 from journeys.store import merge_fields
 
-router = APIRouter(prefix="/audiences/{audience_id}", tags=["contacts"])
+router = APIRouter(
+    prefix="/audiences/{audience_id}", tags=["contacts"], dependencies=[API_KEY_REQUIRED]
+)
 
 ERRORS = {
     401: {"model": Problem},
@@ -69,7 +71,6 @@ async def import_contacts(
     pool: PoolDep,
     ingest: IngestDep,
     settings: SettingsDep,
-    _key: ApiKeyDep,
 ) -> ImportResult:
     """Creates or updates up to 100,000 contacts from a CSV (with a header) or JSON-lines body.
 

@@ -9,12 +9,16 @@ from typing import Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from api.deps import ApiKeyDep, PoolDep, SettingsDep
+from api.deps import API_KEY_REQUIRED, PoolDep, SettingsDep
 from api.problems import FieldError, Problem, ProblemError
 from api.routes.audiences import require_audience
 from journeys.store import integrations
 
-router = APIRouter(prefix="/audiences/{audience_id}/integrations", tags=["integrations"])
+router = APIRouter(
+    prefix="/audiences/{audience_id}/integrations",
+    tags=["integrations"],
+    dependencies=[API_KEY_REQUIRED],
+)
 
 Provider = Literal["shopify", "livechat", "eventbrite", "zapier", "site"]
 # What each provider needs in `secret`, and whether we issue it a URL token instead.
@@ -62,7 +66,6 @@ async def put_integration(
     body: IntegrationPut,
     pool: PoolDep,
     settings: SettingsDep,
-    _key: ApiKeyDep,
 ) -> IntegrationPublic:
     """Sets the audience's provider settings; Eventbrite, Zapier and site tracking get a new
     secret URL token (an earlier one stops working)."""

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from api.deps import ApiKeyDep, PoolDep, SettingsDep, TemporalDep
+from api.deps import API_KEY_REQUIRED, PoolDep, SettingsDep, TemporalDep
 from api.problems import Problem, ProblemError
 from api.routes.audiences import require_audience
 from journeys.config import Settings
@@ -25,7 +25,9 @@ from journeys.domain.runs import RunStatus, TimelineEntry
 from journeys.local_time import zone_for
 from journeys.store import armed, contacts, enrollments
 
-router = APIRouter(prefix="/audiences/{audience_id}/contacts", tags=["contacts"])
+router = APIRouter(
+    prefix="/audiences/{audience_id}/contacts", tags=["contacts"], dependencies=[API_KEY_REQUIRED]
+)
 
 ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": Problem}, 404: {"model": Problem}}
 
@@ -84,7 +86,6 @@ async def contact_journeys(
     pool: PoolDep,
     temporal: TemporalDep,
     settings: SettingsDep,
-    _key: ApiKeyDep,
 ) -> ContactJourneys:
     """Every flow the contact is or was in: phase, step, what it waits for and until when
     (UTC and the contact's local time), entry and end times, the steps it took, and a link to

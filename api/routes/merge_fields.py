@@ -9,13 +9,17 @@ from typing import Literal
 from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, Field, model_validator
 
-from api.deps import ApiKeyDep, PoolDep
+from api.deps import API_KEY_REQUIRED, PoolDep
 from api.problems import FieldError, Problem, ProblemError
 from api.routes.audiences import require_audience
 from journeys.domain.merge_fields import BUILTIN, TAG_PATTERN
 from journeys.store import merge_fields
 
-router = APIRouter(prefix="/audiences/{audience_id}/merge-fields", tags=["merge fields"])
+router = APIRouter(
+    prefix="/audiences/{audience_id}/merge-fields",
+    tags=["merge fields"],
+    dependencies=[API_KEY_REQUIRED],
+)
 
 ERRORS = {
     401: {"model": Problem},
@@ -73,9 +77,7 @@ def _builtin(tag: str) -> ProblemError:
 
 
 @router.get("", responses=ERRORS)
-async def list_merge_fields(
-    audience_id: uuid.UUID, pool: PoolDep, _key: ApiKeyDep
-) -> MergeFieldList:
+async def list_merge_fields(audience_id: uuid.UUID, pool: PoolDep) -> MergeFieldList:
     """The built-in fields (FNAME, LNAME, BIRTHDAY, PHONE), then the audience's own."""
     aid = str(audience_id)
     await require_audience(pool, aid)
@@ -94,7 +96,7 @@ async def list_merge_fields(
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=ERRORS)
 async def create_merge_field(
-    audience_id: uuid.UUID, body: MergeFieldCreate, pool: PoolDep, _key: ApiKeyDep
+    audience_id: uuid.UUID, body: MergeFieldCreate, pool: PoolDep
 ) -> MergeFieldPublic:
     """Defines a merge field; contact values under its tag are checked against its type."""
     aid = str(audience_id)
@@ -113,7 +115,7 @@ async def create_merge_field(
 
 @router.put("/{tag}", responses=ERRORS)
 async def update_merge_field(
-    audience_id: uuid.UUID, tag: str, body: MergeFieldUpdate, pool: PoolDep, _key: ApiKeyDep
+    audience_id: uuid.UUID, tag: str, body: MergeFieldUpdate, pool: PoolDep
 ) -> MergeFieldPublic:
     """Renames a field or changes whether it is required and its choices (not its type)."""
     aid = str(audience_id)
@@ -137,9 +139,7 @@ async def update_merge_field(
 
 
 @router.delete("/{tag}", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS)
-async def delete_merge_field(
-    audience_id: uuid.UUID, tag: str, pool: PoolDep, _key: ApiKeyDep
-) -> Response:
+async def delete_merge_field(audience_id: uuid.UUID, tag: str, pool: PoolDep) -> Response:
     """Removes a definition; contacts keep their values, which are no longer checked."""
     aid = str(audience_id)
     if tag in BUILTIN:

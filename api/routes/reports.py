@@ -12,7 +12,7 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 from temporalio.client import Client
 
-from api.deps import ApiKeyDep, PoolDep, TemporalDep
+from api.deps import API_KEY_REQUIRED, PoolDep, TemporalDep
 from api.problems import Problem
 from api.routes.contacts import _contact
 from api.routes.flows import require_flow
@@ -21,7 +21,7 @@ from journeys.domain.flow import FlowDefinition
 from journeys.domain.flow_report import FlowReport, StepCounts, mermaid
 from journeys.store import reports
 
-router = APIRouter(tags=["reports"])
+router = APIRouter(tags=["reports"], dependencies=[API_KEY_REQUIRED])
 
 ERRORS = {401: {"model": Problem}, 404: {"model": Problem}, 422: {"model": Problem}}
 
@@ -83,7 +83,6 @@ async def get_flow_report(
     flow_id: str,
     pool: PoolDep,
     temporal: TemporalDep,
-    _key: ApiKeyDep,
     format: Literal["json", "mermaid"] = Query(
         "json", description="`mermaid`: the flow as a Mermaid flowchart with the counts on it."
     ),
@@ -117,7 +116,6 @@ async def contact_timeline(
     audience_id: uuid.UUID,
     contact: str,
     pool: PoolDep,
-    _key: ApiKeyDep,
     limit: int = Query(200, ge=1, le=1000),
 ) -> Timeline:
     """The contact's events, messages and journeys (flow entries), newest first."""

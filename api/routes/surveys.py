@@ -8,13 +8,13 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path, Request
 from pydantic import BaseModel, Field, ValidationError
 
-from api.deps import ApiKeyDep, IngestDep, PoolDep, SettingsDep
+from api.deps import API_KEY_REQUIRED, IngestDep, PoolDep, SettingsDep
 from api.problems import Problem, ProblemError, validation_errors
 from api.webhooks import WebhookAccepted, emit, read_body
 from journeys.domain.events import IncomingEvent
 from journeys.store import contacts
 
-router = APIRouter(prefix="/surveys", tags=["surveys"])
+router = APIRouter(prefix="/surveys", tags=["surveys"], dependencies=[API_KEY_REQUIRED])
 ERRORS = {401: {"model": Problem}, 404: {"model": Problem}, 422: {"model": Problem}}
 
 
@@ -43,7 +43,6 @@ async def survey_response(
     pool: PoolDep,
     ingest: IngestDep,
     settings: SettingsDep,
-    _key: ApiKeyDep,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> WebhookAccepted:
     """Records one response; flows whose trigger names this survey (and question/answer) enrol.
