@@ -8,7 +8,10 @@ production: see docs/operations.md, "Changing the workflow"); `test_replay.py` r
 
 from __future__ import annotations
 
+import threading
 import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +45,30 @@ async def _save(client: Client, name: str, wf_id: str) -> None:
     (HISTORIES / f"{name}.json").write_text(history.to_json())
 
 
+class _Accept(BaseHTTPRequestHandler):
+    def _answer(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(204)
+        self.end_headers()
+
+    do_PUT = do_POST = _answer
+
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def hook() -> Iterator[int]:
+    server = HTTPServer(("127.0.0.1", free_port()), _Accept)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+
+
 @pytest.mark.parametrize("step_type", sorted(STEPS))
 async def test_record_step(
-    app_client: httpx.AsyncClient, client: Client, worker: object, step_type: str
+    app_client: httpx.AsyncClient, client: Client, worker: object, hook: int, step_type: str
 ) -> None:
     audience = (await app_client.post("/v1/audiences", json={"name": step_type})).json()["id"]
     campaign = (
@@ -54,8 +78,8 @@ async def test_record_step(
     ).json()["id"]
     body = step_flow(step_type, audience, {"campaign": campaign, "flow": "", "step": ""})
     for step in body["steps"]:
-        if step["type"] == "webhook":  # a loopback port nothing listens on
-            step["url"] = f"http://127.0.0.1:{free_port()}/hook"
+        if step["type"] == "webhook":  # a loopback listener (allowed in the test settings)
+            step["url"] = f"http://127.0.0.1:{hook}/hook"
     created = await app_client.post("/v1/flows", json=body)
     assert created.status_code == 201, created.text
     flow_id = created.json()["id"]

@@ -3,19 +3,16 @@ contacts already waiting (for months, perhaps) fails here instead of in producti
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from temporalio import workflow
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
-from journeys.domain.runs import WORKFLOW_NAME, ContactFlowInput, RunResult
+from tests.replay.patched_workflows import PatchedContactFlow, UnpatchedContactFlow
 from workers.worker import WORKFLOWS
-from workflows.contact_flow import ContactFlowWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
@@ -38,35 +35,10 @@ async def test_recorded_history_replays_on_todays_workflow(path: Path) -> None:
     await replayer.replay_workflow(_history(path))
 
 
-# How a change to the workflow keeps running contacts safe (docs/operations.md, "Changing the
-# workflow"): new behaviour behind `workflow.patched`, which old histories replay around.
-
-
-@workflow.defn(name=WORKFLOW_NAME)
-class _PatchedContactFlow(ContactFlowWorkflow):
-    """Today's workflow plus a new one-second breath before the first step, patched in."""
-
-    @workflow.run
-    async def run(self, input: ContactFlowInput) -> RunResult:
-        if workflow.patched("breathe-before-entering"):
-            await workflow.sleep(timedelta(seconds=1))
-        return await super().run(input)
-
-
-@workflow.defn(name=WORKFLOW_NAME)
-class _UnpatchedContactFlow(ContactFlowWorkflow):
-    """The same change without the patch: old histories must refuse to replay on it."""
-
-    @workflow.run
-    async def run(self, input: ContactFlowInput) -> RunResult:
-        await workflow.sleep(timedelta(seconds=1))
-        return await super().run(input)
-
-
 async def test_a_patched_change_replays_old_histories_and_an_unpatched_one_does_not() -> None:
     history = _history(next(p for p in HISTORIES if p.stem == "step-delay"))
-    patched = Replayer(workflows=[_PatchedContactFlow], data_converter=pydantic_data_converter)
+    patched = Replayer(workflows=[PatchedContactFlow], data_converter=pydantic_data_converter)
     await patched.replay_workflow(history)
-    unpatched = Replayer(workflows=[_UnpatchedContactFlow], data_converter=pydantic_data_converter)
+    unpatched = Replayer(workflows=[UnpatchedContactFlow], data_converter=pydantic_data_converter)
     with pytest.raises(NondeterminismError):
         await unpatched.replay_workflow(history)
