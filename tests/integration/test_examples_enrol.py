@@ -42,10 +42,9 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = {
 }
 
 
-@pytest.mark.parametrize("example", sorted(CASES))
-async def test_every_example_starts_a_run_from_its_trigger(
-    app_client: httpx.AsyncClient, client: Client, worker: object, example: str
-) -> None:
+async def start_example(app_client: httpx.AsyncClient, example: str) -> tuple[str, str]:
+    """Creates and activates the example in an audience of its own, then does what starts a
+    contact's run (signs up, or posts the trigger's activity). Returns (flow id, contact id)."""
     fields, activity = CASES[example]
     audience = (await app_client.post("/v1/audiences", json={"name": example})).json()["id"]
     campaign = (
@@ -78,8 +77,15 @@ async def test_every_example_starts_a_run_from_its_trigger(
             json={"type": activity["type"], "data": data},
         )
         assert posted.status_code == 202, posted.text
+    return flow_id, contact["id"]
 
-    handle = client.get_workflow_handle(workflow_id(flow_id, contact["id"]))
+
+@pytest.mark.parametrize("example", sorted(CASES))
+async def test_every_example_starts_a_run_from_its_trigger(
+    app_client: httpx.AsyncClient, client: Client, worker: object, example: str
+) -> None:
+    flow_id, contact_id = await start_example(app_client, example)
+    handle = client.get_workflow_handle(workflow_id(flow_id, contact_id))
 
     async def started() -> RunStatus | None:
         try:

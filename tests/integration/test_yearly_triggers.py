@@ -3,30 +3,22 @@ it moves the clock to fixed dates)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import asyncpg
-import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from journeys.config import Settings
 from journeys.domain.runs import Phase
 from journeys.embedded.mailcatcher import MailCatcher
 from tests.helpers import eventually
-from tests.integration.test_timer_triggers import _arm, _fires_exactly_at, start_env, worker_on
+from tests.integration.test_timer_triggers import (  # noqa: F401 - fixtures
+    _arm,
+    _fires_exactly_at,
+    env,
+    task_queue,
+)
 
-
-@pytest.fixture(scope="module")
-async def env() -> AsyncIterator[WorkflowEnvironment]:
-    async with start_env() as environment:
-        yield environment
-
-
-@pytest.fixture(scope="module")
-async def task_queue(env: WorkflowEnvironment, settings: Settings) -> AsyncIterator[str]:
-    async with worker_on(env, settings) as queue:
-        yield queue
+# The same fixtures as test_timer_triggers.py, on this module's own test server and worker.
 
 
 def _utc(*parts: int) -> datetime:
@@ -34,7 +26,10 @@ def _utc(*parts: int) -> datetime:
 
 
 async def test_a_birthday_fires_every_year_and_29_february_on_the_28th_in_other_years(
-    env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str, mail: MailCatcher
+    env: WorkflowEnvironment,  # noqa: F811 - the imported fixture
+    pool: asyncpg.Pool,
+    task_queue: str,  # noqa: F811
+    mail: MailCatcher,
 ) -> None:
     armed = await _arm(
         env,

@@ -19,12 +19,11 @@ import httpx
 import pytest
 from temporalio.client import Client, WorkflowHandle
 
-from journeys import flowfile
 from journeys.domain.runs import Phase, RunStatus, workflow_id
 from journeys.embedded.process import free_port
 from tests.flow_samples import STEPS, step_flow
 from tests.helpers import eventually
-from tests.integration.test_examples_enrol import CASES, EXAMPLES
+from tests.integration.test_examples_enrol import CASES, start_example
 
 HISTORIES = Path(__file__).parent / "histories"
 _MOVING = {Phase.ENTERING, Phase.RUNNING}
@@ -107,30 +106,5 @@ async def test_record_step(
 async def test_record_example(
     app_client: httpx.AsyncClient, client: Client, worker: object, example: str
 ) -> None:
-    fields, activity = CASES[example]
-    audience = (await app_client.post("/v1/audiences", json={"name": example})).json()["id"]
-    campaign = (
-        await app_client.post(
-            "/v1/campaigns", json={"audience_id": audience, "name": "A", "subject": "A"}
-        )
-    ).json()["id"]
-    env = {"AUDIENCE_ID": audience, "CAMPAIGN_ID": campaign, "EVENTBRITE_EVENT_ID": "512345678"}
-    text = (EXAMPLES / f"{example}.yaml").read_text()
-    for name, value in env.items():
-        text = text.replace("${" + name + "}", value)
-    flow_id = (await app_client.post("/v1/flows", json=flowfile.load(text))).json()["id"]
-    await app_client.post(f"/v1/flows/{flow_id}/activate")
-    email = f"rec-{uuid.uuid4().hex[:8]}@example.com"
-    contact = (
-        await app_client.post(f"/v1/audiences/{audience}/contacts", json={"email": email, **fields})
-    ).json()
-    if activity is not None:
-        data = {
-            k: v.replace("{campaign}", campaign) if isinstance(v, str) else v
-            for k, v in activity["data"].items()
-        }
-        await app_client.post(
-            f"/v1/audiences/{audience}/contacts/{contact['id']}/activity",
-            json={"type": activity["type"], "data": data},
-        )
-    await _save(client, f"example-{example}", workflow_id(flow_id, contact["id"]))
+    flow_id, contact_id = await start_example(app_client, example)
+    await _save(client, f"example-{example}", workflow_id(flow_id, contact_id))
