@@ -55,8 +55,12 @@ async def test_worker_serves_sdk_metrics_and_stops_cleanly(worker_env: dict[str,
         stderr=asyncio.subprocess.PIPE,
     )
     try:
-        # Pollers report once they have polled; wait for the worker's own queue to show up.
-        text = await eventually(lambda: _until(_metrics(port), f'task_queue="{queue}"'), timeout=30)
+        # Pollers report once they have polled; wait for the worker's own queue and its pollers
+        # to show up (the start counter carries the queue before the first poll does).
+        text = await eventually(
+            lambda: _until(_metrics(port), f'task_queue="{queue}"', "temporal_num_pollers"),
+            timeout=30,
+        )
     finally:
         if process.returncode is None:
             process.send_signal(signal.SIGTERM)
@@ -74,9 +78,9 @@ async def test_worker_serves_sdk_metrics_and_stops_cleanly(worker_env: dict[str,
     assert b"Traceback" not in stderr and b"Fatal Python error" not in stderr
 
 
-async def _until(fetch: object, needle: str) -> str:
+async def _until(fetch: object, *needles: str) -> str:
     text = await fetch  # type: ignore[misc]
-    return text if needle in text else ""
+    return text if all(needle in text for needle in needles) else ""
 
 
 def test_metrics_off_when_the_port_is_zero() -> None:
