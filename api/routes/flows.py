@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import asyncpg
-from fastapi import APIRouter, Body, Query, Response, status
+from fastapi import APIRouter, Body, Depends, Query, Response, status
 from pydantic import BaseModel, Field
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
@@ -380,89 +381,66 @@ async def _arm_audience(
     )
 
 
+@dataclass(frozen=True)
+class _Moves:
+    """What a lifecycle move needs: the store, the registry, Temporal, the settings."""
+
+    pool: asyncpg.Pool
+    registry: FlowRegistry
+    temporal: Client
+    settings: Settings
+
+    async def move(
+        self, flow_id: str, *, allowed_from: set[str], target: str, action: str | None
+    ) -> FlowPublic:
+        return await _transition(
+            self.pool,
+            self.registry,
+            self.temporal,
+            self.settings,
+            flow_id,
+            allowed_from=allowed_from,
+            target=target,
+            action=action,
+        )
+
+
+def _moves(
+    pool: PoolDep, registry: RegistryDep, temporal: TemporalDep, settings: SettingsDep
+) -> _Moves:
+    return _Moves(pool, registry, temporal, settings)
+
+
+MovesDep = Annotated[_Moves, Depends(_moves)]
+
+
 @router.post("/{flow_id}/activate", responses=ERRORS)
-async def activate_flow(
-    flow_id: str,
-    pool: PoolDep,
-    registry: RegistryDep,
-    temporal: TemporalDep,
-    settings: SettingsDep,
-) -> FlowPublic:
+async def activate_flow(flow_id: str, moves: MovesDep) -> FlowPublic:
     """Starts enrolling (only activity from now on triggers the flow); resumes a paused flow."""
-    flow = await require_flow(pool, flow_id)
+    flow = await require_flow(moves.pool, flow_id)
     action = "resumed" if flow["status"] == "paused" else None
-    return await _transition(
-        pool,
-        registry,
-        temporal,
-        settings,
-        flow_id,
-        allowed_from={"draft", "paused"},
-        target="active",
-        action=action,
+    return await moves.move(
+        flow_id, allowed_from={"draft", "paused"}, target="active", action=action
     )
 
 
 @router.post("/{flow_id}/pause", responses=ERRORS)
-async def pause_flow(
-    flow_id: str,
-    pool: PoolDep,
-    registry: RegistryDep,
-    temporal: TemporalDep,
-    settings: SettingsDep,
-) -> FlowPublic:
+async def pause_flow(flow_id: str, moves: MovesDep) -> FlowPublic:
     """Stops enrolling; contacts in the flow hold before their next step until it resumes."""
-    return await _transition(
-        pool,
-        registry,
-        temporal,
-        settings,
-        flow_id,
-        allowed_from={"active"},
-        target="paused",
-        action="paused",
-    )
+    return await moves.move(flow_id, allowed_from={"active"}, target="paused", action="paused")
 
 
 @router.post("/{flow_id}/resume", responses=ERRORS)
-async def resume_flow(
-    flow_id: str,
-    pool: PoolDep,
-    registry: RegistryDep,
-    temporal: TemporalDep,
-    settings: SettingsDep,
-) -> FlowPublic:
+async def resume_flow(flow_id: str, moves: MovesDep) -> FlowPublic:
     """Enrols again; held contacts carry on."""
-    return await _transition(
-        pool,
-        registry,
-        temporal,
-        settings,
-        flow_id,
-        allowed_from={"paused"},
-        target="active",
-        action="resumed",
-    )
+    return await moves.move(flow_id, allowed_from={"paused"}, target="active", action="resumed")
 
 
 @router.post("/{flow_id}/archive", responses=ERRORS)
-async def archive_flow(
-    flow_id: str,
-    pool: PoolDep,
-    registry: RegistryDep,
-    temporal: TemporalDep,
-    settings: SettingsDep,
-) -> FlowPublic:
+async def archive_flow(flow_id: str, moves: MovesDep) -> FlowPublic:
     """Ends the flow for good: no more enrolments, and contacts in it leave."""
-    return await _transition(
-        pool,
-        registry,
-        temporal,
-        settings,
-        flow_id,
-        allowed_from={"active", "paused"},
-        target="archived",
-        action="archived",
+    return await moves.move(
+        flow_id, allowed_from={"active", "paused"}, target="archived", action="archived"
     )
 
 
