@@ -581,13 +581,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--trigger",
         required=True,
         choices=["birthday", "recurring_date", "specific_date", "signup_date"],
-        help="the date trigger (yearly: birthday, recurring_date; once: the others)",
+        help="the date trigger (yearly: birthday, recurring_date, signup_date; once: specific_date)",
     )
     next_.add_argument(
         "--date",
         required=True,
         help="MM-DD (or YYYY-MM-DD) for birthday/recurring_date, YYYY-MM-DD for"
-        " specific_date/signup_date",
+        " specific_date/signup_date (the signup day)",
     )
     next_.add_argument("--time", required=True, help="local time of day, HH:MM (24-hour)")
     next_.add_argument("--tz", required=True, help="IANA time zone, e.g. America/New_York")

@@ -11,10 +11,11 @@ The policy:
 - A wall time that does not exist (the hour the clocks skip) fires as if they had not moved yet:
   02:30 on a spring-forward night is 03:30 local. A wall time that occurs twice (the hour the clocks
   repeat) fires at its first occurrence. Both are Python's `fold=0` (PEP 495).
-- Yearly triggers (`birthday`, `recurring_date`) fire every year on the month/day; 29 February
+- Yearly triggers (`birthday`, `recurring_date`, and `signup_date`: the anniversary of the day
+  the contact joined, as TRIGGERS.md says) fire every year on the month/day; 29 February
   fires on 28 February in non-leap years. A moment already passed this year arms for next year.
-- One-shot triggers (`specific_date`, `signup_date` = signup + offset) whose moment has passed do
-  not arm: the answer is a `NoFire` with the reason.
+- The one-shot trigger (`specific_date`) whose moment has passed does not arm: the answer is a
+  `NoFire` with the reason.
 - A date value that is an instant (an aware datetime, e.g. the signup time) counts on its local
   date in the zone; a plain date (`YYYY-MM-DD`, `MM-DD`) counts as written.
 """
@@ -40,7 +41,7 @@ DATE_TRIGGER_MODELS: dict[str, type[DateTrigger]] = {
     "birthday": Birthday,
     "recurring_date": RecurringDate,
 }
-YEARLY_TRIGGERS = (Birthday, RecurringDate)
+YEARLY_TRIGGERS = (Birthday, RecurringDate, SignupDate)
 """The date triggers that fire every year (their `yearly` catalog fact); the others fire once."""
 
 _FULL_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")

@@ -139,10 +139,13 @@ class SpecificDate(_DateTrigger):
 
 
 class SignupDate(_DateTrigger):
-    """Once, some days after the contact joined the audience (its signup date + offset)."""
+    """Every year on the anniversary of the day the contact joined the audience (+ offset)."""
 
     type: Literal["signup_date"] = "signup_date"
-    offset_days: int = Field(0, ge=0, le=365, description="Days after the signup date.")
+    yearly: ClassVar[bool] = True
+    offset_days: int = Field(
+        0, ge=0, le=365, description="Days after the anniversary of the signup date."
+    )
 
 
 class Birthday(_DateTrigger):

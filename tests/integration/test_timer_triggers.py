@@ -246,6 +246,7 @@ async def test_a_signup_date_fires_days_after_signing_up(
     )
     day = signup.astimezone(UTC).date() + timedelta(days=3)
     await _fires_exactly_at(armed, mail, datetime(day.year, day.month, day.day, 7, 15, tzinfo=UTC))
+    await armed.handle.terminate("test over")  # yearly: it re-arms for the next anniversary
 
 
 async def test_a_cleared_date_or_a_passed_one_disarms_the_contact(

@@ -223,7 +223,7 @@ def test_a_specific_date_in_the_past_is_not_armed() -> None:
     assert done.code == "one_shot"
 
 
-def test_signup_date_fires_once_offset_days_after_the_local_signup_day() -> None:
+def test_signup_date_fires_on_each_anniversary_of_the_local_signup_day() -> None:
     trigger = SignupDate(offset_days=2, time_of_day="09:00")
     # 03:00 UTC on 1 March is still 28 February, 22:00 in New York: two days later is 2 March.
     signup = _utc(2027, 3, 1, 3, 0)
@@ -232,12 +232,12 @@ def test_signup_date_fires_once_offset_days_after_the_local_signup_day() -> None
     # In Paris the same instant is already 1 March: the fire moves a day.
     paris = _fires(next_fire(trigger, date_value=signup, zone="Europe/Paris", now=signup))
     assert paris.utc == _utc(2027, 3, 3, 8, 0)
-    again = fire_after(trigger, date_value=signup, zone="America/New_York", fired=fire.utc)
-    assert isinstance(again, NoFire)
-    assert again.code == "one_shot"
-    old = next_fire(SignupDate(), date_value="2026-01-01", zone="Europe/Paris", now=MARCH_1)
-    assert isinstance(old, NoFire)
-    assert old.code == "passed"
+    # Every year after: the anniversary of 28 February (local), plus two days.
+    again = _fires(fire_after(trigger, date_value=signup, zone="America/New_York", fired=fire.utc))
+    assert again.utc == _utc(2028, 3, 1, 14, 0)  # 2028 is a leap year: 28 Feb + 2 = 1 March
+    # A signup long ago fires on its next anniversary.
+    old = _fires(next_fire(SignupDate(), date_value="2026-01-01", zone="Europe/Paris", now=MARCH_1))
+    assert old.utc == _utc(2028, 1, 1, 8, 0)
 
 
 # --- Zones, inputs, payloads ------------------------------------------------------------------
@@ -314,4 +314,4 @@ def test_the_fire_instant_survives_a_workflow_payload_round_trip() -> None:
 def test_the_yearly_catalog_fact_matches_the_policy() -> None:
     yearly = {t for t, model in DATE_TRIGGER_MODELS.items() if model.yearly}
     assert yearly == {model.model_fields["type"].default for model in YEARLY_TRIGGERS}
-    assert yearly == {"birthday", "recurring_date"}
+    assert yearly == {"birthday", "recurring_date", "signup_date"}  # TRIGGERS.md

@@ -68,11 +68,11 @@ def test_step_ids_are_checked() -> None:
 
 @pytest.mark.parametrize(
     ("other", "refused"),
-    [("birthday", True), ("recurring_date", True), ("signup_date", False)],
+    [("birthday", True), ("recurring_date", True), ("signup_date", True)],
 )
 def test_a_specific_date_refuses_only_the_yearly_date_triggers(other: str, refused: bool) -> None:
-    # The seed: specific dates cannot be used with recurring-date or birthday triggers; a signup
-    # date fires once (signup + offset), so it may sit beside one.
+    # TRIGGERS.md: specific dates cannot be combined with yearly triggers (birthday, recurring
+    # date, and the signup anniversary).
     data = yaml.safe_load(WELCOME)
     data["triggers"] = [{"type": "specific_date", "field": "webinar"}, {"type": other}]
     if other == "recurring_date":
