@@ -83,7 +83,7 @@ async def test_a_runaway_template_fails_fast_without_holding_up_the_event_loop()
         nonlocal ticks_while_rendering
         while not rendering.done():
             ticks_while_rendering += 1
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # poll: one step, then yield to the loop
 
     worker = asyncio.create_task(other_work())
     with pytest.raises(FieldRefused, match=f"html: loops ran more than {MAX_ITERATIONS}"):
