@@ -95,5 +95,13 @@ async def test_every_example_starts_a_run_from_its_trigger(
 
     status = await eventually(started)
     assert status.phase != Phase.SKIPPED, status.details
+    if example == "birthday":  # armed by the activation's pass over the audience, which reports
+
+        async def armed() -> dict[str, Any] | None:
+            flow = (await app_client.get(f"/v1/flows/{flow_id}")).json()
+            return flow["arming"] if flow["arming"] and flow["arming"]["done"] else None
+
+        progress = await eventually(armed)
+        assert (progress["total"], progress["armed"], progress["skipped"]) == (1, 1, 0)
     if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
         await handle.terminate("test over")
