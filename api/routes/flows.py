@@ -319,47 +319,6 @@ async def list_versions(flow_id: str, pool: PoolDep) -> VersionList:
 # --- lifecycle ----------------------------------------------------------------------------------
 
 
-async def _transition(
-    pool: asyncpg.Pool,
-    registry: FlowRegistry,
-    temporal: Client,
-    settings: Settings,
-    flow_id: str,
-    *,
-    allowed_from: set[str],
-    target: str,
-    action: str | None,
-) -> FlowPublic:
-    """Moves the flow to `target` and tells its open runs; repeating a done move is harmless."""
-    flow = await require_flow(pool, flow_id)
-    if flow["status"] != target:
-        if flow["status"] not in allowed_from:
-            raise ProblemError(409, f"a {flow['status']} flow cannot become {target}")
-        if target == "active":
-            await check(
-                pool,
-                settings,
-                FlowDefinition.model_validate(flow["definition"]),
-                flow_id=flow_id,
-                for_activation=True,
-            )
-        async with pool.acquire() as conn, conn.transaction():
-            flow = await flows.set_status(conn, flow_id, target)
-    # This process need not wait for its own NOTIFY: the next request sees the change.
-    await registry.refresh(flow_id)
-    if target == "active" and action is None:
-        await _arm_audience(pool, temporal, settings, flow)
-    if action is not None:
-        await temporal.start_workflow(
-            CONTROL_WORKFLOW_NAME,
-            FlowControlInput(flow_id=flow_id, action=action),
-            id=control_workflow_id(flow_id, action, flow["updated_at"]),
-            task_queue=settings.task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        )
-    return public(flow)
-
-
 async def _arm_audience(
     pool: asyncpg.Pool, temporal: Client, settings: Settings, flow: dict[str, Any]
 ) -> None:
@@ -393,16 +352,34 @@ class _Moves:
     async def move(
         self, flow_id: str, *, allowed_from: set[str], target: str, action: str | None
     ) -> FlowPublic:
-        return await _transition(
-            self.pool,
-            self.registry,
-            self.temporal,
-            self.settings,
-            flow_id,
-            allowed_from=allowed_from,
-            target=target,
-            action=action,
-        )
+        """Moves the flow to `target` and tells its open runs; repeating a done move is harmless."""
+        flow = await require_flow(self.pool, flow_id)
+        if flow["status"] != target:
+            if flow["status"] not in allowed_from:
+                raise ProblemError(409, f"a {flow['status']} flow cannot become {target}")
+            if target == "active":
+                await check(
+                    self.pool,
+                    self.settings,
+                    FlowDefinition.model_validate(flow["definition"]),
+                    flow_id=flow_id,
+                    for_activation=True,
+                )
+            async with self.pool.acquire() as conn, conn.transaction():
+                flow = await flows.set_status(conn, flow_id, target)
+        # This process need not wait for its own NOTIFY: the next request sees the change.
+        await self.registry.refresh(flow_id)
+        if target == "active" and action is None:
+            await _arm_audience(self.pool, self.temporal, self.settings, flow)
+        if action is not None:
+            await self.temporal.start_workflow(
+                CONTROL_WORKFLOW_NAME,
+                FlowControlInput(flow_id=flow_id, action=action),
+                id=control_workflow_id(flow_id, action, flow["updated_at"]),
+                task_queue=self.settings.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            )
+        return public(flow)
 
 
 def _moves(
