@@ -38,6 +38,9 @@ def main() -> None:
         log_level="warning",
         access_log=False,  # an access line per request would be measured too
         lifespan="on",
+        # Longer than the load generator keeps idle connections (2 s): a request never races
+        # the server closing the connection it was sent on (an httpx ReadError).
+        timeout_keep_alive=30,
     )
     # What uvicorn.run does, so the loop is the one `journeys api` gets.
     asyncio_run(_serve(uvicorn.Server(config)), loop_factory=config.get_loop_factory())

@@ -319,7 +319,12 @@ class HttpShards:
             httpx.AsyncClient(
                 base_url=base_url,
                 headers={"Authorization": f"Bearer {api_key}"},
-                limits=httpx.Limits(max_connections=per_shard, max_keepalive_connections=per_shard),
+                limits=httpx.Limits(
+                    max_connections=per_shard,
+                    max_keepalive_connections=per_shard,
+                    # Shorter than the gateway keeps them (30 s), so no request races its close.
+                    keepalive_expiry=2.0,
+                ),
                 timeout=httpx.Timeout(120.0),
             )
             for _ in range(shards)
