@@ -19,6 +19,11 @@ Pending = list[tuple[IncomingEvent, dict[str, Any]]]
 STANDARD_FIELDS = frozenset({"first_name", "last_name", "phone", "timezone", "birthday"})
 
 
+def _ids(contact: dict[str, Any]) -> dict[str, str]:
+    """The audience and contact ids an event about this contact is stored under."""
+    return {"audience_id": contact["audience_id"], "contact_id": contact["id"]}
+
+
 async def _record(
     conn: asyncpg.Connection,
     pending: Pending,
@@ -123,8 +128,7 @@ async def set_fields(
         await _record(
             conn,
             pending,
-            audience_id=contact["audience_id"],
-            contact_id=contact["id"],
+            **_ids(contact),
             type="field_changed",
             key=f"field_changed:{contact['id']}:{name}:{key}",
             data={"field": name, "value": value, "previous": previous},
@@ -151,8 +155,7 @@ async def unsubscribe(
         await _record(
             conn,
             pending,
-            audience_id=contact["audience_id"],
-            contact_id=contact["id"],
+            **_ids(contact),
             type="unsubscribed",
             key=f"unsubscribed:{contact['id']}:{channel}:{key}",
             data={**(cause or {}), "channel": channel},
@@ -248,8 +251,7 @@ async def set_sms_consent(
     await _record(
         conn,
         pending,
-        audience_id=contact["audience_id"],
-        contact_id=contact["id"],
+        **_ids(contact),
         type="subscribed_sms" if subscribed else "unsubscribed",
         key=f"sms_consent:{contact['id']}:{wanted}:{key}",
         data={"channel": "sms"} if not subscribed else {"imported": False},
@@ -279,7 +281,7 @@ async def bounce(
         (whether the address is cleaned now, the events: `email_bounced`, then `cleaned`).
     """
     pending: Pending = []
-    ids = {"audience_id": contact["audience_id"], "contact_id": contact["id"]}
+    ids = _ids(contact)
     stored_before = await events.by_key(conn, f"email_bounced:{key}")
     if stored_before is not None:  # the same report again
         return contact["status"] == "cleaned", pending
@@ -314,8 +316,7 @@ async def complain(
     await _record(
         conn,
         pending,
-        audience_id=contact["audience_id"],
-        contact_id=contact["id"],
+        **_ids(contact),
         type="email_complained",
         key=f"email_complained:{key}",
         data=email,
@@ -355,8 +356,7 @@ async def archive(
         await _record(
             conn,
             pending,
-            audience_id=contact["audience_id"],
-            contact_id=contact["id"],
+            **_ids(contact),
             type="unsubscribed",
             key=f"unsubscribed:{contact['id']}:email:{key}",
             data={"channel": "email", "archived": True},
