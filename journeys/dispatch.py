@@ -15,6 +15,7 @@ from temporalio.common import (
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
 )
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from journeys.domain import search
@@ -28,12 +29,16 @@ from journeys.domain.runs import (
     FlowEvent,
     Phase,
     RunLimits,
+    RunState,
     workflow_id,
 )
 from journeys.registry import ActiveFlow, FlowRegistry
-from journeys.store import armed, enrollments, events
+from journeys.store import armed, conditions, contacts, enrollments
 
 log = logging.getLogger(__name__)
+
+# Email statuses that keep a contact out of marketing flows (as `begin_enrollment` judges them).
+_NO_MARKETING = frozenset({"unsubscribed", "cleaned"})
 
 
 @dataclass(frozen=True)
@@ -77,7 +82,8 @@ class Dispatcher:
 
         Returns only once Temporal accepted every start and signal, so a 2xx built on it is
         durable. A repeated delivery of a dispatched event does nothing; of an undispatched one
-        (the first attempt failed half-way) finishes the job, and workflows drop the repeated
+        (the first attempt failed half-way) finishes the job: an entry it recorded is started
+        (a duplicate start is absorbed by the workflow id), and workflows drop a repeated
         signal by event id.
         """
         if stored["dispatched_at"] is not None:
@@ -87,17 +93,22 @@ class Dispatcher:
         )
         matches = self._registry.matching(event, stored["occurred_at"])
         timers = self._registry.timers(event, stored["occurred_at"])
-        enrolments = await asyncio.gather(
+        # One query: the contact's consent, its last entry into each matched flow, its open runs.
+        context = await enrollments.entry_context(
+            self._pool, event.contact_id, [flow.id for flow, _ in matches]
+        )
+        decided = await asyncio.gather(
             *(
-                self._enrol(flow, trigger.type, event.contact_id, signal)
+                self._enter(flow, trigger.type, event.contact_id, signal, context)
                 for flow, trigger in matches
             ),
             *(
-                self.arm(flow, trigger.type, event.contact_id, signal)
+                self._arm(flow, trigger.type, event.contact_id, signal)
                 for flow, trigger, effect in timers
                 if effect == "arm"
             ),
         )
+        enrolments = [enrolment for enrolment, _ in decided]
         # An armed contact whose timer an event takes down (the cart was bought) is told, if
         # it is armed; nobody is armed by it.
         disarmed = [
@@ -105,20 +116,26 @@ class Dispatcher:
             for flow, _, effect in timers
             if effect == "disarm"
         ]
-        # Runs already under way hear the events they react to (exit goals, waits).
+        # Runs already under way hear the events they react to (exit goals, waits), judged by
+        # the version each entered with.
         started = {e.workflow_id for e in enrolments if e.outcome != "refused"} | set(disarmed)
         others = [
             run["workflow_id"]
-            for run in await enrollments.running_for_contact(self._pool, event.contact_id)
+            for run in context["running"]
             if run["workflow_id"] not in started
             and await self._registry.cares(run["flow_id"], run["version"], event.type)
         ]
         await asyncio.gather(*(self._signal(wf_id, signal) for wf_id in [*others, *disarmed]))
-        await events.mark_dispatched(self._pool, stored["id"])
+        await enrollments.started(
+            self._pool,
+            event_id=stored["id"],
+            contact_id=event.contact_id,
+            runs=[run for _, run in decided if run is not None],
+        )
         return DispatchResult(
             event_id=stored["id"],
             duplicate=False,
-            enrolments=list(enrolments),
+            enrolments=enrolments,
             signalled=len(others),
         )
 
@@ -136,8 +153,14 @@ class Dispatcher:
         signal = FlowEvent(
             id=stored["id"], type=event.type, occurred_at=stored["occurred_at"], data=event.data
         )
-        enrolment = await self._enrol(flow, event.type, event.contact_id, signal)
-        await events.mark_dispatched(self._pool, stored["id"])
+        context = await enrollments.entry_context(self._pool, event.contact_id, [flow.id])
+        enrolment, run = await self._enter(flow, event.type, event.contact_id, signal, context)
+        await enrollments.started(
+            self._pool,
+            event_id=stored["id"],
+            contact_id=event.contact_id,
+            runs=[run] if run is not None else [],
+        )
         return enrolment
 
     async def _signal(self, wf_id: str, signal: FlowEvent) -> None:
@@ -152,59 +175,187 @@ class Dispatcher:
         self, flow: ActiveFlow, trigger_type: str, contact_id: str, signal: FlowEvent
     ) -> Enrolment:
         """Starts (or moves) the contact's armed run of a timer trigger."""
+        enrolment, _ = await self._arm(flow, trigger_type, contact_id, signal)
+        return enrolment
+
+    async def _arm(
+        self, flow: ActiveFlow, trigger_type: str, contact_id: str, signal: FlowEvent
+    ) -> tuple[Enrolment, None]:
+        # An armed run enters when its moment comes, so the run itself decides (`begin`).
         await armed.remember(
             self._pool,
             flow_id=flow.id,
             contact_id=contact_id,
             workflow_id=workflow_id(flow.id, contact_id),
         )
-        return await self._enrol(flow, trigger_type, contact_id, signal)
-
-    async def _enrol(
-        self, flow: ActiveFlow, trigger_type: str, contact_id: str, signal: FlowEvent
-    ) -> Enrolment:
-        wf_id = workflow_id(flow.id, contact_id)
         last = await enrollments.last(self._pool, flow.id, contact_id)
         running = bool(last and last["status"] == "running")
         # A yearly run re-arms itself after each journey: its open run takes the event.
         yearly = any(t.yearly for t in flow.definition.triggers if t.type == trigger_type)
         if last and not running and not yearly:
-            # Cheap pre-check so a refused contact starts no run; the workflow re-checks.
-            reentry = flow.definition.settings.reentry
-            refusal = admits(
-                last_started_at=last["started_at"],
-                allowed=reentry.allowed,
-                min_interval=parse_duration(reentry.min_interval) if reentry.min_interval else None,
-                now=datetime.now(UTC),
-            )
+            refusal = self._reentry_refusal(flow, last)
             if refusal:
-                return Enrolment(flow.id, wf_id, "refused", refusal)
+                return Enrolment(
+                    flow.id, workflow_id(flow.id, contact_id), "refused", refusal
+                ), None
+        await self._signal_with_start(flow, trigger_type, contact_id, signal)
+        return Enrolment(
+            flow.id, workflow_id(flow.id, contact_id), "already_in_flow" if running else "started"
+        ), None
+
+    async def _enter(
+        self,
+        flow: ActiveFlow,
+        trigger_type: str,
+        contact_id: str,
+        signal: FlowEvent,
+        context: dict[str, Any],
+    ) -> tuple[Enrolment, tuple[str, int, str] | None]:
+        """Decides the contact's entry into the flow here and starts its run at the first step.
+
+        The entry is recorded (unique per flow, contact and entry number) before the run
+        starts, and the run is started with it, so it begins with its first step: no
+        `begin_enrollment` activity. A refusal the runs list shows as a skipped run (consent,
+        starting filter) and every case this cannot settle alone (an open run, a lost race) go
+        the way they always went: signal-with-start, and the run decides.
+
+        Returns:
+            The enrolment, and (flow id, entry, run id) of the run it started, if any.
+        """
+        wf_id = workflow_id(flow.id, contact_id)
+        last = context["last"].get(flow.id)
+        if last is not None and last["event_id"] == signal.id:
+            # A redelivery (the first attempt died after recording the entry): start it, once.
+            if last["status"] != "running":
+                return Enrolment(flow.id, wf_id, "already_in_flow"), None
+            run = await self._start_entered(flow, trigger_type, contact_id, signal, last["entry"])
+            return Enrolment(flow.id, wf_id, "started"), (
+                (flow.id, last["entry"], run) if run else None
+            )
+        if last is not None and last["status"] == "running":
+            await self._signal_with_start(flow, trigger_type, contact_id, signal)
+            return Enrolment(flow.id, wf_id, "already_in_flow"), None
+        if last is not None:
+            # A refused contact starts no run (as it always did).
+            refusal = self._reentry_refusal(flow, last)
+            if refusal:
+                return Enrolment(flow.id, wf_id, "refused", refusal), None
+        if not await self._consents(flow, contact_id, context["contact_status"]):
+            await self._signal_with_start(flow, trigger_type, contact_id, signal)
+            return Enrolment(flow.id, wf_id, "started"), None
+        entry = (last["entry"] + 1) if last else 1
+        admitted = await enrollments.admit(
+            self._pool,
+            flow_id=flow.id,
+            contact_id=contact_id,
+            entry=entry,
+            version=flow.version,
+            workflow_id=wf_id,
+            trigger_type=trigger_type,
+            event_id=signal.id,
+        )
+        if not admitted:
+            # Another decision took this entry meanwhile: its run takes the event.
+            await self._signal_with_start(flow, trigger_type, contact_id, signal)
+            return Enrolment(flow.id, wf_id, "already_in_flow"), None
+        run = await self._start_entered(flow, trigger_type, contact_id, signal, entry)
+        if run is None:
+            # A run still holds the workflow id (it is finishing, or entering on its own): the
+            # entry is not this event's to make; the open run takes the event.
+            await enrollments.withdraw(
+                self._pool, flow_id=flow.id, contact_id=contact_id, entry=entry
+            )
+            await self._signal_with_start(flow, trigger_type, contact_id, signal)
+            return Enrolment(flow.id, wf_id, "already_in_flow"), None
+        return Enrolment(flow.id, wf_id, "started"), (flow.id, entry, run)
+
+    async def _consents(self, flow: ActiveFlow, contact_id: str, status: str | None) -> bool:
+        """Whether the contact may enter as far as its consent and the starting filter go.
+
+        False sends the decision to the run (`begin_enrollment`), which refuses it visibly.
+        """
+        if status is None or (status in _NO_MARKETING and not flow.definition.transactional):
+            return False
+        starting_filter = flow.definition.settings.starting_filter
+        if starting_filter is None:
+            return True
+        contact = await contacts.get(self._pool, contact_id)
+        return contact is not None and await conditions.evaluate(
+            self._pool, contact, starting_filter
+        )
+
+    @staticmethod
+    def _reentry_refusal(flow: ActiveFlow, last: dict[str, Any]) -> str | None:
+        """Why the flow's re-entry rules refuse a new entry after `last`, or None."""
+        reentry = flow.definition.settings.reentry
+        return admits(
+            last_started_at=last["started_at"],
+            allowed=reentry.allowed,
+            min_interval=parse_duration(reentry.min_interval) if reentry.min_interval else None,
+            now=datetime.now(UTC),
+        )
+
+    def _input(self, flow: ActiveFlow, trigger_type: str, contact_id: str) -> ContactFlowInput:
+        return ContactFlowInput(
+            flow_id=flow.id,
+            version=flow.version,
+            definition=flow.definition,
+            contact_id=contact_id,
+            audience_id=flow.audience_id,
+            trigger_type=trigger_type,
+            limits=self._limits,
+        )
+
+    def _search_attributes(
+        self, flow: ActiveFlow, trigger_type: str, contact_id: str
+    ) -> TypedSearchAttributes:
+        return TypedSearchAttributes(
+            [
+                SearchAttributePair(search.FLOW_ID, flow.id),
+                SearchAttributePair(search.FLOW_NAME, flow.definition.name),
+                SearchAttributePair(search.CONTACT_ID, contact_id),
+                SearchAttributePair(search.AUDIENCE_ID, flow.audience_id),
+                SearchAttributePair(search.TRIGGER_TYPE, trigger_type),
+                SearchAttributePair(search.JOURNEY_PHASE, Phase.ENTERING.value),
+            ]
+        )
+
+    async def _start_entered(
+        self, flow: ActiveFlow, trigger_type: str, contact_id: str, signal: FlowEvent, entry: int
+    ) -> str | None:
+        """Starts a run that entered at the gateway, with the event in its input (no signal).
+
+        Returns:
+            The new run's id, or None if an open run already holds the workflow id.
+        """
+        try:
+            handle = await self._client.start_workflow(
+                WORKFLOW_NAME,
+                self._input(flow, trigger_type, contact_id).model_copy(
+                    update={"state": RunState(entry=entry, enrolled_by=signal, seen=[signal.id])}
+                ),
+                id=workflow_id(flow.id, contact_id),
+                task_queue=self._task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                search_attributes=self._search_attributes(flow, trigger_type, contact_id),
+                static_summary=f"{flow.definition.name} (v{flow.version})",
+            )
+        except WorkflowAlreadyStartedError:
+            return None
+        return handle.result_run_id
+
+    async def _signal_with_start(
+        self, flow: ActiveFlow, trigger_type: str, contact_id: str, signal: FlowEvent
+    ) -> None:
+        """Hands the event to the open run, or starts one that decides its entry itself."""
         await self._client.start_workflow(
             WORKFLOW_NAME,
-            ContactFlowInput(
-                flow_id=flow.id,
-                version=flow.version,
-                definition=flow.definition,
-                contact_id=contact_id,
-                audience_id=flow.audience_id,
-                trigger_type=trigger_type,
-                limits=self._limits,
-            ),
-            id=wf_id,
+            self._input(flow, trigger_type, contact_id),
+            id=workflow_id(flow.id, contact_id),
             task_queue=self._task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             start_signal=EVENT_SIGNAL,
             start_signal_args=[signal],
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(search.FLOW_ID, flow.id),
-                    SearchAttributePair(search.FLOW_NAME, flow.definition.name),
-                    SearchAttributePair(search.CONTACT_ID, contact_id),
-                    SearchAttributePair(search.AUDIENCE_ID, flow.audience_id),
-                    SearchAttributePair(search.TRIGGER_TYPE, trigger_type),
-                    SearchAttributePair(search.JOURNEY_PHASE, Phase.ENTERING.value),
-                ]
-            ),
+            search_attributes=self._search_attributes(flow, trigger_type, contact_id),
             static_summary=f"{flow.definition.name} (v{flow.version})",
         )
-        return Enrolment(flow.id, wf_id, "already_in_flow" if running else "started")

@@ -71,6 +71,11 @@ with workflow.unsafe.imports_passed_through():
     from journeys.domain.tree import StepTree
     from journeys.domain.triggers import CampaignUnopened, EmailNotClicked, Trigger
 
+# Entry is decided at the gateway for events that enrol (issue 13): it records the entry and
+# starts the run with it in `state`, so such a run begins with its first step. `begin_enrollment`
+# is for runs that start without one (armed timer triggers, a refusal the run must show as
+# skipped, an id another run held) and for histories recorded before: input-driven, so replay
+# takes the same branch as the original run.
 # Short database reads run as local activities: inside the workflow task, one marker event
 # instead of three activity events and a second task round trip (`finish_enrollment`,
 # conditions, local-time waits). `begin_enrollment` stays a regular activity on purpose:

@@ -88,6 +88,133 @@ async def finish(
     )
 
 
+async def entry_context(conn: Conn, contact_id: str, flow_ids: list[str]) -> dict[str, Any]:
+    """What the gateway needs to decide entries for one event, in one query.
+
+    Args:
+        contact_id: The event's contact.
+        flow_ids: The flows the event triggers.
+
+    Returns:
+        `contact_status` (None if the contact does not exist), `last` (the contact's latest
+        entry per flow of `flow_ids`, by flow id) and `running` (its entries in progress in
+        any flow).
+    """
+    rows = await conn.fetch(
+        """
+        WITH e AS (
+            SELECT flow_id, entry, version, workflow_id, status, started_at, event_id
+            FROM enrollments WHERE contact_id = $1::uuid AND status = 'running'
+            UNION
+            SELECT * FROM (
+                SELECT DISTINCT ON (flow_id) flow_id, entry, version, workflow_id, status,
+                       started_at, event_id
+                FROM enrollments WHERE contact_id = $1::uuid AND flow_id = ANY($2::uuid[])
+                ORDER BY flow_id, entry DESC
+            ) latest
+        )
+        SELECT c.status AS contact_status, e.flow_id::text, e.entry, e.version, e.workflow_id,
+               e.status, e.started_at, e.event_id
+        FROM contacts c LEFT JOIN e ON true WHERE c.id = $1::uuid
+        """,
+        contact_id,
+        flow_ids,
+    )
+    last: dict[str, dict[str, Any]] = {}
+    running = []
+    for row in rows:
+        if row["flow_id"] is None:
+            continue
+        entry = dict(row)
+        if entry["status"] == "running":
+            running.append(entry)
+        if entry["flow_id"] in flow_ids and entry["entry"] > last.get(entry["flow_id"], {}).get(
+            "entry", 0
+        ):
+            last[entry["flow_id"]] = entry
+    return {
+        "contact_status": rows[0]["contact_status"] if rows else None,
+        "last": last,
+        "running": running,
+    }
+
+
+async def admit(
+    conn: Conn,
+    *,
+    flow_id: str,
+    contact_id: str,
+    entry: int,
+    version: int,
+    workflow_id: str,
+    trigger_type: str,
+    event_id: str,
+) -> bool:
+    """Records an entry the gateway admitted, before its run starts (run id unknown yet).
+
+    Returns:
+        False if the entry number was taken meanwhile (another decision won the race).
+    """
+    row = await conn.fetchval(
+        """
+        INSERT INTO enrollments (flow_id, contact_id, entry, version, workflow_id, trigger_type,
+                                 event_id)
+        VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6, $7)
+        ON CONFLICT (flow_id, contact_id, entry) DO NOTHING
+        RETURNING entry
+        """,
+        flow_id,
+        contact_id,
+        entry,
+        version,
+        workflow_id,
+        trigger_type,
+        event_id,
+    )
+    return row is not None
+
+
+async def withdraw(conn: Conn, *, flow_id: str, contact_id: str, entry: int) -> None:
+    """Drops an admitted entry whose run could not start (another run holds the workflow id)."""
+    await conn.execute(
+        "DELETE FROM enrollments WHERE flow_id = $1::uuid AND contact_id = $2::uuid"
+        " AND entry = $3 AND run_id IS NULL AND status = 'running'",
+        flow_id,
+        contact_id,
+        entry,
+    )
+
+
+async def started(
+    conn: Conn, *, event_id: str, contact_id: str, runs: list[tuple[str, int, str]]
+) -> None:
+    """Notes the run ids of entries the gateway started and marks the event dispatched, in one
+    statement (the round trip `events.mark_dispatched` alone would cost).
+
+    Args:
+        event_id: The event delivered.
+        contact_id: Its contact.
+        runs: (flow id, entry, run id) of each run started for it.
+    """
+    await conn.execute(
+        """
+        WITH runs AS (
+            UPDATE enrollments e SET run_id = r.run_id
+            FROM unnest($3::uuid[], $4::int[], $5::text[]) AS r(flow_id, entry, run_id)
+            WHERE e.flow_id = r.flow_id AND e.contact_id = $2::uuid AND e.entry = r.entry
+              AND e.run_id IS NULL
+            RETURNING 1
+        )
+        UPDATE events SET dispatched_at = now() WHERE id = $1::uuid AND dispatched_at IS NULL
+        """,
+        event_id,
+        contact_id,
+        [flow for flow, _, _ in runs],
+        [entry for _, entry, _ in runs],
+        [run for _, _, run in runs],
+    )
+
+
 async def running_for_contact(conn: Conn, contact_id: str) -> list[dict[str, Any]]:
     """The contact's entries still in progress, in any flow."""
     rows = await conn.fetch(

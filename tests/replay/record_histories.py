@@ -8,6 +8,7 @@ production: see docs/operations.md, "Changing the workflow"); `test_replay.py` r
 
 from __future__ import annotations
 
+import os
 import threading
 import uuid
 from collections.abc import Iterator
@@ -26,6 +27,9 @@ from tests.helpers import eventually
 from tests.integration.test_examples_enrol import CASES, start_example
 
 HISTORIES = Path(__file__).parent / "histories"
+# Histories stand for contacts already waiting, so a new recording never replaces one: a new
+# shape of run is recorded under a new prefix (`REPLAY_RECORD_PREFIX=entry- make replay-record`).
+PREFIX = os.environ.get("REPLAY_RECORD_PREFIX", "")
 _MOVING = {Phase.ENTERING, Phase.RUNNING}
 
 
@@ -41,7 +45,9 @@ async def _save(client: Client, name: str, wf_id: str) -> None:
     handle = client.get_workflow_handle(wf_id)
     await eventually(lambda: _at_rest(handle), timeout=60)
     history = await handle.fetch_history()
-    (HISTORIES / f"{name}.json").write_text(history.to_json())
+    path = HISTORIES / f"{PREFIX}{name}.json"
+    assert not path.exists(), f"{path.name} exists: record under a new REPLAY_RECORD_PREFIX"
+    path.write_text(history.to_json())
 
 
 class _Accept(BaseHTTPRequestHandler):

@@ -1,0 +1,174 @@
+"""Entry decided at the gateway (issue 13): the run begins with its first step.
+
+The gateway records the entry next to the event and starts the run with it, so the run has no
+`begin_enrollment` activity and no start signal; a run whose start was lost is started by the
+outbox relay, once; a run that still holds the workflow id takes the event instead.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+import httpx
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
+
+from api.outbox import OutboxRelay
+from journeys.domain.runs import ActivityName, workflow_id
+from journeys.domain.search import JOURNEY_PHASE
+from journeys.ingest import from_stored
+from journeys.store import contacts, enrollments, events
+from journeys.wiring import Core
+from tests.helpers import eventually, flow_body
+
+_SEND = [{"id": "hello", "type": "send_email", "subject": "Hi", "html": "<p>Hi</p>"}]
+
+
+async def _flow(http: httpx.AsyncClient, audience_id: str, core: Core, **extra: object) -> str:
+    body = flow_body(audience_id, name=f"Entry {uuid.uuid4().hex[:6]}", **extra)
+    flow_id = (await http.post("/v1/flows", json=body)).json()["id"]
+    assert (await http.post(f"/v1/flows/{flow_id}/activate")).status_code == 200
+    await eventually(lambda: core.registry.holds(flow_id))
+    return str(flow_id)
+
+
+async def _contact(pool: asyncpg.Pool, audience_id: str) -> str:
+    row, _ = await contacts.upsert(
+        pool, audience_id=audience_id, email=f"entry-{uuid.uuid4().hex[:8]}@example.com"
+    )
+    return str(row["id"])
+
+
+async def _entries(pool: asyncpg.Pool, flow_id: str, contact_id: str) -> list[dict]:
+    rows = await pool.fetch(
+        "SELECT entry, status, run_id, event_id FROM enrollments"
+        " WHERE flow_id = $1::uuid AND contact_id = $2::uuid ORDER BY entry",
+        flow_id,
+        contact_id,
+    )
+    return [dict(r) for r in rows]
+
+
+async def test_a_tag_enters_at_the_gateway_and_the_run_only_sends(
+    app_client: httpx.AsyncClient,
+    audience_id: str,
+    pool: asyncpg.Pool,
+    client: Client,
+    core: Core,
+    worker: object,
+) -> None:
+    flow_id = await _flow(app_client, audience_id, core, steps=_SEND)
+    contact_id = await _contact(pool, audience_id)
+
+    tagged = await app_client.post(
+        f"/v1/audiences/{audience_id}/contacts/{contact_id}/tags", json={"tags": ["vip"]}
+    )
+    assert [e["outcome"] for e in tagged.json()["enrolments"]] == ["started"]
+
+    handle = client.get_workflow_handle(workflow_id(flow_id, contact_id))
+    result = await handle.result()
+    assert result["phase"] == "completed" and result["entry"] == 1
+    history = await handle.fetch_history()
+    scheduled = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+    assert scheduled == [ActivityName.SEND_EMAIL]
+    assert not any(
+        e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED for e in history.events
+    )
+    described = await handle.describe()
+    assert described.typed_search_attributes.get(JOURNEY_PHASE) == "completed"
+    # The entry the gateway recorded names the run it started and was closed by it.
+    [entry] = await _entries(pool, flow_id, contact_id)
+    assert (entry["entry"], entry["status"], entry["run_id"]) == (1, "completed", described.run_id)
+    stored = await pool.fetchrow(
+        "SELECT dispatched_at FROM events WHERE id = $1::uuid", uuid.UUID(entry["event_id"])
+    )
+    assert stored["dispatched_at"] is not None
+
+
+async def test_an_entry_whose_run_never_started_is_started_once_by_the_relay(
+    app_client: httpx.AsyncClient,
+    audience_id: str,
+    pool: asyncpg.Pool,
+    client: Client,
+    core: Core,
+    worker: object,
+) -> None:
+    flow_id = await _flow(app_client, audience_id, core, steps=_SEND)
+    contact_id = await _contact(pool, audience_id)
+    # The gateway stored the event and recorded the entry, then died before Temporal heard.
+    stored, _ = await events.record(
+        pool,
+        idempotency_key=f"lost-{uuid.uuid4().hex}",
+        audience_id=audience_id,
+        contact_id=contact_id,
+        type="tag_added",
+        data={"tag": "vip"},
+    )
+    assert await enrollments.admit(
+        pool,
+        flow_id=flow_id,
+        contact_id=contact_id,
+        entry=1,
+        version=1,
+        workflow_id=workflow_id(flow_id, contact_id),
+        trigger_type="tag_added",
+        event_id=stored["id"],
+    )
+
+    relay = OutboxRelay(core.ingest, min_age=-1)
+    assert await relay.run_once() >= 1
+    handle = client.get_workflow_handle(workflow_id(flow_id, contact_id))
+    result = await handle.result()
+    assert (result["phase"], result["entry"]) == ("completed", 1)
+    [entry] = await _entries(pool, flow_id, contact_id)
+    assert (entry["entry"], entry["status"]) == (1, "completed")
+    assert entry["run_id"] == (await handle.describe()).run_id
+
+    # Delivering the same event again (a second relay racing the first) changes nothing.
+    dispatcher = core.ingest.dispatcher
+    assert dispatcher is not None
+    again = await dispatcher.deliver(
+        from_stored({**stored, "idempotency_key": "again"}), {**stored, "dispatched_at": None}
+    )
+    assert [e.outcome for e in again.enrolments] == ["already_in_flow"]
+    assert len(await _entries(pool, flow_id, contact_id)) == 1
+    runs = [wf async for wf in client.list_workflows(f"FlowId = '{flow_id}'")]
+    assert len(runs) == 1
+
+
+async def test_a_run_still_holding_the_workflow_id_takes_the_event(
+    app_client: httpx.AsyncClient,
+    audience_id: str,
+    pool: asyncpg.Pool,
+    client: Client,
+    core: Core,
+    worker: object,
+) -> None:
+    steps = [{"id": "pause", "type": "delay", "duration": "1d"}, *_SEND]
+    flow_id = await _flow(
+        app_client, audience_id, core, steps=steps, settings={"reentry": {"allowed": True}}
+    )
+    contact_id = await _contact(pool, audience_id)
+    tags = f"/v1/audiences/{audience_id}/contacts/{contact_id}/tags"
+    assert (await app_client.post(tags, json={"tags": ["vip"]})).status_code == 200
+    handle = client.get_workflow_handle(workflow_id(flow_id, contact_id))
+    first_run = (await handle.describe()).run_id
+    # The entry was closed while its run is still open (it finishes right after closing it).
+    await pool.execute(
+        "UPDATE enrollments SET status = 'completed', ended_at = now()"
+        " WHERE flow_id = $1::uuid AND contact_id = $2::uuid",
+        flow_id,
+        contact_id,
+    )
+    assert (await app_client.delete(f"{tags}/vip")).status_code == 204
+    again = (await app_client.post(tags, json={"tags": ["vip"]})).json()
+
+    assert [e["outcome"] for e in again["enrolments"]] == ["already_in_flow"]
+    assert [e["entry"] for e in await _entries(pool, flow_id, contact_id)] == [1]
+    assert (await handle.describe()).run_id == first_run
+    await handle.terminate("test over")
