@@ -91,11 +91,20 @@ class Dispatcher:
         signal = FlowEvent(
             id=stored["id"], type=event.type, occurred_at=stored["occurred_at"], data=event.data
         )
-        matches = self._registry.matching(event, stored["occurred_at"])
+        # One entry per flow, even if two of its triggers match (both would take one entry).
+        matches, seen = [], set()
+        for flow, trigger in self._registry.matching(event, stored["occurred_at"]):
+            if flow.id not in seen:
+                seen.add(flow.id)
+                matches.append((flow, trigger))
         timers = self._registry.timers(event, stored["occurred_at"])
-        # One query: the contact's consent, its last entry into each matched flow, its open runs.
+        # One statement: the plain entries decided and recorded, and what the others need (the
+        # contact's consent, its last entry into each matched flow, its open runs).
         context = await enrollments.entry_context(
-            self._pool, event.contact_id, [flow.id for flow, _ in matches]
+            self._pool,
+            event.contact_id,
+            stored["id"],
+            [self._candidate(flow, trigger.type, event.contact_id) for flow, trigger in matches],
         )
         decided = await asyncio.gather(
             *(
@@ -153,7 +162,12 @@ class Dispatcher:
         signal = FlowEvent(
             id=stored["id"], type=event.type, occurred_at=stored["occurred_at"], data=event.data
         )
-        context = await enrollments.entry_context(self._pool, event.contact_id, [flow.id])
+        context = await enrollments.entry_context(
+            self._pool,
+            event.contact_id,
+            stored["id"],
+            [self._candidate(flow, event.type, event.contact_id)],
+        )
         enrolment, run = await self._enter(flow, event.type, event.contact_id, signal, context)
         await enrollments.started(
             self._pool,
@@ -223,6 +237,9 @@ class Dispatcher:
             The enrolment, and (flow id, entry, run id) of the run it started, if any.
         """
         wf_id = workflow_id(flow.id, contact_id)
+        entry = context["admitted"].get(flow.id)
+        if entry is not None:  # recorded by `entry_context`
+            return await self._start_admitted(flow, trigger_type, contact_id, signal, entry)
         last = context["last"].get(flow.id)
         if last is not None and last["event_id"] == signal.id:
             # A redelivery (the first attempt died after recording the entry): start it, once.
@@ -258,6 +275,13 @@ class Dispatcher:
             # Another decision took this entry meanwhile: its run takes the event.
             await self._signal_with_start(flow, trigger_type, contact_id, signal)
             return Enrolment(flow.id, wf_id, "already_in_flow"), None
+        return await self._start_admitted(flow, trigger_type, contact_id, signal, entry)
+
+    async def _start_admitted(
+        self, flow: ActiveFlow, trigger_type: str, contact_id: str, signal: FlowEvent, entry: int
+    ) -> tuple[Enrolment, tuple[str, int, str] | None]:
+        """Starts the run of an entry recorded for this event, or withdraws the entry."""
+        wf_id = workflow_id(flow.id, contact_id)
         run = await self._start_entered(flow, trigger_type, contact_id, signal, entry)
         if run is None:
             # A run still holds the workflow id (it is finishing, or entering on its own): the
@@ -282,6 +306,24 @@ class Dispatcher:
         contact = await contacts.get(self._pool, contact_id)
         return contact is not None and await conditions.evaluate(
             self._pool, contact, starting_filter
+        )
+
+    @staticmethod
+    def _candidate(flow: ActiveFlow, trigger_type: str, contact_id: str) -> enrollments.Candidate:
+        settings = flow.definition.settings
+        return enrollments.Candidate(
+            flow_id=flow.id,
+            version=flow.version,
+            workflow_id=workflow_id(flow.id, contact_id),
+            trigger_type=trigger_type,
+            reentry=settings.reentry.allowed,
+            min_interval_seconds=(
+                parse_duration(settings.reentry.min_interval).total_seconds()
+                if settings.reentry.min_interval
+                else None
+            ),
+            transactional=flow.definition.transactional,
+            decidable=settings.starting_filter is None,
         )
 
     @staticmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -88,53 +89,110 @@ async def finish(
     )
 
 
-async def entry_context(conn: Conn, contact_id: str, flow_ids: list[str]) -> dict[str, Any]:
-    """What the gateway needs to decide entries for one event, in one query.
+@dataclass(frozen=True)
+class Candidate:
+    """A flow an event triggers, with what deciding the contact's entry in SQL needs."""
+
+    flow_id: str
+    version: int
+    workflow_id: str
+    trigger_type: str
+    reentry: bool
+    min_interval_seconds: float | None
+    transactional: bool
+    # False: the entry needs what SQL does not hold (a starting filter): decided in Python.
+    decidable: bool
+
+
+async def entry_context(
+    conn: Conn, contact_id: str, event_id: str, candidates: list[Candidate]
+) -> dict[str, Any]:
+    """Decides and records the contact's plain entries for one event, and reads what the
+    other decisions need, in one statement.
+
+    An entry is recorded (run id unknown until the run starts) where the flow is `decidable`
+    and the contact may enter: it may receive the flow's emails, has no entry in progress there,
+    and the re-entry rules admit it (`journeys.domain.reentry.admits`, written in SQL). Its
+    number is the next one, unique per flow and contact, so of two racing decisions one wins.
 
     Args:
         contact_id: The event's contact.
-        flow_ids: The flows the event triggers.
+        event_id: The event (an entry it already recorded is not recorded again).
+        candidates: The flows the event triggers.
 
     Returns:
-        `contact_status` (None if the contact does not exist), `last` (the contact's latest
-        entry per flow of `flow_ids`, by flow id) and `running` (its entries in progress in
-        any flow).
+        `contact_status` (None if the contact does not exist), `admitted` (entry number by
+        flow id, for the entries this call recorded), `last` (the contact's latest entry before
+        this call per candidate flow, by flow id) and `running` (its entries in progress in
+        any flow, before this call).
     """
     rows = await conn.fetch(
         """
-        WITH e AS (
-            SELECT flow_id, entry, version, workflow_id, status, started_at, event_id
-            FROM enrollments WHERE contact_id = $1::uuid AND status = 'running'
-            UNION
-            SELECT * FROM (
-                SELECT DISTINCT ON (flow_id) flow_id, entry, version, workflow_id, status,
-                       started_at, event_id
-                FROM enrollments WHERE contact_id = $1::uuid AND flow_id = ANY($2::uuid[])
-                ORDER BY flow_id, entry DESC
-            ) latest
+        WITH c AS (SELECT status FROM contacts WHERE id = $1::uuid),
+        latest AS (
+            SELECT DISTINCT ON (flow_id) flow_id, entry, version, workflow_id, status,
+                   started_at, event_id
+            FROM enrollments WHERE contact_id = $1::uuid AND flow_id = ANY($3::uuid[])
+            ORDER BY flow_id, entry DESC
+        ),
+        wanted AS (
+            SELECT * FROM unnest($3::uuid[], $4::int[], $5::text[], $6::text[], $7::bool[],
+                                 $8::float8[], $9::bool[], $10::bool[])
+                AS w(flow_id, version, workflow_id, trigger_type, reentry, min_interval,
+                     transactional, decidable)
+        ),
+        admitted AS (
+            INSERT INTO enrollments (flow_id, contact_id, entry, version, workflow_id,
+                                     trigger_type, event_id)
+            SELECT w.flow_id, $1::uuid, COALESCE(l.entry, 0) + 1, w.version, w.workflow_id,
+                   w.trigger_type, $2
+            FROM wanted w CROSS JOIN c LEFT JOIN latest l ON l.flow_id = w.flow_id
+            WHERE w.decidable
+              AND (c.status NOT IN ('unsubscribed', 'cleaned') OR w.transactional)
+              AND (l.flow_id IS NULL OR (
+                    l.status <> 'running' AND l.event_id IS DISTINCT FROM $2 AND w.reentry
+                    AND (w.min_interval IS NULL
+                         OR l.started_at <= now() - make_interval(secs => w.min_interval))))
+            ON CONFLICT (flow_id, contact_id, entry) DO NOTHING
+            RETURNING flow_id, entry
         )
-        SELECT c.status AS contact_status, e.flow_id::text, e.entry, e.version, e.workflow_id,
-               e.status, e.started_at, e.event_id
-        FROM contacts c LEFT JOIN e ON true WHERE c.id = $1::uuid
+        SELECT c.status AS contact_status, x.kind, x.flow_id::text, x.entry, x.version,
+               x.workflow_id, x.status, x.started_at, x.event_id
+        FROM c LEFT JOIN (
+            SELECT 'running' AS kind, flow_id, entry, version, workflow_id, status, started_at,
+                   event_id
+            FROM enrollments WHERE contact_id = $1::uuid AND status = 'running'
+            UNION ALL
+            SELECT 'latest', * FROM latest
+            UNION ALL
+            SELECT 'admitted', flow_id, entry, NULL, NULL, NULL, NULL, NULL FROM admitted
+        ) x ON true
         """,
         contact_id,
-        flow_ids,
+        event_id,
+        [c.flow_id for c in candidates],
+        [c.version for c in candidates],
+        [c.workflow_id for c in candidates],
+        [c.trigger_type for c in candidates],
+        [c.reentry for c in candidates],
+        [c.min_interval_seconds for c in candidates],
+        [c.transactional for c in candidates],
+        [c.decidable for c in candidates],
     )
-    last: dict[str, dict[str, Any]] = {}
+    found: dict[str, dict[str, Any]] = {"running": {}, "latest": {}, "admitted": {}}
     running = []
     for row in rows:
-        if row["flow_id"] is None:
+        if row["kind"] is None:
             continue
         entry = dict(row)
-        if entry["status"] == "running":
+        if row["kind"] == "running":
             running.append(entry)
-        if entry["flow_id"] in flow_ids and entry["entry"] > last.get(entry["flow_id"], {}).get(
-            "entry", 0
-        ):
-            last[entry["flow_id"]] = entry
+        else:
+            found[row["kind"]][row["flow_id"]] = entry
     return {
         "contact_status": rows[0]["contact_status"] if rows else None,
-        "last": last,
+        "admitted": {flow: row["entry"] for flow, row in found["admitted"].items()},
+        "last": found["latest"],
         "running": running,
     }
 
