@@ -172,3 +172,65 @@ async def test_a_run_still_holding_the_workflow_id_takes_the_event(
     assert [e["entry"] for e in await _entries(pool, flow_id, contact_id)] == [1]
     assert (await handle.describe()).run_id == first_run
     await handle.terminate("test over")
+
+
+async def test_one_event_decides_entries_into_two_flows_by_their_rules(
+    app_client: httpx.AsyncClient,
+    audience_id: str,
+    pool: asyncpg.Pool,
+    client: Client,
+    core: Core,
+    worker: object,
+) -> None:
+    spaced = await _flow(
+        app_client,
+        audience_id,
+        core,
+        steps=_SEND,
+        settings={"reentry": {"allowed": True, "min_interval": "30d"}},
+    )
+    again = await _flow(
+        app_client, audience_id, core, steps=_SEND, settings={"reentry": {"allowed": True}}
+    )
+    contact_id = await _contact(pool, audience_id)
+    tags = f"/v1/audiences/{audience_id}/contacts/{contact_id}/tags"
+    first = (await app_client.post(tags, json={"tags": ["vip"]})).json()["enrolments"]
+    assert sorted(e["outcome"] for e in first) == ["started", "started"]
+    for flow_id in (spaced, again):
+        await client.get_workflow_handle(workflow_id(flow_id, contact_id)).result()
+
+    assert (await app_client.delete(f"{tags}/vip")).status_code == 204
+    second = {
+        e["flow_id"]: e
+        for e in (await app_client.post(tags, json={"tags": ["vip"]})).json()["enrolments"]
+    }
+    assert second[spaced]["outcome"] == "refused"
+    assert "re-entry is allowed only" in second[spaced]["reason"]
+    assert second[again]["outcome"] == "started"
+    handle = client.get_workflow_handle(workflow_id(again, contact_id))
+    result = await handle.result()
+    assert (result["phase"], result["entry"]) == ("completed", 2)
+    assert [e["entry"] for e in await _entries(pool, spaced, contact_id)] == [1]
+    assert [(e["entry"], e["status"]) for e in await _entries(pool, again, contact_id)] == [
+        (1, "completed"),
+        (2, "completed"),
+    ]
+
+    # Consent is the run's to refuse, so the runs list shows the contact skipped, with why.
+    unsubscribed = await _contact(pool, audience_id)
+    await pool.execute(
+        "UPDATE contacts SET status = 'unsubscribed' WHERE id = $1::uuid", unsubscribed
+    )
+    tagged = await app_client.post(
+        f"/v1/audiences/{audience_id}/contacts/{unsubscribed}/tags", json={"tags": ["vip"]}
+    )
+    assert [e["outcome"] for e in tagged.json()["enrolments"]] == ["started", "started"]
+    skipped = await client.get_workflow_handle(workflow_id(spaced, unsubscribed)).result()
+    assert skipped["phase"] == "skipped" and "unsubscribed" in skipped["reason"]
+
+    async def listed() -> dict | None:
+        runs = (await app_client.get(f"/v1/flows/{spaced}/runs")).json()["runs"]
+        return next((r for r in runs if r["contact_id"] == unsubscribed), None)
+
+    run = await eventually(listed)
+    assert run["phase"] == "skipped"
