@@ -105,7 +105,11 @@ class Dispatcher:
             event.contact_id,
             stored["id"],
             [self._candidate(flow, trigger.type, event.contact_id) for flow, trigger in matches],
+            # An event that enrols and disarms nobody, of a contact in no flow, is done here.
+            settle_if_idle=not matches and not timers,
         )
+        if context["settled"]:
+            return DispatchResult(event_id=stored["id"], duplicate=False)
         decided = await asyncio.gather(
             *(
                 self._enter(flow, trigger.type, event.contact_id, signal, context)

@@ -105,7 +105,12 @@ class Candidate:
 
 
 async def entry_context(
-    conn: Conn, contact_id: str, event_id: str, candidates: list[Candidate]
+    conn: Conn,
+    contact_id: str,
+    event_id: str,
+    candidates: list[Candidate],
+    *,
+    settle_if_idle: bool = False,
 ) -> dict[str, Any]:
     """Decides and records the contact's plain entries for one event, and reads what the
     other decisions need, in one statement.
@@ -119,9 +124,12 @@ async def entry_context(
         contact_id: The event's contact.
         event_id: The event (an entry it already recorded is not recorded again).
         candidates: The flows the event triggers.
+        settle_if_idle: The event enrols nobody: mark it dispatched here if the contact has no
+            entry in progress either (nobody to tell), saving the statement that would.
 
     Returns:
-        `contact_status` (None if the contact does not exist), `admitted` (entry number by
+        `contact_status` (None if the contact does not exist), `settled` (the event was
+        marked dispatched), `admitted` (entry number by
         flow id, for the entries this call recorded), `last` (the contact's latest entry before
         this call per candidate flow, by flow id) and `running` (its entries in progress in
         any flow, before this call).
@@ -155,8 +163,15 @@ async def entry_context(
                          OR l.started_at <= now() - make_interval(secs => w.min_interval))))
             ON CONFLICT (flow_id, contact_id, entry) DO NOTHING
             RETURNING flow_id, entry
+        ),
+        settled AS (
+            UPDATE events SET dispatched_at = now()
+            WHERE $11 AND id = $2::uuid AND dispatched_at IS NULL AND NOT EXISTS (
+                SELECT 1 FROM enrollments WHERE contact_id = $1::uuid AND status = 'running'
+            )
+            RETURNING 1
         )
-        SELECT c.status AS contact_status, x.kind, x.flow_id::text, x.entry, x.version,
+        SELECT c.status AS contact_status, EXISTS (SELECT 1 FROM settled) AS settled, x.kind, x.flow_id::text, x.entry, x.version,
                x.workflow_id, x.status, x.started_at, x.event_id
         FROM c LEFT JOIN (
             SELECT 'running' AS kind, flow_id, entry, version, workflow_id, status, started_at,
@@ -178,6 +193,7 @@ async def entry_context(
         [c.min_interval_seconds for c in candidates],
         [c.transactional for c in candidates],
         [c.decidable for c in candidates],
+        settle_if_idle,
     )
     found: dict[str, dict[str, Any]] = {"running": {}, "latest": {}, "admitted": {}}
     running = []
@@ -191,6 +207,7 @@ async def entry_context(
             found[row["kind"]][row["flow_id"]] = entry
     return {
         "contact_status": rows[0]["contact_status"] if rows else None,
+        "settled": bool(rows and rows[0]["settled"]),
         "admitted": {flow: row["entry"] for flow, row in found["admitted"].items()},
         "last": found["latest"],
         "running": running,

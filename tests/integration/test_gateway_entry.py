@@ -234,3 +234,36 @@ async def test_one_event_decides_entries_into_two_flows_by_their_rules(
 
     run = await eventually(listed)
     assert run["phase"] == "skipped"
+
+
+async def test_an_event_that_enrols_nobody_is_settled_and_open_runs_still_hear_theirs(
+    app_client: httpx.AsyncClient,
+    audience_id: str,
+    pool: asyncpg.Pool,
+    client: Client,
+    core: Core,
+    worker: object,
+) -> None:
+    idle = await _contact(pool, audience_id)
+    posted = await app_client.post(
+        f"/v1/audiences/{audience_id}/contacts/{idle}/events", json={"name": "page_viewed"}
+    )
+    assert posted.status_code == 202 and posted.json()["enrolments"] == []
+    stored = await pool.fetchrow(
+        "SELECT dispatched_at FROM events WHERE id = $1::uuid", uuid.UUID(posted.json()["event_id"])
+    )
+    assert stored["dispatched_at"] is not None
+
+    # A contact waiting in a flow whose exit goal is that event is told, and leaves.
+    steps = [{"id": "pause", "type": "delay", "duration": "1d"}, *_SEND]
+    goal = {"exit_when": [{"type": "event", "name": "page_viewed"}]}
+    flow_id = await _flow(app_client, audience_id, core, steps=steps, settings=goal)
+    waiting = await _contact(pool, audience_id)
+    tags = f"/v1/audiences/{audience_id}/contacts/{waiting}/tags"
+    assert (await app_client.post(tags, json={"tags": ["vip"]})).status_code == 200
+    posted = await app_client.post(
+        f"/v1/audiences/{audience_id}/contacts/{waiting}/events", json={"name": "page_viewed"}
+    )
+    assert posted.status_code == 202 and posted.json()["enrolments"] == []
+    result = await client.get_workflow_handle(workflow_id(flow_id, waiting)).result()
+    assert result["phase"] == "exited" and "exit goal" in result["reason"]
