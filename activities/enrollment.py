@@ -33,6 +33,10 @@ class EnrollmentActivities:
     async def begin_enrollment(self, input: BeginEnrollmentInput) -> BeginEnrollmentResult:
         """Admits the run as a new entry, or refuses it (re-entry rules, starting filter).
 
+        For runs started without an entry: the gateway decides most entries itself and starts
+        the run with one (`journeys.dispatch`); armed timer triggers, refusals the runs list
+        shows as skipped and runs started by older code come here.
+
         Idempotent per run: a retry returns the entry the first attempt made.
         """
         async with self._pool.acquire() as conn, conn.transaction():

@@ -4,6 +4,8 @@ Not collected by `make test` (its name does not start with `test_`): `make repla
 it on the real worker, embedded Postgres and Temporal dev server. Record again only when the
 workflow changes in a way that is meant to break old histories (it never should for runs in
 production: see docs/operations.md, "Changing the workflow"); `test_replay.py` replays them.
+A new shape of run is recorded beside the old histories under a new `REPLAY_RECORD_PREFIX`
+(`entry-`: runs whose entry the gateway decided); an existing file is never written over.
 """
 
 from __future__ import annotations
