@@ -11,7 +11,7 @@ import pytest
 
 from activities.contacts import ContactActivities
 from activities.delivery import DeliveryActivities
-from journeys.channels.email import EmailSender
+from journeys.channels.email import EmailSender, SmtpConfig
 from journeys.config import Settings
 from journeys.domain.flow import QuietHours
 from journeys.domain.runs import ResolveWaitInput, SendEmailInput
@@ -20,14 +20,14 @@ from journeys.embedded.mailcatcher import MailCatcher
 from journeys.ingest import Ingest
 from journeys.store import audiences, contacts, flows
 from tests.helpers import flow_body
-from workers.worker import smtp_config, tracking_config
+from workers.worker import tracking_config
 
 
 @pytest.fixture
 def delivery(pool: asyncpg.Pool, settings: Settings) -> DeliveryActivities:
     return DeliveryActivities(
         pool,
-        EmailSender(smtp_config(settings)),
+        EmailSender(SmtpConfig.from_settings(settings)),
         default_from=settings.mail_from,
         ingest=Ingest(pool, None),
         tracking=tracking_config(settings),
