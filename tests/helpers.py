@@ -1,12 +1,22 @@
-"""Test helpers: polling with a deadline instead of sleeping; a loopback-only resolver."""
+"""Test helpers: polling with a deadline instead of sleeping; a loopback-only resolver; runs."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import TypeVar
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.testing import WorkflowEnvironment
+
+from journeys.domain.runs import workflow_id
+from journeys.embedded.process import find_binary
+from journeys.embedded.temporal import register_search_attributes
 
 T = TypeVar("T")
 
@@ -81,3 +91,25 @@ class HostsResolver:
         if name in self.table:
             return list(self.table[name])
         raise socket.gaierror(socket.EAI_NONAME, f"{host} is not in the test hosts table")
+
+
+async def in_flow(client: Client, flow_id: str, contact_id: str) -> bool:
+    """Whether the contact's run of the flow exists in Temporal (the gateway awaited its start)."""
+    try:
+        await client.get_workflow_handle(workflow_id(flow_id, contact_id)).describe()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return True
+
+
+@asynccontextmanager
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping test server with the project's search attributes."""
+    async with await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=find_binary("temporal-test-server"),
+    ) as environment:
+        await register_search_attributes(environment.client, "default")
+        yield environment

@@ -20,12 +20,9 @@ import asyncpg
 import httpx
 import pytest
 from pydantic import SecretStr
-from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
 
 from api.app import create_app
 from journeys.config import Settings
-from journeys.domain.runs import workflow_id
 from journeys.embedded.process import free_port
 
 TWILIO_TOKEN = "12345678901234567890123456789012"
@@ -166,17 +163,6 @@ async def contact(
     )
     assert response.status_code in (200, 201), response.text
     return dict(response.json())
-
-
-async def in_flow(client: Client, flow_id: str, contact_id: str) -> bool:
-    """Whether the contact's run of the flow exists in Temporal (the gateway awaited its start)."""
-    try:
-        await client.get_workflow_handle(workflow_id(flow_id, contact_id)).describe()
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            return False
-        raise
-    return True
 
 
 async def contact_id(pool: asyncpg.Pool, audience: str, email: str) -> str | None:
