@@ -5,18 +5,24 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import asyncpg
+import httpx
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
-from journeys.domain.runs import workflow_id
+from api.app import create_app
+from journeys.config import Settings
+from journeys.domain.runs import SendEmailInput, workflow_id
 from journeys.embedded.process import find_binary
 from journeys.embedded.temporal import register_search_attributes
+from journeys.store import flows
 
 T = TypeVar("T")
 
@@ -113,3 +119,33 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     ) as environment:
         await register_search_attributes(environment.client, "default")
         yield environment
+
+
+async def stored_send(
+    pool: asyncpg.Pool, contact: dict[str, Any], body: dict[str, Any], step_id: str = "hello"
+) -> SendEmailInput:
+    """A send of one step of the flow `body`, stored as version 1 (sends load it by reference)."""
+    async with pool.acquire() as conn, conn.transaction():
+        flow = await flows.create(conn, audience_id=contact["audience_id"], definition=body)
+    return SendEmailInput(
+        idempotency_key=uuid.uuid4().hex,
+        workflow_id="wf",
+        flow_id=flow["id"],
+        version=1,
+        step_id=step_id,
+        contact_id=contact["id"],
+        audience_id=contact["audience_id"],
+    )
+
+
+@asynccontextmanager
+async def api_client(settings: Settings, api_key: str) -> AsyncIterator[httpx.AsyncClient]:
+    """The real app (real lifespan, pool, Temporal client) over an in-process transport."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://journeys.test",
+            headers={"Authorization": f"Bearer {api_key}"},
+        ) as http:
+            yield http

@@ -21,9 +21,9 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from api.app import create_app
 from journeys.config import Settings
 from journeys.embedded.process import free_port
+from tests.helpers import api_client
 
 TWILIO_TOKEN = "12345678901234567890123456789012"
 PUBLIC_URL = "https://hooks.journeys.example/base"
@@ -105,14 +105,8 @@ def hook_settings(settings: Settings, provider_api: ProviderApi) -> Settings:
 @pytest.fixture(scope="session")
 async def hooks(hook_settings: Settings, api_key: str) -> AsyncIterator[httpx.AsyncClient]:
     """The gateway as providers reach it (API key set, for the setup calls only)."""
-    app = create_app(hook_settings)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://journeys.test",
-            headers={"Authorization": f"Bearer {api_key}"},
-        ) as http:
-            yield http
+    async with api_client(hook_settings, api_key) as http:
+        yield http
 
 
 @pytest.fixture
