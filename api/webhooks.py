@@ -17,13 +17,23 @@ import asyncpg
 from fastapi import Request
 from pydantic import BaseModel
 
-from api.problems import ProblemError
+from api.problems import Problem, ProblemError
 from api.routes.contacts import EnrolmentPublic
 from journeys import changes
+from journeys.config import Settings
 from journeys.dispatch import DispatchResult
 from journeys.domain.events import IncomingEvent
 from journeys.ingest import Ingest
+from journeys.provider_api import ProviderCallError, call_json
 from journeys.store import contacts, integrations
+
+# The answers of a receiver that fetches a delivery's details from the provider's API.
+FETCHING_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem},
+    413: {"model": Problem},
+    422: {"model": Problem},
+    502: {"model": Problem},
+}
 
 
 class WebhookAccepted(BaseModel):
@@ -114,10 +124,70 @@ async def contact_for(
     return row, results
 
 
-async def emit(ingest: Ingest, events: list[IncomingEvent]) -> WebhookAccepted:
-    """Records and delivers the events one delivery caused; duplicate if all were seen before."""
+async def fetch_details(
+    settings: Settings,
+    url: str,
+    *,
+    base: str,
+    token: str,
+    field: str,
+    json: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """What the provider's API (under `base`) says about a delivery.
+
+    Raises:
+        ProblemError: the URL is outside `base` (422) or the provider failed (502); the
+            detail names `field`, the part of the delivery that led to the call.
+    """
+    try:
+        return await call_json(
+            url,
+            base=base,
+            token=token,
+            timeout=settings.provider_fetch_timeout_seconds,
+            attempts=settings.provider_fetch_attempts,
+            json=json,
+        )
+    except ProviderCallError as exc:
+        raise ProblemError(exc.status, f"{field}: {exc}") from exc
+
+
+async def emit_for_email(
+    ingest: Ingest,
+    *,
+    audience_id: str,
+    email: str,
+    key: str,
+    type: str,
+    data: dict[str, Any],
+    fields: dict[str, Any] | None = None,
+) -> WebhookAccepted:
+    """One event about the contact with this email, created first if new (see `contact_for`)."""
+    contact, created = await contact_for(
+        ingest, audience_id=audience_id, email=email, key=key, fields=fields
+    )
+    event = IncomingEvent(
+        type=type,
+        audience_id=audience_id,
+        contact_id=contact["id"],
+        idempotency_key=key,
+        data=data,
+    )
+    return await emit(ingest, [event], created=created)
+
+
+async def emit(
+    ingest: Ingest, events: list[IncomingEvent], *, created: list[DispatchResult] | None = None
+) -> WebhookAccepted:
+    """Records and delivers the events one delivery caused; duplicate if all were seen before.
+
+    Args:
+        created: What creating the delivery's contacts did; its enrolments are listed first.
+    """
     results = [await ingest.event(event) for event in events]
-    return accepted(results, duplicate=bool(results) and all(r.duplicate for r in results))
+    done = accepted(results, duplicate=bool(results) and all(r.duplicate for r in results))
+    done.enrolments = accepted(created or []).enrolments + done.enrolments
+    return done
 
 
 def accepted(results: list[DispatchResult], *, duplicate: bool = False) -> WebhookAccepted:

@@ -20,7 +20,8 @@ import asyncio
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import Any, Literal
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
@@ -248,68 +249,50 @@ def figure_keys(config: BenchConfig) -> list[str]:
 def _record(rec: Recorder, ours: Side, theirs: Side) -> None:
     zero_ours, zero_theirs = ours.checkpoints[0], theirs.checkpoints[0]
     for mine, base in zip(ours.checkpoints[1:], theirs.checkpoints[1:], strict=True):
-        params = {"n": mine.n}
-        rec.add(
-            Figure(
-                BENCH,
-                "enrol_per_s",
-                mine.n / mine.seconds,
-                "contacts/s",
-                base.n / base.seconds,
-                RAW_LABEL + "; started from a Python client",
-                "higher",
-                params,
-            )
+        add = partial(_figure, rec, {"n": mine.n})
+        add(
+            "enrol_per_s",
+            mine.n / mine.seconds,
+            "contacts/s",
+            base.n / base.seconds,
+            label=RAW_LABEL + "; started from a Python client",
+            better="higher",
         )
-        rec.add(
-            Figure(
-                BENCH,
-                "db_bytes_per_waiting_contact",
-                mine.db_growth / mine.n,
-                "bytes",
-                base.db_growth / base.n,
-                RAW_LABEL,
-                "lower",
-                params,
-            )
+        add(
+            "db_bytes_per_waiting_contact",
+            mine.db_growth / mine.n,
+            "bytes",
+            base.db_growth / base.n,
         )
         if mine.db_used_growth is not None and base.db_used_growth:
-            rec.add(
-                Figure(
-                    BENCH,
-                    "db_pages_bytes_per_waiting_contact",
-                    mine.db_used_growth / mine.n,
-                    "bytes",
-                    base.db_used_growth / base.n,
-                    RAW_LABEL,
-                    "lower",
-                    params,
-                )
+            add(
+                "db_pages_bytes_per_waiting_contact",
+                mine.db_used_growth / mine.n,
+                "bytes",
+                base.db_used_growth / base.n,
             )
-        rec.add(
-            Figure(
-                BENCH,
-                "worker_rss_mib",
-                mine.rss / 2**20,
-                "MiB",
-                base.rss / 2**20,
-                RAW_LABEL,
-                "lower",
-                params,
-            )
+        add("worker_rss_mib", mine.rss / 2**20, "MiB", base.rss / 2**20)
+        add(
+            "worker_rss_kib_per_waiting_contact",
+            (mine.rss - zero_ours.rss) / 1024 / mine.n,
+            "KiB",
+            max(base.rss - zero_theirs.rss, 1) / 1024 / base.n,
         )
-        rec.add(
-            Figure(
-                BENCH,
-                "worker_rss_kib_per_waiting_contact",
-                (mine.rss - zero_ours.rss) / 1024 / mine.n,
-                "KiB",
-                max(base.rss - zero_theirs.rss, 1) / 1024 / base.n,
-                RAW_LABEL,
-                "lower",
-                params,
-            )
-        )
+
+
+def _figure(
+    rec: Recorder,
+    params: dict[str, Any],
+    name: str,
+    value: float,
+    unit: str,
+    baseline: float,
+    *,
+    label: str = RAW_LABEL,
+    better: Literal["higher", "lower"] = "lower",
+) -> None:
+    """Records one figure of a checkpoint against the raw-Temporal baseline."""
+    rec.add(Figure(BENCH, name, value, unit, baseline, label, better, params))
 
 
 def _note_overlap(rec: Recorder, ours: Side, theirs: Side, cohort: int, delay: int) -> None:

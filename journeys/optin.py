@@ -98,17 +98,7 @@ async def send_confirmation(
         text=None,
         message_id=message_id_for(f"optin:{contact['id']}:{uuid.uuid4().hex}", settings.mail_from),
     )
-    sender = EmailSender(
-        SmtpConfig(
-            host=settings.smtp_host,
-            port=settings.smtp_port,
-            username=settings.smtp_username,
-            password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
-            starttls=settings.smtp_starttls,
-            timeout=settings.smtp_timeout_seconds,
-        ),
-        pool_size=0,
-    )
+    sender = EmailSender(SmtpConfig.from_settings(settings), pool_size=0)
     try:
         await sender.send(message)
     finally:

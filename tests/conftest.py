@@ -12,7 +12,6 @@ import pytest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from api.app import create_app
 from journeys.channels import netguard
 from journeys.config import Settings
 from journeys.embedded.mailcatcher import MailCatcher
@@ -24,7 +23,7 @@ from journeys.store.migrate import migrate
 from journeys.store.pool import create_pool
 from journeys.temporal import connect_client
 from journeys.wiring import Core, open_core
-from tests.helpers import HostsResolver
+from tests.helpers import HostsResolver, api_client
 from workers.worker import build_worker
 
 
@@ -119,15 +118,8 @@ async def api_key(pool: asyncpg.Pool) -> str:
 @pytest.fixture(scope="session")
 async def app_client(settings: Settings, api_key: str) -> AsyncIterator[httpx.AsyncClient]:
     """The real app (real lifespan, pool, Temporal client) over an in-process transport."""
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport,
-            base_url="http://journeys.test",
-            headers={"Authorization": f"Bearer {api_key}"},
-        ) as http:
-            yield http
+    async with api_client(settings, api_key) as http:
+        yield http
 
 
 @pytest.fixture

@@ -1,12 +1,28 @@
-"""Test helpers: polling with a deadline instead of sleeping; a loopback-only resolver."""
+"""Test helpers: polling with a deadline instead of sleeping; a loopback-only resolver; runs."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
 import time
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import asyncpg
+import httpx
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.testing import WorkflowEnvironment
+
+from api.app import create_app
+from journeys.config import Settings
+from journeys.domain.runs import SendEmailInput, workflow_id
+from journeys.embedded.process import find_binary
+from journeys.embedded.temporal import register_search_attributes
+from journeys.store import flows
 
 T = TypeVar("T")
 
@@ -81,3 +97,55 @@ class HostsResolver:
         if name in self.table:
             return list(self.table[name])
         raise socket.gaierror(socket.EAI_NONAME, f"{host} is not in the test hosts table")
+
+
+async def in_flow(client: Client, flow_id: str, contact_id: str) -> bool:
+    """Whether the contact's run of the flow exists in Temporal (the gateway awaited its start)."""
+    try:
+        await client.get_workflow_handle(workflow_id(flow_id, contact_id)).describe()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return True
+
+
+@asynccontextmanager
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping test server with the project's search attributes."""
+    async with await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=find_binary("temporal-test-server"),
+    ) as environment:
+        await register_search_attributes(environment.client, "default")
+        yield environment
+
+
+async def stored_send(
+    pool: asyncpg.Pool, contact: dict[str, Any], body: dict[str, Any], step_id: str = "hello"
+) -> SendEmailInput:
+    """A send of one step of the flow `body`, stored as version 1 (sends load it by reference)."""
+    async with pool.acquire() as conn, conn.transaction():
+        flow = await flows.create(conn, audience_id=contact["audience_id"], definition=body)
+    return SendEmailInput(
+        idempotency_key=uuid.uuid4().hex,
+        workflow_id="wf",
+        flow_id=flow["id"],
+        version=1,
+        step_id=step_id,
+        contact_id=contact["id"],
+        audience_id=contact["audience_id"],
+    )
+
+
+@asynccontextmanager
+async def api_client(settings: Settings, api_key: str) -> AsyncIterator[httpx.AsyncClient]:
+    """The real app (real lifespan, pool, Temporal client) over an in-process transport."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://journeys.test",
+            headers={"Authorization": f"Bearer {api_key}"},
+        ) as http:
+            yield http

@@ -36,21 +36,9 @@ log = logging.getLogger(__name__)
 WORKFLOWS = [ContactFlowWorkflow, FlowControlWorkflow, ArmFlowWorkflow, CampaignSendWorkflow]
 
 
-def smtp_config(settings: Settings) -> SmtpConfig:
-    """The SMTP connection settings."""
-    return SmtpConfig(
-        host=settings.smtp_host,
-        port=settings.smtp_port,
-        username=settings.smtp_username,
-        password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
-        starttls=settings.smtp_starttls,
-        timeout=settings.smtp_timeout_seconds,
-    )
-
-
 def email_sender(settings: Settings) -> EmailSender:
     """The SMTP sender, keeping `smtp_pool_size` connections open for reuse."""
-    return EmailSender(smtp_config(settings), pool_size=settings.smtp_pool_size)
+    return EmailSender(SmtpConfig.from_settings(settings), pool_size=settings.smtp_pool_size)
 
 
 def tracking_config(settings: Settings) -> TrackingConfig:

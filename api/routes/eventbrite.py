@@ -12,27 +12,19 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from api.deps import IngestDep, PoolDep, SettingsDep
-from api.problems import Problem, ProblemError
+from api.problems import ProblemError
 from api.webhooks import (
+    FETCHING_ERRORS,
     WebhookAccepted,
-    accepted,
-    contact_for,
-    emit,
+    emit_for_email,
+    fetch_details,
     json_object,
     read_body,
     unauthorized,
 )
-from journeys.domain.events import IncomingEvent
-from journeys.provider_api import ProviderCallError, call_json
 from journeys.store import integrations
 
 router = APIRouter(prefix="/eventbrite", tags=["eventbrite"])
-ERRORS = {
-    401: {"model": Problem},
-    413: {"model": Problem},
-    422: {"model": Problem},
-    502: {"model": Problem},
-}
 
 # Webhook action → our event type.
 ACTIONS = {
@@ -49,7 +41,7 @@ def _buyer(action: str, resource: dict[str, Any]) -> tuple[str | None, dict[str,
     return who.get("email"), fields
 
 
-@router.post("/hooks/{token}", responses=ERRORS)
+@router.post("/hooks/{token}", responses=FETCHING_ERRORS)
 async def eventbrite_webhook(
     token: str, request: Request, pool: PoolDep, ingest: IngestDep, settings: SettingsDep
 ) -> WebhookAccepted:
@@ -67,35 +59,23 @@ async def eventbrite_webhook(
         return WebhookAccepted()  # the ping, or an action no trigger reads
     if not isinstance(api_url, str) or not api_url:
         raise ProblemError(422, "api_url: the resource URL is missing")
-    try:
-        resource = await call_json(
-            api_url,
-            base=settings.eventbrite_api_url,
-            token=found["secret"],
-            timeout=settings.provider_fetch_timeout_seconds,
-            attempts=settings.provider_fetch_attempts,
-        )
-    except ProviderCallError as exc:
-        raise ProblemError(exc.status, f"api_url: {exc}") from exc
+    resource = await fetch_details(
+        settings, api_url, base=settings.eventbrite_api_url, token=found["secret"], field="api_url"
+    )
     email, fields = _buyer(action, resource)
     if not email or resource.get("event_id") is None:
         raise ProblemError(502, "api_url: the Eventbrite resource has no email or event_id")
     aid = found["audience_id"]
-    key = f"eventbrite:{aid}:{action}:{api_url}"
-    contact, results = await contact_for(
-        ingest, audience_id=aid, email=email, key=key, fields=fields
-    )
-    event = IncomingEvent(
-        type=ACTIONS[action],
+    return await emit_for_email(
+        ingest,
         audience_id=aid,
-        contact_id=contact["id"],
-        idempotency_key=key,
+        email=email,
+        key=f"eventbrite:{aid}:{action}:{api_url}",
+        fields=fields,
+        type=ACTIONS[action],
         data={
             "event_id": str(resource["event_id"]),
             "order_id": str(resource.get("order_id") or resource.get("id")),
             "attendee_id": str(resource["id"]) if action == "attendee.checked_in" else None,
         },
     )
-    done = await emit(ingest, [event])
-    done.enrolments = accepted(results).enrolments + done.enrolments
-    return done

@@ -12,31 +12,23 @@ import uuid
 from fastapi import APIRouter, Request
 
 from api.deps import IngestDep, PoolDep, SettingsDep
-from api.problems import Problem, ProblemError
+from api.problems import ProblemError
 from api.webhooks import (
+    FETCHING_ERRORS,
     WebhookAccepted,
-    accepted,
-    contact_for,
-    emit,
+    emit_for_email,
+    fetch_details,
     integration,
     json_object,
     read_body,
     same_secret,
     unauthorized,
 )
-from journeys.domain.events import IncomingEvent
-from journeys.provider_api import ProviderCallError, call_json
 
 router = APIRouter(prefix="/livechat", tags=["livechat"])
-ERRORS = {
-    401: {"model": Problem},
-    413: {"model": Problem},
-    422: {"model": Problem},
-    502: {"model": Problem},
-}
 
 
-@router.post("/{audience_id}/webhooks", responses=ERRORS)
+@router.post("/{audience_id}/webhooks", responses=FETCHING_ERRORS)
 async def livechat_webhook(
     audience_id: uuid.UUID,
     request: Request,
@@ -62,17 +54,14 @@ async def livechat_webhook(
     chat_id, thread_id = chat.get("chat_id"), chat.get("thread_id")
     if not chat_id or not thread_id:
         raise ProblemError(422, "payload.chat_id and payload.thread_id are required")
-    try:
-        details = await call_json(
-            settings.livechat_api_url.rstrip("/") + "/agent/action/get_chat",
-            base=settings.livechat_api_url,
-            token=str(found["config"].get("api_token", "")),
-            timeout=settings.provider_fetch_timeout_seconds,
-            attempts=settings.provider_fetch_attempts,
-            json={"chat_id": chat_id, "thread_id": thread_id},
-        )
-    except ProviderCallError as exc:
-        raise ProblemError(exc.status, f"get_chat: {exc}") from exc
+    details = await fetch_details(
+        settings,
+        settings.livechat_api_url.rstrip("/") + "/agent/action/get_chat",
+        base=settings.livechat_api_url,
+        token=str(found["config"].get("api_token", "")),
+        field="get_chat",
+        json={"chat_id": chat_id, "thread_id": thread_id},
+    )
     customer = next(
         (
             u
@@ -83,15 +72,11 @@ async def livechat_webhook(
     )
     if not customer or not customer.get("email"):
         return WebhookAccepted()  # an anonymous visitor: nobody to write to
-    key = f"livechat:{aid}:{chat_id}:{thread_id}"
-    contact, results = await contact_for(ingest, audience_id=aid, email=customer["email"], key=key)
-    event = IncomingEvent(
-        type="livechat_chat_finished",
+    return await emit_for_email(
+        ingest,
         audience_id=aid,
-        contact_id=contact["id"],
-        idempotency_key=key,
+        email=customer["email"],
+        key=f"livechat:{aid}:{chat_id}:{thread_id}",
+        type="livechat_chat_finished",
         data={"chat_id": chat_id, "thread_id": thread_id},
     )
-    done = await emit(ingest, [event])
-    done.enrolments = accepted(results).enrolments + done.enrolments
-    return done

@@ -143,12 +143,16 @@ async def _audience(pool: PoolDep, list_id: str) -> dict[str, Any]:
     return row
 
 
-async def _member_row(pool: PoolDep, list_id: str, ref: str) -> dict[str, Any]:
+async def _member_row(list_id: str, subscriber_hash: str, pool: PoolDep) -> dict[str, Any]:
+    """The member the path names, by subscriber hash or email; Mailchimp's 404 if none."""
     await _audience(pool, list_id)
-    row = await contacts.resolve(pool, list_id, ref)
+    row = await contacts.resolve(pool, list_id, subscriber_hash)
     if row is None:
         raise _not_found()
     return row
+
+
+MemberRow = Annotated[dict[str, Any], Depends(_member_row)]
 
 
 async def _show(pool: PoolDep, row: dict[str, Any], merge: dict[str, MergeField]) -> Member:
@@ -247,6 +251,23 @@ async def _save(
     return row, created
 
 
+async def _store(
+    pool: PoolDep,
+    ingest: Ingest,
+    settings: Settings,
+    *,
+    list_id: str,
+    body: MemberIn,
+    email: str,
+    before: dict[str, Any] | None,
+) -> Member:
+    """Saves one member as a PUT, PATCH or POST gave it, and shows it as saved."""
+    merge = await merge_fields.defined(pool, list_id)
+    given = _given(body, email=email, before=before, merge=merge, settings=settings)
+    row, _ = await _save(ingest, settings, list_id=list_id, given=given, tags=body.tags)
+    return await _show(pool, row, merge)
+
+
 def _check_hash(subscriber: str, email: str) -> None:
     if subscriber.lower() not in (hash_of_email(email), email.strip().lower()):
         raise _bad(
@@ -287,7 +308,7 @@ def _drop(data: dict[str, Any], paths: list[list[str]]) -> dict[str, Any]:
 @router.get("/lists/{list_id}/members/{subscriber_hash}", response_model=Member, responses=ERRORS)
 async def get_member(
     list_id: str,
-    subscriber_hash: str,
+    row: MemberRow,
     pool: PoolDep,
     fields: str | None = Query(
         None, max_length=2000, description="Comma-separated fields to return (dots for sub-fields)."
@@ -297,7 +318,6 @@ async def get_member(
     ),
 ) -> Any:
     """One member, by subscriber hash or email address."""
-    row = await _member_row(pool, list_id, subscriber_hash)
     shown = await _show(pool, row, await merge_fields.defined(pool, list_id))
     if not (fields or exclude_fields):
         return shown
@@ -328,33 +348,30 @@ async def set_member(
         raise mailchimp_invalid(
             [FieldError(field="status_if_new", message="is required for a new member")]
         )
-    merge = await merge_fields.defined(pool, list_id)
-    given = _given(body, email=body.email_address, before=before, merge=merge, settings=settings)
-    row, _ = await _save(ingest, settings, list_id=list_id, given=given, tags=body.tags)
-    return await _show(pool, row, merge)
+    return await _store(
+        pool, ingest, settings, list_id=list_id, body=body, email=body.email_address, before=before
+    )
 
 
 @router.patch("/lists/{list_id}/members/{subscriber_hash}", responses=ERRORS)
 async def update_member(
     list_id: str,
-    subscriber_hash: str,
     body: MemberIn,
+    before: MemberRow,
     pool: PoolDep,
     ingest: IngestDep,
     settings: SettingsDep,
 ) -> Member:
     """Updates an existing member; fields left out keep their value."""
-    before = await _member_row(pool, list_id, subscriber_hash)
     if body.email_address and hash_of_email(body.email_address) != before["subscriber_hash"]:
         raise _bad(
             "Changing a member's email address is not supported: archive it and add the new one.",
             title="Invalid Resource",
             field="email_address",
         )
-    merge = await merge_fields.defined(pool, list_id)
-    given = _given(body, email=before["email"], before=before, merge=merge, settings=settings)
-    row, _ = await _save(ingest, settings, list_id=list_id, given=given, tags=body.tags)
-    return await _show(pool, row, merge)
+    return await _store(
+        pool, ingest, settings, list_id=list_id, body=body, email=before["email"], before=before
+    )
 
 
 @router.post("/lists/{list_id}/members", responses=ERRORS)
@@ -378,10 +395,9 @@ async def add_member(
             " list members.",
             title="Member Exists",
         )
-    merge = await merge_fields.defined(pool, list_id)
-    given = _given(body, email=body.email_address, before=before, merge=merge, settings=settings)
-    row, _ = await _save(ingest, settings, list_id=list_id, given=given, tags=body.tags)
-    return await _show(pool, row, merge)
+    return await _store(
+        pool, ingest, settings, list_id=list_id, body=body, email=body.email_address, before=before
+    )
 
 
 @router.delete(
@@ -389,11 +405,8 @@ async def add_member(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=ERRORS,
 )
-async def archive_member(
-    list_id: str, subscriber_hash: str, pool: PoolDep, ingest: IngestDep
-) -> Response:
+async def archive_member(row: MemberRow, ingest: IngestDep) -> Response:
     """Archives the member: it stays on record, gets no more marketing email."""
-    row = await _member_row(pool, list_id, subscriber_hash)
     await ingest.change(partial(changes.archive, contact=row, key=uuid.uuid4().hex))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -404,7 +417,7 @@ async def archive_member(
     responses=ERRORS,
 )
 async def delete_member_permanently(
-    list_id: str, subscriber_hash: str, pool: PoolDep, temporal: TemporalDep
+    row: MemberRow, pool: PoolDep, temporal: TemporalDep
 ) -> Response:
     """Erases the member's personal data and ends its runs in every flow.
 
@@ -412,7 +425,6 @@ async def delete_member_permanently(
     contact, its tags, groups, events and enrolments are deleted and its sent messages lose
     their recipient.
     """
-    row = await _member_row(pool, list_id, subscriber_hash)
     await members.erase(pool, temporal, contact_id=row["id"])
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -569,10 +581,9 @@ class MemberEvents(BaseModel):
     responses=ERRORS,
 )
 async def post_member_event(
-    list_id: str, subscriber_hash: str, body: MemberEvent, pool: PoolDep, ingest: IngestDep
+    list_id: str, body: MemberEvent, row: MemberRow, ingest: IngestDep
 ) -> Response:
     """Records the event; it enrols the member in flows with a matching `event_api` trigger."""
-    row = await _member_row(pool, list_id, subscriber_hash)
     event = IncomingEvent(
         type="custom_event",
         audience_id=list_id,
@@ -587,13 +598,9 @@ async def post_member_event(
 
 @router.get("/lists/{list_id}/members/{subscriber_hash}/events", responses=ERRORS)
 async def get_member_events(
-    list_id: str,
-    subscriber_hash: str,
-    pool: PoolDep,
-    count: int = Query(10, ge=1, le=1000),
+    row: MemberRow, pool: PoolDep, count: int = Query(10, ge=1, le=1000)
 ) -> MemberEvents:
     """The member's latest custom events, newest first."""
-    row = await _member_row(pool, list_id, subscriber_hash)
     found = await events.of_contact(pool, row["id"], "custom_event", limit=count)
     return MemberEvents(
         events=[
@@ -628,10 +635,9 @@ class TagsIn(BaseModel):
     responses=ERRORS,
 )
 async def update_member_tags(
-    list_id: str, subscriber_hash: str, body: TagsIn, pool: PoolDep, ingest: IngestDep
+    list_id: str, body: TagsIn, row: MemberRow, ingest: IngestDep
 ) -> Response:
     """Adds (`active`) and removes (`inactive`) tags; each new tag fires `tag_added`."""
-    row = await _member_row(pool, list_id, subscriber_hash)
     key = uuid.uuid4().hex
     add = [t.name.strip() for t in body.tags if t.status == "active"]
     remove = [t.name.strip() for t in body.tags if t.status == "inactive"]

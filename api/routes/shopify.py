@@ -18,7 +18,6 @@ from api.deps import IngestDep, PoolDep, SettingsDep
 from api.problems import Problem, ProblemError
 from api.webhooks import (
     WebhookAccepted,
-    accepted,
     contact_for,
     emit,
     hmac_sha256,
@@ -227,7 +226,4 @@ async def shopify_webhook(
             await _stock(d, topic, payload)
     except (KeyError, TypeError, ValueError) as exc:
         raise ProblemError(422, f"body: not a {topic} payload ({exc!r})") from exc
-    done = await emit(ingest, d.events)
-    extra = accepted(d.results)
-    done.enrolments = extra.enrolments + done.enrolments
-    return done
+    return await emit(ingest, d.events, created=d.results)

@@ -12,9 +12,12 @@ from email.errors import HeaderParseError
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formataddr, parseaddr
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiosmtplib
+
+if TYPE_CHECKING:
+    from journeys.config import Settings
 
 
 class PermanentSendError(Exception):
@@ -78,6 +81,19 @@ class SmtpConfig:
     password: str | None = None
     starttls: bool = False
     timeout: float = 30.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SmtpConfig:
+        """The SMTP connection settings of `JOURNEYS_SMTP_*`."""
+        password = settings.smtp_password
+        return cls(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            username=settings.smtp_username,
+            password=password.get_secret_value() if password else None,
+            starttls=settings.smtp_starttls,
+            timeout=settings.smtp_timeout_seconds,
+        )
 
 
 def message_id_for(idempotency_key: str, from_address: str) -> str:

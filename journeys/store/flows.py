@@ -34,10 +34,7 @@ async def create(
         flow_id,
         definition,
     )
-    await _notify(conn, flow_id)
-    flow = await get(conn, flow_id)
-    assert flow is not None
-    return flow
+    return await _changed(conn, flow_id)
 
 
 async def get(conn: Conn, flow_id: str) -> dict[str, Any] | None:
@@ -66,10 +63,7 @@ async def set_status(conn: asyncpg.Connection, flow_id: str, status: str) -> dic
         flow_id,
         status,
     )
-    await _notify(conn, flow_id)
-    flow = await get(conn, flow_id)
-    assert flow is not None
-    return flow
+    return await _changed(conn, flow_id)
 
 
 async def list_active(conn: Conn) -> list[dict[str, Any]]:
@@ -80,6 +74,14 @@ async def list_active(conn: Conn) -> list[dict[str, Any]]:
 async def _notify(conn: asyncpg.Connection, flow_id: str) -> None:
     # Delivered on commit, so listeners never see a change that was rolled back.
     await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, flow_id)
+
+
+async def _changed(conn: asyncpg.Connection, flow_id: str) -> dict[str, Any]:
+    """Tells every gateway the flow changed, and returns it as it now is."""
+    await _notify(conn, flow_id)
+    flow = await get(conn, flow_id)
+    assert flow is not None
+    return flow
 
 
 async def replace_definition(
@@ -97,10 +99,7 @@ async def replace_definition(
         flow_id,
         definition["name"],
     )
-    await _notify(conn, flow_id)
-    flow = await get(conn, flow_id)
-    assert flow is not None
-    return flow
+    return await _changed(conn, flow_id)
 
 
 async def add_version(
@@ -120,10 +119,7 @@ async def add_version(
         version,
         definition,
     )
-    await _notify(conn, flow_id)
-    flow = await get(conn, flow_id)
-    assert flow is not None
-    return flow
+    return await _changed(conn, flow_id)
 
 
 async def versions(conn: Conn, flow_id: str) -> list[dict[str, Any]]:

@@ -16,12 +16,10 @@ import asyncpg
 import httpx
 import pytest
 from temporalio.client import Client
-from temporalio.service import RPCError
 
 from journeys.cli import main
-from journeys.domain.runs import workflow_id
 from journeys.embedded.mailcatcher import MailCatcher
-from tests.helpers import eventually
+from tests.helpers import eventually, in_flow
 from tests.live_server import live_api  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -41,15 +39,6 @@ async def active_flow(
     flow = response.json()
     assert (await http.post(f"/v1/flows/{flow['id']}/activate")).status_code == 200
     return flow
-
-
-async def in_flow(client: Client, flow_id: str, contact_id: str) -> bool:
-    """Whether a run exists (runs are started before the request that causes them answers)."""
-    try:
-        await client.get_workflow_handle(workflow_id(flow_id, contact_id)).describe()
-    except RPCError:
-        return False
-    return True
 
 
 async def count_runs(pool: asyncpg.Pool, flow_id: str) -> int:

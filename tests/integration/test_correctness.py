@@ -7,7 +7,7 @@ import asyncio
 import inspect
 import textwrap
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -107,9 +107,20 @@ async def _phase_is(handle: WorkflowHandle[Any, Any], phase: Phase) -> bool:
 
 
 async def _started(
-    client: Client, pool: asyncpg.Pool, task_queue: str, steps: list[dict[str, Any]], **limits: Any
+    client: Client,
+    pool: asyncpg.Pool,
+    task_queue: str,
+    steps: list[dict[str, Any]],
+    *,
+    task_timeout: timedelta | None = None,
+    **limits: Any,
 ) -> tuple[WorkflowHandle[Any, RunResult], dict[str, Any]]:
-    """A run started on its own task queue, as the gateway starts one."""
+    """A run started on its own task queue, as the gateway starts one.
+
+    Args:
+        task_timeout: The workflow task timeout; default the server's (10 s).
+        **limits: `RunLimits` fields.
+    """
     audience = await audiences.create(pool, name="Correctness", timezone="UTC")
     contact, _ = await contacts.upsert(
         pool, audience_id=audience["id"], email=f"r-{uuid.uuid4().hex[:8]}@example.com"
@@ -133,14 +144,23 @@ async def _started(
         task_queue=task_queue,
         start_signal=EVENT_SIGNAL,
         start_signal_args=[_event("tag_added", {"tag": "go"})],
+        task_timeout=task_timeout,
     )
     return handle, contact
 
 
-async def _signal_taken_in(handle: WorkflowHandle[Any, Any]) -> bool:
-    events = [e.event_type for e in (await handle.fetch_history()).events]
-    signalled = events.index(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED, 2)
-    return EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED in events[signalled:]
+async def _signal_handled(handle: WorkflowHandle[Any, Any]) -> bool:
+    """True once a workflow task holding a signal sent after the start one has completed.
+
+    The worker completes a workflow task only after the workflow code has run its jobs, so by
+    then the signal handler has run.
+    """
+    # Event 2 is the start signal that enrolled the contact.
+    events = [e.event_type for e in (await handle.fetch_history()).events][2:]
+    if EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED not in events:
+        return False
+    signalled = events.index(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED)
+    return EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED in events[signalled:]
 
 
 async def _tag(pool: asyncpg.Pool, contact_id: str, tag: str) -> None:
@@ -160,23 +180,28 @@ def _event(type: str, data: dict[str, Any]) -> FlowEvent:
 async def test_an_event_heard_while_conditions_are_checked_is_not_missed(
     settings: Settings, client: Client, pool: asyncpg.Pool, mail: MailCatcher
 ) -> None:
+    """The tag lands after the check has read the contact, and its event before the answer.
+
+    The hook holds the first check's answer (not tagged) while the test tags the contact and
+    signals the event, until the workflow has handled the signal: a local activity that
+    outlasts 80% of the workflow task timeout makes the worker complete its task and take a
+    new one, and that one carries the signal. A count of heard events taken after the check
+    (the defect) already includes this event, so the wait would sleep out its hour.
+    """
     task_queue = f"evaluate-{uuid.uuid4().hex[:8]}"
-    signalled: list[str] = []
+    held: list[str] = []
     handles: list[WorkflowHandle[Any, Any]] = []
 
-    async def tag_during_the_first_check(input: EvaluateInput, matched: bool) -> None:
-        # The conditions were read (not tagged yet); the tag arrives before the answer does.
-        if signalled or matched:
+    async def hold_the_first_check(input: EvaluateInput, matched: bool) -> None:
+        if held or matched:
             return
+        held.append("read before the tag")
         await _tag(pool, input.contact_id, "customer")
-        signalled.append(input.contact_id)
         await handles[0].signal(EVENT_SIGNAL, _event("tag_added", {"tag": "customer"}))
-        # Hold the answer until the workflow has taken the signal in: a local activity that
-        # runs long keeps its workflow task alive with a new task, which delivers the signal
-        # while the check is still under way.
-        await eventually(lambda: _signal_taken_in(handles[0]), timeout=60)
+        await eventually(lambda: _signal_handled(handles[0]), timeout=60)
+        held.append("answered after the event was heard")
 
-    hook: AfterEvaluateHook = tag_during_the_first_check
+    hook: AfterEvaluateHook = hold_the_first_check
     steps = [
         {
             "id": "wait",
@@ -191,10 +216,22 @@ async def test_an_event_heard_while_conditions_are_checked_is_not_missed(
         open_core(settings, client=client) as core,
         build_worker(core, task_queue=task_queue, after_evaluate=hook),
     ):
-        handle, contact = await _started(client, pool, task_queue, steps)
+        # A short task timeout: the worker takes the signal in within seconds of the hold.
+        handle, contact = await _started(
+            client, pool, task_queue, steps, task_timeout=timedelta(seconds=2)
+        )
         handles.append(handle)
-        result = await asyncio.wait_for(handle.result(), timeout=90)
-    assert signalled, "the event was never delivered during a check"
+        try:
+            result = await asyncio.wait_for(handle.result(), timeout=60)
+        except TimeoutError:
+            status = await _status(handle)
+            await handle.terminate("test over")
+            raise AssertionError(
+                f"the event heard during the check was missed: {status.details}"
+            ) from None
+    # A hook that failed would have been retried as a new check, which reads the tag: the
+    # race would not have been run.
+    assert held == ["read before the tag", "answered after the event was heard"]
     assert result.phase == Phase.COMPLETED
     assert [m.subject for m in mail.to(contact["email"])] == ["Thanks for buying"]
 

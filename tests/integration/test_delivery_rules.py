@@ -11,23 +11,23 @@ import pytest
 
 from activities.contacts import ContactActivities
 from activities.delivery import DeliveryActivities
-from journeys.channels.email import EmailSender
+from journeys.channels.email import EmailSender, SmtpConfig
 from journeys.config import Settings
 from journeys.domain.flow import QuietHours
 from journeys.domain.runs import ResolveWaitInput, SendEmailInput
 from journeys.domain.steps import WaitUntil
 from journeys.embedded.mailcatcher import MailCatcher
 from journeys.ingest import Ingest
-from journeys.store import audiences, contacts, flows
-from tests.helpers import flow_body
-from workers.worker import smtp_config, tracking_config
+from journeys.store import audiences, contacts
+from tests.helpers import flow_body, stored_send
+from workers.worker import tracking_config
 
 
 @pytest.fixture
 def delivery(pool: asyncpg.Pool, settings: Settings) -> DeliveryActivities:
     return DeliveryActivities(
         pool,
-        EmailSender(smtp_config(settings)),
+        EmailSender(SmtpConfig.from_settings(settings)),
         default_from=settings.mail_from,
         ingest=Ingest(pool, None),
         tracking=tracking_config(settings),
@@ -50,17 +50,7 @@ async def _send(
     body = flow_body(
         contact["audience_id"], name=uuid.uuid4().hex, triggers=[trigger], settings=settings
     )
-    async with pool.acquire() as conn, conn.transaction():
-        flow = await flows.create(conn, audience_id=contact["audience_id"], definition=body)
-    return SendEmailInput(
-        idempotency_key=uuid.uuid4().hex,
-        workflow_id="wf",
-        flow_id=flow["id"],
-        version=1,
-        step_id="hello",
-        contact_id=contact["id"],
-        audience_id=contact["audience_id"],
-    )
+    return await stored_send(pool, contact, body)
 
 
 def _window_around_now(zone: ZoneInfo) -> QuietHours:

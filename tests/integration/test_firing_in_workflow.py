@@ -15,14 +15,13 @@ from datetime import datetime
 import pytest
 from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 with workflow.unsafe.imports_passed_through():
     from journeys.domain.firing import FireAt, fire_after, next_fire
     from journeys.domain.triggers import Birthday
-    from journeys.embedded.process import find_binary
+    from tests.helpers import time_skipping_env
 
 
 class YearlyTimerInput(BaseModel):
@@ -60,10 +59,7 @@ class YearlyTimerWorkflow:
 
 @pytest.fixture(scope="module")
 async def env() -> AsyncIterator[WorkflowEnvironment]:
-    async with await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter,
-        test_server_existing_path=find_binary("temporal-test-server"),
-    ) as environment:
+    async with time_skipping_env() as environment:
         yield environment
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 import httpx
@@ -109,6 +110,21 @@ async def _store(
     return stored["id"]
 
 
+async def _trial_flow_and_contact(
+    app_client: httpx.AsyncClient, core: Core, pool: asyncpg.Pool, audience_id: str
+) -> tuple[str, dict[str, Any]]:
+    """An active flow on the `trial_started` custom event, known to the registry, and a contact."""
+    body = flow_body(audience_id, name=f"Trial {uuid.uuid4().hex[:6]}")
+    body["triggers"] = [{"type": "event_api", "event_name": "trial_started"}]
+    flow_id = (await app_client.post("/v1/flows", json=body)).json()["id"]
+    assert (await app_client.post(f"/v1/flows/{flow_id}/activate")).status_code == 200
+    await eventually(lambda: core.registry.holds(flow_id))
+    contact, _ = await contacts.upsert(
+        pool, audience_id=audience_id, email=f"t-{uuid.uuid4().hex[:6]}@example.com"
+    )
+    return flow_id, contact
+
+
 async def test_an_event_temporal_refuses_is_dead_lettered_and_does_not_block_the_relay(
     app_client: httpx.AsyncClient,
     audience_id: str,
@@ -116,14 +132,7 @@ async def test_an_event_temporal_refuses_is_dead_lettered_and_does_not_block_the
     client: Client,
     core: Core,
 ) -> None:
-    body = flow_body(audience_id, name=f"Trial {uuid.uuid4().hex[:6]}")
-    body["triggers"] = [{"type": "event_api", "event_name": "trial_started"}]
-    flow_id = (await app_client.post("/v1/flows", json=body)).json()["id"]
-    assert (await app_client.post(f"/v1/flows/{flow_id}/activate")).status_code == 200
-    await eventually(lambda: core.registry.holds(flow_id))
-    contact, _ = await contacts.upsert(
-        pool, audience_id=audience_id, email=f"dl-{uuid.uuid4().hex[:6]}@example.com"
-    )
+    flow_id, contact = await _trial_flow_and_contact(app_client, core, pool, audience_id)
     # Stored before this fix (or by a path without the size check): 3 MB, then a normal event
     # behind it. Temporal refuses the first (its blob limit is 2 MB).
     poison = await _store(pool, audience_id, contact["id"], {"blob": "x" * 3_000_000}, order=0)
@@ -178,14 +187,7 @@ async def test_an_event_temporal_refuses_is_dead_lettered_and_does_not_block_the
 async def test_a_transient_failure_backs_off_that_event_only(
     app_client: httpx.AsyncClient, audience_id: str, pool: asyncpg.Pool, core: Core
 ) -> None:
-    body = flow_body(audience_id, name=f"Trial {uuid.uuid4().hex[:6]}")
-    body["triggers"] = [{"type": "event_api", "event_name": "trial_started"}]
-    flow_id = (await app_client.post("/v1/flows", json=body)).json()["id"]
-    assert (await app_client.post(f"/v1/flows/{flow_id}/activate")).status_code == 200
-    await eventually(lambda: core.registry.holds(flow_id))
-    contact, _ = await contacts.upsert(
-        pool, audience_id=audience_id, email=f"bo-{uuid.uuid4().hex[:6]}@example.com"
-    )
+    _, contact = await _trial_flow_and_contact(app_client, core, pool, audience_id)
     event_id = await _store(pool, audience_id, contact["id"], {"k": "v"})
     # A Temporal frontend that is down: a loopback port nobody listens on.
     down = await Client.connect(

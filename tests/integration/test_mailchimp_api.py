@@ -17,11 +17,10 @@ import mailchimp_marketing as MailchimpMarketing
 import pytest
 from mailchimp_marketing.api_client import ApiClientError
 from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.service import RPCError
 
 from journeys.domain.runs import workflow_id
 from journeys.embedded.mailcatcher import MailCatcher
-from tests.helpers import eventually
+from tests.helpers import eventually, in_flow
 from tests.live_server import live_api  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -78,15 +77,6 @@ async def active_flow(
     response = await http.post(f"/v1/flows/{flow['id']}/activate")
     assert response.status_code == 200, response.text
     return flow
-
-
-async def in_flow(client: Client, flow_id: str, contact_id: str) -> bool:
-    """Whether a run of this contact in this flow exists (it is started before the 2xx)."""
-    try:
-        await client.get_workflow_handle(workflow_id(flow_id, contact_id)).describe()
-    except RPCError:
-        return False
-    return True
 
 
 async def received(mail: MailCatcher, to: str, *expected: str) -> None:

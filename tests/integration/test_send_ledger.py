@@ -30,8 +30,8 @@ from journeys.config import Settings
 from journeys.domain.runs import SendEmailInput, SendSmsInput
 from journeys.embedded.process import free_port
 from journeys.ingest import Ingest
-from journeys.store import audiences, contacts, flows, messages
-from tests.helpers import flow_body
+from journeys.store import audiences, contacts, messages
+from tests.helpers import flow_body, stored_send
 from workers.worker import tracking_config
 
 
@@ -107,17 +107,7 @@ async def _send_input(pool: asyncpg.Pool, *, transactional: bool = False) -> Sen
         {"id": "text", "type": "send_sms", "body": "Hi"},
     ]
     body = flow_body(audience["id"], triggers=[trigger], steps=steps)
-    async with pool.acquire() as conn, conn.transaction():
-        flow = await flows.create(conn, audience_id=audience["id"], definition=body)
-    return SendEmailInput(
-        idempotency_key=uuid.uuid4().hex,
-        workflow_id="wf",
-        flow_id=flow["id"],
-        version=1,
-        step_id="hello",
-        contact_id=contact["id"],
-        audience_id=audience["id"],
-    )
+    return await stored_send(pool, contact, body)
 
 
 async def _row(pool: asyncpg.Pool, input: SendEmailInput) -> dict:

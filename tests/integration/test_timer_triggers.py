@@ -13,7 +13,6 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import pytest
 from temporalio.client import WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from journeys.config import Settings
@@ -31,24 +30,11 @@ from journeys.domain.runs import (
     workflow_id,
 )
 from journeys.embedded.mailcatcher import MailCatcher
-from journeys.embedded.process import find_binary
-from journeys.embedded.temporal import register_search_attributes
 from journeys.ingest import store
 from journeys.store import audiences, contacts, flows
 from journeys.wiring import open_core
-from tests.helpers import eventually
+from tests.helpers import eventually, time_skipping_env
 from workers.worker import build_worker
-
-
-@asynccontextmanager
-async def start_env() -> AsyncIterator[WorkflowEnvironment]:
-    """A time-skipping test server with the project's search attributes."""
-    async with await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter,
-        test_server_existing_path=find_binary("temporal-test-server"),
-    ) as environment:
-        await register_search_attributes(environment.client, "default")
-        yield environment
 
 
 @asynccontextmanager
@@ -61,7 +47,7 @@ async def worker_on(env: WorkflowEnvironment, settings: Settings) -> AsyncIterat
 
 @pytest.fixture(scope="module")
 async def env() -> AsyncIterator[WorkflowEnvironment]:
-    async with start_env() as environment:
+    async with time_skipping_env() as environment:
         yield environment
 
 

@@ -9,7 +9,6 @@ from datetime import timedelta
 import asyncpg
 import pytest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.delivery import EmailJob
@@ -24,22 +23,16 @@ from journeys.domain.runs import (
     workflow_id,
 )
 from journeys.embedded.mailcatcher import MailCatcher
-from journeys.embedded.process import find_binary
-from journeys.embedded.temporal import register_search_attributes
 from journeys.store import audiences, contacts, flows, messages
 from journeys.wiring import open_core
-from tests.helpers import eventually, flow_body
+from tests.helpers import eventually, flow_body, time_skipping_env
 from workers.worker import build_worker
 from workflows.contact_flow import ContactFlowWorkflow
 
 
 @pytest.fixture(scope="module")
 async def env() -> AsyncIterator[WorkflowEnvironment]:
-    async with await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter,
-        test_server_existing_path=find_binary("temporal-test-server"),
-    ) as environment:
-        await register_search_attributes(environment.client, "default")
+    async with time_skipping_env() as environment:
         yield environment
 
 

@@ -20,13 +20,10 @@ import asyncpg
 import httpx
 import pytest
 from pydantic import SecretStr
-from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
 
-from api.app import create_app
 from journeys.config import Settings
-from journeys.domain.runs import workflow_id
 from journeys.embedded.process import free_port
+from tests.helpers import api_client
 
 TWILIO_TOKEN = "12345678901234567890123456789012"
 PUBLIC_URL = "https://hooks.journeys.example/base"
@@ -108,14 +105,8 @@ def hook_settings(settings: Settings, provider_api: ProviderApi) -> Settings:
 @pytest.fixture(scope="session")
 async def hooks(hook_settings: Settings, api_key: str) -> AsyncIterator[httpx.AsyncClient]:
     """The gateway as providers reach it (API key set, for the setup calls only)."""
-    app = create_app(hook_settings)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://journeys.test",
-            headers={"Authorization": f"Bearer {api_key}"},
-        ) as http:
-            yield http
+    async with api_client(hook_settings, api_key) as http:
+        yield http
 
 
 @pytest.fixture
@@ -166,17 +157,6 @@ async def contact(
     )
     assert response.status_code in (200, 201), response.text
     return dict(response.json())
-
-
-async def in_flow(client: Client, flow_id: str, contact_id: str) -> bool:
-    """Whether the contact's run of the flow exists in Temporal (the gateway awaited its start)."""
-    try:
-        await client.get_workflow_handle(workflow_id(flow_id, contact_id)).describe()
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            return False
-        raise
-    return True
 
 
 async def contact_id(pool: asyncpg.Pool, audience: str, email: str) -> str | None:

@@ -13,7 +13,8 @@ from temporalio.client import Client
 
 from journeys.config import Settings
 from journeys.contact_token import sign_contact, verify_contact
-from tests.providers.conftest import ProviderApi, active_flow, contact, in_flow, started
+from tests.helpers import in_flow
+from tests.providers.conftest import ProviderApi, active_flow, contact, started
 
 EVENTBRITE_TOKEN = "PRIVATETOKEN1234567890"
 LIVECHAT_SECRET = "lc-webhook-secret-0f1e2d3c"

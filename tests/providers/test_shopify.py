@@ -11,8 +11,9 @@ import httpx
 import pytest
 from temporalio.client import Client
 
+from tests.helpers import in_flow
 from tests.providers import shopify_payloads as sp
-from tests.providers.conftest import active_flow, contact, contact_id, in_flow, started
+from tests.providers.conftest import active_flow, contact, contact_id, started
 
 SECRET = "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"
 

@@ -16,13 +16,13 @@ from journeys.channels.sms import OutboxSmsProvider, TwilioSmsProvider
 from journeys.config import Settings
 from journeys.domain.runs import workflow_id
 from journeys.store import messages
+from tests.helpers import in_flow
 from tests.providers.conftest import (
     PUBLIC_URL,
     TWILIO_TOKEN,
     ProviderApi,
     active_flow,
     contact,
-    in_flow,
 )
 
 VALIDATOR = RequestValidator(TWILIO_TOKEN)
@@ -189,9 +189,8 @@ async def test_stop_then_a_marketing_sms_step_sends_nothing(
     assert stopped not in sent
 
 
-async def test_status_callbacks_update_the_message(
-    hooks: httpx.AsyncClient, audience: str, pool: asyncpg.Pool
-) -> None:
+async def _claimed_sms(pool: asyncpg.Pool, recipient: str) -> str:
+    """The key of an SMS claimed in the ledger (as a send does before calling the provider)."""
     key = f"sms-{uuid.uuid4().hex}"
     await messages.claim(
         pool,
@@ -201,10 +200,17 @@ async def test_status_callbacks_update_the_message(
         step_id="promo",
         contact_id=None,
         workflow_id=None,
-        recipient="+33600000000",
+        recipient=recipient,
         subject=None,
         message_id=key,
     )
+    return key
+
+
+async def test_status_callbacks_update_the_message(
+    hooks: httpx.AsyncClient, audience: str, pool: asyncpg.Pool
+) -> None:
+    key = await _claimed_sms(pool, "+33600000000")
     form = {
         "MessageSid": f"SM{uuid.uuid4().hex}",
         "MessageStatus": "undelivered",
@@ -256,19 +262,7 @@ async def test_sent_messages_ask_twilio_for_status_callbacks_that_land_on_them(
         201,
         {"sid": "SM" + "a" * 32, "status": "queued"},
     )
-    key = f"sms-{uuid.uuid4().hex}"
-    await messages.claim(
-        pool,
-        idempotency_key=key,
-        channel="sms",
-        flow_id=None,
-        step_id="promo",
-        contact_id=None,
-        workflow_id=None,
-        recipient="+33600000001",
-        subject=None,
-        message_id=key,
-    )
+    key = await _claimed_sms(pool, "+33600000001")
     provider = TwilioSmsProvider(
         account_sid=account,
         auth_token=TWILIO_TOKEN,
