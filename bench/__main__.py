@@ -16,7 +16,7 @@ import uuid
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import cost, e2e, engagement, ingest, report, shapes, tuning, waiting
+from bench import batch, cost, e2e, engagement, ingest, report, shapes, tuning, waiting
 from bench.config import ALL_BENCHMARKS, BenchConfig
 from bench.machine import describe
 from bench.procs import leftover_children
@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = {
     "cost": cost.run,
     "ingest": ingest.run,
+    "batch": batch.run,
     "e2e": e2e.run,
     "tuning": tuning.run,
     "waiting": waiting.run,
@@ -36,6 +37,7 @@ BENCHMARKS = {
 FIGURE_KEYS = {
     "cost": cost.figure_keys,
     "ingest": ingest.figure_keys,
+    "batch": batch.figure_keys,
     "e2e": e2e.figure_keys,
     "tuning": tuning.figure_keys,
     "waiting": waiting.figure_keys,
