@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
 import sys
 import tempfile
@@ -62,7 +63,11 @@ async def run_suite(
     run_id = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
     rec = Recorder(results, run_id=run_id, machine=describe(), sizes=config.sizes)
     started = time.monotonic()
-    async with Suite(scratch) as suite:
+    # BENCH_WORKER_SANDBOX=1 runs the journeys workers sandboxed, as before issue 13 (the
+    # raw baseline's worker always runs with the SDK's default, the sandbox).
+    sandbox = os.environ.get("BENCH_WORKER_SANDBOX") == "1"
+    tuning = {"JOURNEYS_WORKER_WORKFLOW_SANDBOX": "true"} if sandbox else {}
+    async with Suite(scratch, tuning=tuning) as suite:
         rec.extras["settings"] = suite.tuning_settings()
         durations: dict[str, float] = rec.extras.setdefault("durations", {})
 

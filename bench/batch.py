@@ -71,7 +71,10 @@ class _Driver:
             }
             for _ in range(size)
         ]
-        response = await self.http.next().post("/v1/events:batch", json={"events": events})
+        # A large batch on a busy box can take longer than the clients' default timeout.
+        response = await self.http.next().post(
+            "/v1/events:batch", json={"events": events}, timeout=httpx.Timeout(600.0)
+        )
         if response.status_code != 202:
             raise RuntimeError(f"batch refused: {response.status_code} {response.text[:300]}")
         results = response.json()["results"]
@@ -126,11 +129,9 @@ async def run(suite: Suite, config: BenchConfig, rec: Recorder) -> None:
             )
             _check(baseline, "raw")
             raw_rate[concurrency] = baseline.rate
-            rec.note(
-                BENCH,
-                f"raw at concurrency {concurrency}: "
-                + format_cpu(cpu_per_item(before, env.cpu_snapshot(), baseline.ok), "start"),
-            )
+            per_start = cpu_per_item(before, env.cpu_snapshot(), baseline.ok)
+            rec.note(BENCH, f"raw at concurrency {concurrency}: " + format_cpu(per_start, "start"))
+            rec.cpu(BENCH, "raw", per_start, {"concurrency": concurrency, "mode": "raw"})
 
         async def measure(
             name: str, params: dict, calls: LoadRun[int], per_call: int, before: dict
@@ -152,12 +153,14 @@ async def run(suite: Suite, config: BenchConfig, rec: Recorder) -> None:
                     {"mode": name, **params},
                 )
             )
+            per_event = cpu_per_item(before, env.cpu_snapshot(), events)
             rec.note(
                 BENCH,
                 f"{name} {', '.join(f'{k} {v}' for k, v in params.items())}: "
-                + format_cpu(cpu_per_item(before, env.cpu_snapshot(), events), "event")
+                + format_cpu(per_event, "event")
                 + f" (concurrency {concurrency} requests)",
             )
+            rec.cpu(BENCH, "journeys", per_event, {"mode": name, **params})
 
         before = env.cpu_snapshot()
         single = await closed_loop(
