@@ -210,6 +210,9 @@ async def record_batch(
     Returns:
         The events this call stored and the ones stored earlier, each by idempotency key.
     """
+    # Inserted in key order: two batches sharing keys then wait on each other's keys in the
+    # same order, never in a cycle (a deadlock).
+    rows = sorted(rows, key=lambda r: r["idempotency_key"])
     stored = await conn.fetch(
         """
         INSERT INTO events (idempotency_key, audience_id, contact_id, type, data, occurred_at)
