@@ -228,7 +228,8 @@ def render(rows: dict[str, dict[str, Any]], a: Assumptions = ASSUMPTIONS) -> str
         "Measured on the benchmark machine (2 cores, every process on it; the Temporal dev"
         " server, i.e. all its services on SQLite in one process), so CPU per item is the figure"
         " to carry over; a production cluster's Temporal CPU per action differs with its"
-        " persistence.",
+        " persistence. CPU per item also grows when other work shares the cores: size from a"
+        " `make bench` run on a quiet machine.",
         "",
         "## Per journey, from the measured shapes",
         "",
