@@ -114,6 +114,7 @@ def cpu(rows: dict[str, dict[str, Any]], side: str) -> dict[str, float]:
         if key.startswith(prefix)
         and row["params"].get("side") == side
         and row["params"].get("processes") == 1
+        and row["value"] >= 0  # negative: processes ended between snapshots, no measurement
     }
     if not found:
         raise KeyError("no e2e CPU per process in the results: run `BENCH_ONLY=e2e make bench`")

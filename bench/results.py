@@ -121,8 +121,14 @@ class Recorder:
     def cpu(
         self, bench: str, side: str, per_item: dict[str, float], params: dict[str, Any]
     ) -> None:
-        """Records CPU per item by process role (see `bench.profiling.cpu_per_item`)."""
+        """Records CPU per item by process role (see `bench.profiling.cpu_per_item`).
+
+        A role whose processes ended between the two snapshots (Postgres backends of closed
+        connections) can come out negative: that is no measurement, so it is left out.
+        """
         for role, ms in per_item.items():
+            if ms < 0:
+                continue
             self.measure(bench, "cpu_ms_per_item", ms, "ms", {**params, "side": side, "part": role})
 
     def note(self, bench: str, text: str) -> None:
