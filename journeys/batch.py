@@ -99,8 +99,9 @@ async def deliver_batch(
 ) -> list[Outcome]:
     """Delivers a stored batch; returns each event's outcome, in order.
 
-    Events that concern no flow, of contacts with no run in progress, have nobody to tell and
-    are marked delivered in one statement (as `Ingest.deliver_many` does for imports).
+    Events of contacts with no run in progress, none of whose events here concern a flow, have
+    nobody to tell and are marked delivered in one statement (as `Ingest.deliver_many` does
+    for imports).
     """
     outcomes = [Outcome(event_id=row["id"], duplicate=not new) for row, new in stored]
     # Each stored event is delivered once, at its first place in the batch; a repeat later in
@@ -117,15 +118,17 @@ async def deliver_batch(
             todo.append(i)
     if ingest.dispatcher is None:
         return outcomes
-    running = await enrollments.contacts_running(
+    # A contact is busy if a run of it is under way, or if one of its events here starts one:
+    # its later events in the batch may concern that run, so they are delivered after it.
+    busy = await enrollments.contacts_running(
         ingest.pool, list({batch[i].contact_id for i in todo})
     )
-    idle = [
-        i
+    busy |= {
+        batch[i].contact_id
         for i in todo
-        if batch[i].contact_id not in running
-        and not _concerns_someone(registry, batch[i], stored[i][0]["occurred_at"])
-    ]
+        if _concerns_someone(registry, batch[i], stored[i][0]["occurred_at"])
+    }
+    idle = [i for i in todo if batch[i].contact_id not in busy]
     if idle:
         await events.mark_many_dispatched(ingest.pool, [stored[i][0]["id"] for i in idle])
         for i in idle:

@@ -8,7 +8,14 @@ import asyncpg
 import httpx
 from temporalio.client import Client
 
+from api.outbox import OutboxRelay
+from journeys import batch
+from journeys.config import Settings
+from journeys.dispatch import Dispatcher
+from journeys.domain.events import IncomingEvent
 from journeys.domain.runs import workflow_id
+from journeys.ingest import Ingest
+from journeys.registry import FlowRegistry
 from journeys.store import contacts
 from tests.helpers import flow_body
 
@@ -133,3 +140,52 @@ async def test_a_batch_over_500_events_is_refused(
     empty = await app_client.post("/v1/events:batch", json={"events": []})
     assert [e["field"] for e in empty.json()["errors"]] == ["events"]
     assert await _stored_events(pool, audience_id) == 0
+
+
+async def test_an_event_temporal_refuses_is_left_to_the_relay_with_the_contacts_later_ones(
+    app_client: httpx.AsyncClient,
+    audience_id: str,
+    pool: asyncpg.Pool,
+    client: Client,
+    settings: Settings,
+) -> None:
+    contact, _ = await contacts.upsert(pool, audience_id=audience_id, email="late@example.com")
+    other, _ = await contacts.upsert(pool, audience_id=audience_id, email="idle@example.com")
+    sale = await _active_flow(
+        app_client, audience_id, {"type": "page_visited", "url": "https://shop.example/sale*"}
+    )
+    registry = FlowRegistry(pool, settings.effective_database_url)
+    await registry.start()
+    try:
+        # Temporal refuses every start of this dispatcher (no task queue): a real refusal.
+        refusing = Ingest(pool, Dispatcher(pool, client, registry, task_queue=""))
+        events = [
+            IncomingEvent(
+                type="page_visited",
+                audience_id=audience_id,
+                contact_id=c["id"],
+                idempotency_key=uuid.uuid4().hex,
+                data={"url": url},
+            )
+            for c, url in (
+                (contact, "https://shop.example/sale/1"),
+                (contact, "https://shop.example/about"),
+                (other, "https://shop.example/about"),
+            )
+        ]
+        stored = await batch.store_batch(refusing, events)
+        outcomes = await batch.deliver_batch(refusing, registry, events, stored)
+        # The refused start and the same contact's later event wait; the idle one is done.
+        assert [o.delivered for o in outcomes] == [False, False, True]
+        relay = OutboxRelay(
+            Ingest(pool, Dispatcher(pool, client, registry, task_queue=settings.task_queue)),
+            min_age=0,
+        )
+        assert await relay.run_once() >= 2
+    finally:
+        await registry.close()
+    for row, _ in stored:
+        again = await pool.fetchval("SELECT dispatched_at FROM events WHERE id = $1", row["id"])
+        assert again is not None
+    handle = client.get_workflow_handle(workflow_id(sale, contact["id"]))
+    assert (await handle.describe()).id == workflow_id(sale, contact["id"])
