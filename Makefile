@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint bench chaos install clean docs fuzz replay-record
+.PHONY: dev test lint bench chaos install clean docs fuzz replay-record capacity
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ docs: $(STAMP)
 # bench/results.jsonl. BENCH_SIZES=smoke|default, BENCH_LARGE=1 (100k waiting), BENCH_ONLY=a,b.
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# docs/capacity.md, computed from the measured per-contact figures in bench/results.jsonl.
+capacity: $(STAMP)
+	$(BIN)/python -m bench.capacity
 
 # The crash test: contacts through tag → email → delay → email while workers are SIGKILLed at
 # random moments and mid-send; prints contacts, kills, emails, duplicates, missing, uncertain.

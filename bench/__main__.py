@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
 import sys
 import tempfile
@@ -16,7 +17,7 @@ import uuid
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import cost, e2e, engagement, ingest, report, shapes, tuning, waiting
+from bench import batch, cost, e2e, engagement, ingest, report, shapes, tuning, waiting
 from bench.config import ALL_BENCHMARKS, BenchConfig
 from bench.machine import describe
 from bench.procs import leftover_children
@@ -27,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = {
     "cost": cost.run,
     "ingest": ingest.run,
+    "batch": batch.run,
     "e2e": e2e.run,
     "tuning": tuning.run,
     "waiting": waiting.run,
@@ -36,6 +38,7 @@ BENCHMARKS = {
 FIGURE_KEYS = {
     "cost": cost.figure_keys,
     "ingest": ingest.figure_keys,
+    "batch": batch.figure_keys,
     "e2e": e2e.figure_keys,
     "tuning": tuning.figure_keys,
     "waiting": waiting.figure_keys,
@@ -60,7 +63,11 @@ async def run_suite(
     run_id = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
     rec = Recorder(results, run_id=run_id, machine=describe(), sizes=config.sizes)
     started = time.monotonic()
-    async with Suite(scratch) as suite:
+    # BENCH_WORKER_SANDBOX=1 runs the journeys workers sandboxed, as before issue 13 (the
+    # raw baseline's worker always runs with the SDK's default, the sandbox).
+    sandbox = os.environ.get("BENCH_WORKER_SANDBOX") == "1"
+    tuning = {"JOURNEYS_WORKER_WORKFLOW_SANDBOX": "true"} if sandbox else {}
+    async with Suite(scratch, tuning=tuning) as suite:
         rec.extras["settings"] = suite.tuning_settings()
         durations: dict[str, float] = rec.extras.setdefault("durations", {})
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 
-ALL_BENCHMARKS = ("cost", "ingest", "e2e", "tuning", "waiting", "engagement")
+ALL_BENCHMARKS = ("cost", "ingest", "batch", "e2e", "tuning", "waiting", "engagement")
 # Not in the default run (time budget); `BENCH_ONLY=shapes`, and always in the smoke run.
 EXPERIMENTS = ("shapes",)
 
@@ -26,6 +26,15 @@ class BenchConfig:
     ingest_concurrency: tuple[int, ...] = (1, 8, 32, 128)
     ingest_seconds: float = 5.0
     ingest_contacts_per_level: int = 3000
+
+    # Batch ingest: single posts, then closed loops of batch requests of each size.
+    batch_sizes: tuple[int, ...] = (100, 500)
+    batch_concurrency: int = 4
+    batch_single_concurrency: int = 8
+    batch_concurrency_raw: int = 32
+    batch_seconds: float = 5.0
+    batch_contacts: int = 15_000
+    batch_idle_contacts: int = 2_000
 
     # End to end: enrolments for the max-rate run, then open-loop latency runs.
     e2e_contacts: int = 800
@@ -88,6 +97,13 @@ SMOKE = BenchConfig(
     ingest_concurrency=(1, 4),
     ingest_seconds=1.0,
     ingest_contacts_per_level=60,
+    batch_sizes=(5, 20),
+    batch_concurrency=2,
+    batch_single_concurrency=4,
+    batch_concurrency_raw=4,
+    batch_seconds=0.5,
+    batch_contacts=400,
+    batch_idle_contacts=50,
     e2e_contacts=12,
     e2e_concurrency=4,
     latency_fractions=(0.25, 0.5, 0.9),

@@ -215,6 +215,8 @@ async def max_rates(
         f"{where}: journeys {format_cpu(ours.cpu, 'enrolment')}; "
         f"raw {format_cpu(theirs.cpu, 'workflow')}",
     )
+    rec.cpu(bench, "journeys", ours.cpu, dict(params))
+    rec.cpu(bench, "raw", theirs.cpu, dict(params))
     return ours, theirs
 
 

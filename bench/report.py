@@ -17,6 +17,13 @@ SECTIONS = {
         "`start_workflow(start_signal=…)` calls/s from a Python client at the same "
         "concurrency, same server.",
     ),
+    "batch": (
+        "1b. Batch ingest (`POST /v1/events:batch`)",
+        "The same activity event (`page_visited`, each enrolling one fresh contact) posted one "
+        "per request and in batches of each size (closed loop of batch requests), then batches "
+        "of page views no flow matches; no worker runs. Baseline: raw "
+        "`start_workflow(start_signal=…)` calls/s from a Python client, same server, same run.",
+    ),
     "e2e": (
         "2. End to end (P2, P4)",
         "Completed enrolments/s for `tag_added → send_email` (HTTP request → workflow completed, "

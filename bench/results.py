@@ -90,6 +90,47 @@ class Recorder:
             out.write(json.dumps(row, sort_keys=True) + "\n")
         return figure
 
+    def measure(
+        self, bench: str, name: str, value: float, unit: str, params: dict[str, Any]
+    ) -> None:
+        """A measurement with no raw counterpart of its own (CPU of one process role), kept in
+        `results.jsonl` as `"kind": "measure"` for what is computed from it (`bench.capacity`).
+
+        The report shows the same numbers in its notes; only figures have a baseline and a ratio.
+        """
+        if not math.isfinite(value):
+            raise ValueError(f"{bench}.{name}: not a finite measurement ({value})")
+        key = f"{bench}.{name}[" + ",".join(f"{k}={v}" for k, v in sorted(params.items())) + "]"
+        row = {
+            "kind": "measure",
+            "bench": bench,
+            "name": name,
+            "value": value,
+            "unit": unit,
+            "params": params,
+            "key": key,
+            "run_id": self.run_id,
+            "sizes": self.sizes,
+            "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": self.machine,
+        }
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as out:
+            out.write(json.dumps(row, sort_keys=True) + "\n")
+
+    def cpu(
+        self, bench: str, side: str, per_item: dict[str, float], params: dict[str, Any]
+    ) -> None:
+        """Records CPU per item by process role (see `bench.profiling.cpu_per_item`).
+
+        A role whose processes ended between the two snapshots (Postgres backends of closed
+        connections) can come out negative: that is no measurement, so it is left out.
+        """
+        for role, ms in per_item.items():
+            if ms < 0:
+                continue
+            self.measure(bench, "cpu_ms_per_item", ms, "ms", {**params, "side": side, "part": role})
+
     def note(self, bench: str, text: str) -> None:
         """A sentence for the report's section of `bench` (context a figure cannot carry)."""
         print(f"  note: {text}", flush=True)

@@ -83,6 +83,7 @@ class Suite:
             "worker processes": "1 per side (2 in the tuning benchmark)",
             "db_pool_max (per process)": settings.db_pool_max,
             "smtp_pool_size": settings.smtp_pool_size,
+            "workflow sandbox (journeys workers)": settings.worker_workflow_sandbox,
         }
 
     def env(self, name: str) -> BenchEnv:

@@ -233,6 +233,14 @@ class Settings(BaseSettings):
         200, ge=1, le=5000, description="Recipients per page of a campaign send (one activity)."
     )
 
+    # Performance (issue 13).
+    worker_workflow_sandbox: bool = Field(
+        False,
+        description="Run workflows in the SDK's sandbox (about 3× the worker CPU per new run);"
+        " off, determinism is checked by the replay tests and the test suite, which run"
+        " sandboxed.",
+    )
+
     @model_validator(mode="after")
     def _no_dev_secret_in_production(self) -> Settings:
         if self.env == "production" and self.secret_key.get_secret_value() == DEV_SECRET:

@@ -216,3 +216,20 @@ class Ingest:
             if stored is not None and stored["dispatched_at"] is None:
                 pending.append((from_stored({**stored, "idempotency_key": key}), stored))
         return pending
+
+
+async def feed(conn: asyncpg.Connection, event: IncomingEvent) -> None:
+    """Feeds the ledgers (orders, carts) from a newly stored event, in the caller's transaction.
+
+    What `store` does after its insert, for events inserted in bulk (`journeys.batch`).
+    """
+    if event.type in ORDER_STATUS:
+        await orders.record(
+            conn,
+            audience_id=event.audience_id,
+            contact_id=event.contact_id,
+            data=event.data,
+            status=ORDER_STATUS[event.type],
+            at=event.occurred_at,
+        )
+    await _feed_carts(conn, event)

@@ -81,6 +81,9 @@ def settings(
         sms_provider="outbox",
         # Webhook tests call listeners on 127.0.0.1; every other internal address is refused.
         webhook_allowed_hosts="127.0.0.1",
+        # Production runs workflows unsandboxed (cheaper); the suite's worker keeps the sandbox,
+        # so a non-deterministic call in any path a test takes still fails.
+        worker_workflow_sandbox=True,
     )
 
 

@@ -10,7 +10,8 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.arming import ArmingActivities
 from activities.campaigns import CampaignActivities
@@ -146,6 +147,20 @@ def worker_tuning(settings: Settings) -> dict[str, Any]:
     }
 
 
+def workflow_runner(settings: Settings) -> WorkflowRunner:
+    """How the worker runs workflow code: in the SDK's sandbox, or not (the default).
+
+    The sandbox re-imports the workflow module into a fresh namespace for every new run and
+    proxies what it calls: measured (`python -m bench.sandbox`) at about 3× the worker CPU of an
+    unsandboxed run. Workflow modules hold no mutable global state, so production runs without
+    it; the replay tests (every step type and example flow) and the test suite's worker run
+    sandboxed, so a non-deterministic call still fails a test before it ships.
+    """
+    if settings.worker_workflow_sandbox:
+        return SandboxedWorkflowRunner()
+    return UnsandboxedWorkflowRunner()
+
+
 def build_worker(
     core: Core,
     *,
@@ -165,6 +180,7 @@ def build_worker(
         core.client,
         task_queue=task_queue or core.settings.task_queue,
         workflows=WORKFLOWS,
+        workflow_runner=workflow_runner(core.settings),
         activities=activities_for(
             core, after_send=after_send, after_evaluate=after_evaluate, email=email
         ),

@@ -11,6 +11,7 @@ from api.routes import (
     campaigns,
     contacts,
     eventbrite,
+    events,
     flows,
     imports,
     integrations,
@@ -28,6 +29,7 @@ from api.routes import (
 v1 = APIRouter(prefix="/v1")
 v1.include_router(audiences.router)
 v1.include_router(contacts.router)
+v1.include_router(events.router)
 v1.include_router(journeys.router)
 v1.include_router(flows.schema_router)
 v1.include_router(flows.router)

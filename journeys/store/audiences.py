@@ -39,3 +39,11 @@ async def list_all(conn: asyncpg.Connection | asyncpg.Pool, *, limit: int) -> li
         limit,
     )
     return [dict(r) for r in rows]
+
+
+async def existing(conn: asyncpg.Connection | asyncpg.Pool, audience_ids: list[str]) -> set[str]:
+    """Which of these audiences exist (one query for many)."""
+    rows = await conn.fetch(
+        "SELECT id::text FROM audiences WHERE id = ANY($1::uuid[])", list(set(audience_ids))
+    )
+    return {r["id"] for r in rows}

@@ -378,3 +378,41 @@ async def reset_soft_bounces(conn: Conn, contact_id: str) -> None:
         "UPDATE contacts SET soft_bounces = 0 WHERE id = $1::uuid AND soft_bounces > 0",
         contact_id,
     )
+
+
+async def resolve_many(conn: Conn, refs: list[tuple[str, str]]) -> list[str | None]:
+    """The ids of many contacts, each named by (audience id, id / subscriber hash / email).
+
+    One query for a whole batch (see `resolve` for one).
+
+    Returns:
+        Each reference's contact id, or None where the audience has no such contact, in order.
+    """
+    hashes: list[str | None] = []
+    ids: list[str | None] = []
+    for _, ref in refs:
+        if _HASH.match(ref.lower()):
+            hashes.append(ref.lower())
+            ids.append(None)
+        elif is_uuid(ref):
+            hashes.append(None)
+            ids.append(ref)
+        else:
+            hashes.append(subscriber_hash(ref))
+            ids.append(None)
+    rows = await conn.fetch(
+        """
+        SELECT r.i, c.id::text
+        FROM unnest($1::int[], $2::uuid[], $3::text[], $4::uuid[]) AS r(i, audience_id, hash, id)
+        JOIN contacts c ON c.audience_id = r.audience_id
+             AND (c.subscriber_hash = r.hash OR c.id = r.id)
+        """,
+        list(range(len(refs))),
+        [audience for audience, _ in refs],
+        hashes,
+        ids,
+    )
+    found: list[str | None] = [None] * len(refs)
+    for row in rows:
+        found[row["i"]] = row["id"]
+    return found

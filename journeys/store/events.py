@@ -196,3 +196,47 @@ async def of_contact(conn: Conn, contact_id: str, type: str, *, limit: int) -> l
         limit,
     )
     return [dict(r) for r in rows]
+
+
+async def record_batch(
+    conn: asyncpg.Connection, rows: list[dict[str, Any]]
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Appends a batch of events in one statement, and finds those whose key was seen before.
+
+    Args:
+        rows: Each with `idempotency_key`, `audience_id`, `contact_id`, `type`, `data` and
+            `occurred_at` (None: now). A key given twice is stored once.
+
+    Returns:
+        The events this call stored and the ones stored earlier, each by idempotency key.
+    """
+    # Inserted in key order: two batches sharing keys then wait on each other's keys in the
+    # same order, never in a cycle (a deadlock).
+    rows = sorted(rows, key=lambda r: r["idempotency_key"])
+    stored = await conn.fetch(
+        """
+        INSERT INTO events (idempotency_key, audience_id, contact_id, type, data, occurred_at)
+        SELECT r.key, r.audience_id, r.contact_id, r.type, r.data::jsonb,
+               COALESCE(r.occurred_at, now())
+        FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::text[], $5::text[],
+                    $6::timestamptz[])
+             AS r(key, audience_id, contact_id, type, data, occurred_at)
+        ON CONFLICT (idempotency_key) DO NOTHING
+        RETURNING id::text, idempotency_key, type, data, occurred_at, dispatched_at,
+                  contact_id::text, audience_id::text
+        """,
+        [r["idempotency_key"] for r in rows],
+        [r["audience_id"] for r in rows],
+        [r["contact_id"] for r in rows],
+        [r["type"] for r in rows],
+        [json.dumps(r["data"]) for r in rows],
+        [r["occurred_at"] for r in rows],
+    )
+    new = {r["idempotency_key"]: dict(r) for r in stored}
+    seen = [r["idempotency_key"] for r in rows if r["idempotency_key"] not in new]
+    earlier = await conn.fetch(
+        "SELECT id::text, idempotency_key, type, data, occurred_at, dispatched_at,"
+        " contact_id::text, audience_id::text FROM events WHERE idempotency_key = ANY($1::text[])",
+        seen,
+    )
+    return new, {r["idempotency_key"]: dict(r) for r in earlier}

@@ -59,8 +59,14 @@ def test_every_benchmark_runs_small_and_leaves_nothing_behind(tmp_path: Path) ->
         pattern = ".*".join(re.escape(part) for part in expected.split("*"))
         found = [row for row in rows if re.fullmatch(pattern, row["key"])]
         assert found, f"missing figure {expected}"
+    measures = [row for row in rows if row.get("kind") == "measure"]
+    assert measures, "no CPU per process role was recorded"
+    for row in measures:
+        assert isinstance(row["value"], int | float) and row["value"] >= 0, row
     for row in rows:
         assert isinstance(row["value"], int | float), row
+        if row in measures:
+            continue
         assert isinstance(row["baseline"], int | float) and row["baseline"] > 0, row
         assert isinstance(row["ratio"], int | float), row
         assert row["baseline_label"] and row["unit"], row

@@ -44,6 +44,8 @@ RULES_BEYOND_THE_SCHEMA = {
     ("PUT", "/v1/flows/{flow_id}"),
     # "an email event names its campaign or its flow step"
     ("POST", "/v1/audiences/{audience_id}/contacts/{contact}/activity"),
+    # the same, for each event of a batch, whose audiences and contacts must also exist
+    ("POST", "/v1/events:batch"),
     # a cursor is only one this API returned (signed)
     ("GET", "/v1/audiences/{audience_id}/contacts"),
     # the opt-in token is signed

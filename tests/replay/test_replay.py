@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Replayer
+from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 from temporalio.workflow import NondeterminismError
 
+from journeys.config import Settings
 from tests.replay.patched_workflows import PatchedContactFlow, UnpatchedContactFlow
-from workers.worker import WORKFLOWS
+from workers.worker import WORKFLOWS, workflow_runner
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
@@ -42,3 +44,17 @@ async def test_a_patched_change_replays_old_histories_and_an_unpatched_one_does_
     unpatched = Replayer(workflows=[UnpatchedContactFlow], data_converter=pydantic_data_converter)
     with pytest.raises(NondeterminismError):
         await unpatched.replay_workflow(history)
+
+
+async def test_histories_replay_on_the_runner_production_uses() -> None:
+    """The worker runs workflows unsandboxed by default (`JOURNEYS_WORKER_WORKFLOW_SANDBOX`):
+    every history replays the same way there, while the tests above keep the sandbox's checks."""
+    runner = workflow_runner(Settings(_env_file=None))  # type: ignore[call-arg]
+    assert isinstance(runner, UnsandboxedWorkflowRunner)
+    sandboxed = workflow_runner(Settings(_env_file=None, worker_workflow_sandbox=True))  # type: ignore[call-arg]
+    assert isinstance(sandboxed, SandboxedWorkflowRunner)
+    replayer = Replayer(
+        workflows=WORKFLOWS, data_converter=pydantic_data_converter, workflow_runner=runner
+    )
+    for path in HISTORIES:
+        await replayer.replay_workflow(_history(path))
