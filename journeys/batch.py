@@ -16,13 +16,11 @@ import asyncio
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from journeys.dispatch import Enrolment
 from journeys.domain.events import IncomingEvent
 from journeys.ingest import Ingest, feed
-from journeys.registry import FlowRegistry
 from journeys.store import enrollments, events
 
 log = logging.getLogger(__name__)
@@ -86,14 +84,8 @@ async def store_batch(
     return out
 
 
-def _concerns_someone(registry: FlowRegistry, event: IncomingEvent, at: datetime) -> bool:
-    """Whether an active flow enrols, arms or disarms the event's contact (in memory)."""
-    return bool(registry.matching(event, at) or registry.timers(event, at))
-
-
 async def deliver_batch(
     ingest: Ingest,
-    registry: FlowRegistry,
     batch: list[IncomingEvent],
     stored: list[tuple[dict[str, Any], bool]],
 ) -> list[Outcome]:
@@ -126,7 +118,7 @@ async def deliver_batch(
     busy |= {
         batch[i].contact_id
         for i in todo
-        if _concerns_someone(registry, batch[i], stored[i][0]["occurred_at"])
+        if ingest.dispatcher.concerns_any(batch[i], stored[i][0]["occurred_at"])
     }
     idle = [i for i in todo if batch[i].contact_id not in busy]
     if idle:

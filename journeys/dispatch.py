@@ -152,9 +152,9 @@ class Dispatcher:
             signalled=len(others),
         )
 
-    def triggers_any(self, event: IncomingEvent, at: datetime) -> bool:
-        """Whether an active flow would enrol the event's contact (an in-memory check)."""
-        return bool(self._registry.matching(event, at))
+    def concerns_any(self, event: IncomingEvent, at: datetime) -> bool:
+        """Whether an active flow enrols, arms or disarms the event's contact (in memory)."""
+        return bool(self._registry.matching(event, at) or self._registry.timers(event, at))
 
     async def deliver_to(
         self, flow: ActiveFlow, event: IncomingEvent, stored: dict[str, Any]
@@ -350,6 +350,7 @@ class Dispatcher:
             audience_id=flow.audience_id,
             trigger_type=trigger_type,
             limits=self._limits,
+            last_send_closes_entry=True,
         )
 
     def _search_attributes(

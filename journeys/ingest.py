@@ -158,26 +158,25 @@ class Ingest:
     async def deliver_many(self, pending: Pending) -> list[DispatchResult]:
         """Delivers the events of a bulk change, skipping the work no flow needs.
 
-        An event that triggers no flow, of a contact with no run in progress, has nobody to
-        tell: such events are marked delivered in one statement instead of two round trips
-        each (what `Dispatcher.deliver` would do for them); the others go the usual way.
+        A contact with no run in progress none of whose events here concerns a flow (enrols,
+        arms or disarms) has nobody to tell: its events are marked delivered in one statement
+        instead of two round trips each. A contact one of whose events starts a run keeps its
+        later events too, delivered after it, as they may concern that run.
         """
         if self.dispatcher is None:
             return [DispatchResult(event_id=stored["id"], duplicate=False) for _, stored in pending]
-        running = await enrollments.contacts_running(
+        busy = await enrollments.contacts_running(
             self.pool, list({event.contact_id for event, _ in pending})
         )
-        idle, busy = [], []
-        for event, stored in pending:
-            if event.contact_id not in running and not self.dispatcher.triggers_any(
-                event, stored["occurred_at"]
-            ):
-                idle.append(stored["id"])
-            else:
-                busy.append((event, stored))
+        busy |= {
+            event.contact_id
+            for event, stored in pending
+            if self.dispatcher.concerns_any(event, stored["occurred_at"])
+        }
+        idle = [stored["id"] for event, stored in pending if event.contact_id not in busy]
         if idle:
             await events.mark_many_dispatched(self.pool, idle)
-        return await self.deliver(busy)
+        return await self.deliver([(e, s) for e, s in pending if e.contact_id in busy])
 
     async def to_flow(
         self, flow: ActiveFlow, contact_id: str, *, event_type: str, key: str

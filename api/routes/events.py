@@ -8,7 +8,7 @@ from typing import Literal
 from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 
-from api.deps import API_KEY_REQUIRED, IngestDep, PoolDep, RegistryDep, SettingsDep
+from api.deps import API_KEY_REQUIRED, IngestDep, PoolDep, SettingsDep
 from api.problems import FieldError, Problem, ProblemError
 from api.routes.contacts import ActivityEvent, EnrolmentPublic
 from journeys import batch
@@ -129,7 +129,6 @@ async def post_batch(
     body: EventBatch,
     pool: PoolDep,
     ingest: IngestDep,
-    registry: RegistryDep,
     settings: SettingsDep,
 ) -> BatchAccepted:
     """Records up to 500 activity events (orders, page views, carts…) of any contacts in one
@@ -143,7 +142,7 @@ async def post_batch(
     """
     checked = await _checked(body, pool, settings.max_event_data_bytes)
     stored = await batch.store_batch(ingest, checked)
-    outcomes = await batch.deliver_batch(ingest, registry, checked, stored)
+    outcomes = await batch.deliver_batch(ingest, checked, stored)
     return BatchAccepted(
         results=[
             BatchEventResult(

@@ -18,6 +18,7 @@ import pytest
 from temporalio.client import Client
 
 from journeys.cli import main
+from journeys.domain.runs import workflow_id
 from journeys.embedded.mailcatcher import MailCatcher
 from tests.helpers import eventually, in_flow
 from tests.live_server import live_api  # noqa: F401
@@ -190,6 +191,25 @@ async def test_json_lines_import_enrols_only_in_flows_that_take_imports(
         f"/v1/audiences/{audience_id}/contacts:import", content=b"{}", headers={}
     )
     assert typeless.status_code == 415
+
+
+async def test_an_import_arms_new_contacts_of_an_active_date_flow(
+    app_client: httpx.AsyncClient, audience_id: str, client: Client
+) -> None:
+    """An imported birthday is a timer to arm, though no flow is *triggered* by the import."""
+    flow = await active_flow(app_client, audience_id, {"type": "birthday", "time_of_day": "09:00"})
+    base = f"/v1/audiences/{audience_id}/contacts"
+    rows = [{"email": "cake@example.com", "birthday": "07-14"}]
+    response = await app_client.post(
+        f"{base}:import",
+        content="\n".join(json.dumps(r) for r in rows).encode() + b"\n",
+        headers={"Content-Type": "application/x-ndjson"},
+    )
+    assert response.status_code == 200, response.text
+    cake = (await app_client.get(f"{base}/cake@example.com")).json()
+    assert await eventually(lambda: in_flow(client, flow["id"], cake["id"]))
+    status = await client.get_workflow_handle(workflow_id(flow["id"], cake["id"])).query("status")
+    assert status["fires_at"] is not None
 
 
 async def test_contacts_are_listed_by_email_with_filters_and_cursor_pages(

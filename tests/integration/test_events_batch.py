@@ -174,7 +174,7 @@ async def test_an_event_temporal_refuses_is_left_to_the_relay_with_the_contacts_
             )
         ]
         stored = await batch.store_batch(refusing, events)
-        outcomes = await batch.deliver_batch(refusing, registry, events, stored)
+        outcomes = await batch.deliver_batch(refusing, events, stored)
         # The refused start and the same contact's later event wait; the idle one is done.
         assert [o.delivered for o in outcomes] == [False, False, True]
         relay = OutboxRelay(
