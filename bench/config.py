@@ -58,7 +58,7 @@ class BenchConfig:
     armed_rss_samples: int = 4
     armed_cohort: int = 1000
     armed_cohort_lead_s: float = 30.0
-    armed_cohort_gap_s: int = 60
+    armed_cohort_gap_s: int = 120
 
     # Profiles taken with py-spy in a separate, unmeasured pass.
     profile_seconds: float = 6.0

@@ -56,7 +56,8 @@ SECTIONS = {
         "concurrency. Temporal SQLite growth and CPU per armed contact, worker RSS at several N "
         "(default sticky cache). Then a cohort due in the same minute whose journey is one "
         "`add_tag`: lateness = the tag's `added_at` − the due instant, against raw "
-        "sleep-until workflows + one no-op activity (its `ActivityTaskStarted` − the instant).",
+        "sleep-until workflows + one no-op activity (its `ActivityTaskStarted` − the instant). "
+        "Both workers run with bytecode, as the Docker image does.",
     ),
     "shapes": (
         "Experiment: what fewer activities and upserts would save",
