@@ -261,8 +261,12 @@ async def run(suite: Suite, config: BenchConfig, rec: Recorder) -> None:
         # -- the cohort: due in the same minute, fires during the run -------------------------
         # Arm both cohorts well before they are due: a birthday whose moment has passed by
         # the time its run resolves it is armed for next year, and would never fire here.
-        rate = n / max(ours.seconds, 1e-9)
-        lead = max(config.armed_cohort_lead_s, 3 * cohort / rate + 5)
+        # Both cohorts arm before the raw one is due: raw's time at the measured raw rate, ours
+        # with half again as long as the measured rate says (the machine's load moves).
+        lead = max(
+            config.armed_cohort_lead_s,
+            cohort * theirs.seconds / n + 1.5 * cohort * ours.seconds / n + 10,
+        )
         raw_due = _next_minute(datetime.now(UTC) + timedelta(seconds=lead))
         due = raw_due + timedelta(seconds=config.armed_cohort_gap_s)
         cohort_audience = await create_audience(http.next(), "Armed cohort")
