@@ -17,7 +17,7 @@ import uuid
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import batch, cost, e2e, engagement, ingest, report, shapes, tuning, waiting
+from bench import armed, batch, cost, e2e, engagement, ingest, report, shapes, tuning, waiting
 from bench.config import ALL_BENCHMARKS, BenchConfig
 from bench.machine import describe
 from bench.procs import leftover_children
@@ -34,6 +34,7 @@ BENCHMARKS = {
     "waiting": waiting.run,
     "shapes": shapes.run,
     "engagement": engagement.run,
+    "armed": armed.run,
 }
 FIGURE_KEYS = {
     "cost": cost.figure_keys,
@@ -44,6 +45,7 @@ FIGURE_KEYS = {
     "waiting": waiting.figure_keys,
     "shapes": shapes.figure_keys,
     "engagement": engagement.figure_keys,
+    "armed": armed.figure_keys,
 }
 
 

@@ -1,7 +1,8 @@
 """Benchmark sizes, chosen by environment: `BENCH_SIZES=default|smoke`, `BENCH_LARGE=1`.
 
 `default` is what `make bench` runs (under 15 minutes on 2 cores); `smoke` is the tiny run the
-test suite uses so the benchmarks never rot. `BENCH_LARGE=1` adds 100k waiting contacts.
+test suite uses so the benchmarks never rot. `BENCH_LARGE=1` adds 100k waiting contacts and
+arms 100k contacts instead of 10k.
 `BENCH_ONLY=ingest,e2e,...` runs a subset.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 
-ALL_BENCHMARKS = ("cost", "ingest", "batch", "e2e", "tuning", "waiting", "engagement")
+ALL_BENCHMARKS = ("cost", "ingest", "batch", "e2e", "tuning", "waiting", "engagement", "armed")
 # Not in the default run (time budget); `BENCH_ONLY=shapes`, and always in the smoke run.
 EXPERIMENTS = ("shapes",)
 
@@ -59,6 +60,15 @@ class BenchConfig:
     engagement_open_seconds: float = 5.0
     engagement_open_concurrency: int = 32
 
+    # Armed contacts: a birthday flow's audience armed on activation, RSS sampled this many
+    # times on the way; then a cohort due in one minute, at least `lead` seconds ahead (more if
+    # arming it takes longer), the raw cohort `gap` seconds before ours.
+    armed_contacts: int = 10_000
+    armed_rss_samples: int = 4
+    armed_cohort: int = 1000
+    armed_cohort_lead_s: float = 30.0
+    armed_cohort_gap_s: int = 120
+
     # Profiles taken with py-spy in a separate, unmeasured pass.
     profile_seconds: float = 6.0
     profile_contacts: int = 300
@@ -80,7 +90,9 @@ class BenchConfig:
         if sizes not in ("default", "smoke"):
             raise ValueError(f"BENCH_SIZES must be 'default' or 'smoke', not {sizes!r}")
         if env.get("BENCH_LARGE") == "1":
-            config = replace(config, waiting_sizes=(*config.waiting_sizes, 100_000))
+            config = replace(
+                config, waiting_sizes=(*config.waiting_sizes, 100_000), armed_contacts=100_000
+            )
         only = env.get("BENCH_ONLY")
         if only:
             names = tuple(name.strip() for name in only.split(",") if name.strip())
@@ -117,6 +129,11 @@ SMOKE = BenchConfig(
     engagement_recipients=30,
     engagement_open_seconds=0.5,
     engagement_open_concurrency=4,
+    armed_contacts=40,
+    armed_rss_samples=2,
+    armed_cohort=5,
+    armed_cohort_lead_s=3.0,
+    armed_cohort_gap_s=0,
     profile_seconds=1.0,
     profile_contacts=10,
     warmup=0,

@@ -31,16 +31,24 @@ async def create_audience(http: httpx.AsyncClient, name: str) -> str:
     return response.json()["id"]
 
 
-async def create_contacts(pool: asyncpg.Pool, audience_id: str, count: int) -> list[Contact]:
-    """`count` subscribed contacts in the audience, in a stable order."""
+async def create_contacts(
+    pool: asyncpg.Pool, audience_id: str, count: int, *, birthday: str | None = None
+) -> list[Contact]:
+    """`count` subscribed contacts in the audience, in a stable order.
+
+    Args:
+        birthday: Every contact's `birthday` (`MM-DD`), for date-trigger benchmarks.
+    """
     batch = uuid.uuid4().hex[:6]
     emails = [f"c{i}-{batch}@bench.test" for i in range(count)]
     audience = uuid.UUID(audience_id)
     async with pool.acquire() as conn:
         await conn.copy_records_to_table(
             "contacts",
-            columns=["audience_id", "email", "subscriber_hash", "first_name"],
-            records=[(audience, email, subscriber_hash(email), "Bench") for email in emails],
+            columns=["audience_id", "email", "subscriber_hash", "first_name", "birthday"],
+            records=[
+                (audience, email, subscriber_hash(email), "Bench", birthday) for email in emails
+            ],
         )
         rows = await conn.fetch(
             "SELECT id::text, email FROM contacts WHERE audience_id = $1 AND email LIKE $2",

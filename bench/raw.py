@@ -1,7 +1,7 @@
 """The raw-Temporal baseline: the least a Temporal workflow can do for each measured shape.
 
-`RawFlowWorkflow` walks a list of steps, one no-op activity per `noop` and one timer per
-`sleep:<seconds>`; it accepts the same start signal as the contact-flow workflow. It uses the
+`RawFlowWorkflow` walks a list of steps, one no-op activity per `noop`, one timer per
+`sleep:<seconds>` and one per `until:<epoch seconds>` (a timer to that instant); it accepts the same start signal as the contact-flow workflow. It uses the
 SDK's default data converter and no search attributes: plain Temporal, nothing of ours.
 Two more steps serve the `shapes` experiment: `local` (a no-op local activity) and
 `upsert:<value>` (one search-attribute upsert, as the contact flow does per step).
@@ -10,7 +10,7 @@ Two more steps serve the `shapes` experiment: `local` (a no-op local activity) a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio import activity, workflow
@@ -26,7 +26,7 @@ _STEP_ATTRIBUTE = SearchAttributeKey.for_keyword("JourneyStep")
 
 @dataclass
 class RawFlowInput:
-    """Steps: `noop` runs the no-op activity, `sleep:<seconds>` starts a timer."""
+    """Steps: `noop` runs the no-op activity, `sleep:<seconds>` and `until:<epoch>` a timer."""
 
     steps: list[str] = field(default_factory=list)
 
@@ -39,6 +39,11 @@ def noop_steps() -> list[str]:
 def delay_then_noop(seconds: float) -> list[str]:
     """A timer, then one no-op activity: the waiting-scale baseline."""
     return [f"sleep:{seconds:g}", "noop"]
+
+
+def until_then_noop(instant: datetime) -> list[str]:
+    """A timer to `instant` (aware), then one no-op activity: the armed-contacts baseline."""
+    return [f"until:{instant.timestamp():.3f}", "noop"]
 
 
 @activity.defn(name=NOOP_ACTIVITY)
@@ -72,6 +77,10 @@ class RawFlowWorkflow:
                 )
             elif kind == "upsert":
                 workflow.upsert_search_attributes([_STEP_ATTRIBUTE.value_set(arg)])
+            elif kind == "until":
+                # Like a date trigger: the timer's length comes from the workflow's own clock.
+                due = datetime.fromtimestamp(float(arg), UTC)
+                await workflow.sleep(max((due - workflow.now()).total_seconds(), 0.0))
             else:
                 await workflow.sleep(float(arg))
         return len(input.steps)

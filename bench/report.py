@@ -54,6 +54,18 @@ SECTIONS = {
         "messages over as many connections as the worker keeps. Then `GET /t/o/<token>.gif` in a "
         "closed loop (opens/s, p99) against the gateway's plain ingest of the same event.",
     ),
+    "armed": (
+        "7. Armed contacts (timer triggers)",
+        "A `birthday` flow over N contacts activated through the gateway: `ArmFlowWorkflow` "
+        "pages through them and starts each contact's run, which rests on one timer (phase "
+        "`armed`); done when visibility counts N armed. Baseline: raw workflows that only start "
+        "and sleep until the same instant, started from a Python client at the arming's "
+        "concurrency. Temporal SQLite growth and CPU per armed contact, worker RSS at several N "
+        "(default sticky cache). Then a cohort due in the same minute whose journey is one "
+        "`add_tag`: lateness = the tag's `added_at` − the due instant, against raw "
+        "sleep-until workflows + one no-op activity (its `ActivityTaskStarted` − the instant). "
+        "Both workers run with bytecode, as the Docker image does.",
+    ),
     "shapes": (
         "Experiment: what fewer activities and upserts would save",
         "Raw workflows shaped like a one-email contact today and like the recommended shapes, "

@@ -79,6 +79,8 @@ def test_every_benchmark_runs_small_and_leaves_nothing_behind(tmp_path: Path) ->
         assert f"## {title}" in report
     assert "| temporalio SDK |" in report and "raw Temporal" in report
     assert "## Where the time goes" in report
+    # The armed-contacts section says where its time goes and whether issue 9's floors held.
+    assert "Where the time goes, arming" in report and "Floors of issue 9" in report
 
     # Nothing the run started is still alive: no process refers to its scratch directory
     # (the run itself also exits non-zero if any child of it outlived it).
