@@ -64,6 +64,8 @@ class ArmingActivities:
             )
             async with gate:
                 enrolment = await self._core.ingest.arm(flow, trigger.type, contact["id"], event)
+            # Alive: the SDK throttles these to a fraction of the heartbeat timeout.
+            activity.heartbeat()
             return enrolment.outcome != "refused"
 
         results = await asyncio.gather(*(arm(contact) for contact in page))
