@@ -32,9 +32,7 @@ def _at_nine(day: date, zone: str) -> datetime:
 async def _fires_at(client: Client, wf_id: str, expected: datetime) -> RunStatus:
     async def check() -> RunStatus | None:
         try:
-            status = await client.get_workflow_handle(wf_id).query(
-                "status", result_type=RunStatus
-            )
+            status = await client.get_workflow_handle(wf_id).query("status", result_type=RunStatus)
         except RPCError as err:  # not started yet by the activation's arming
             assert err.status == RPCStatusCode.NOT_FOUND, err
             return None
