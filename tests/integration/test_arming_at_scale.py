@@ -85,6 +85,8 @@ async def _armed_rows(pool: asyncpg.Pool, flow_id: str) -> int:
     )
 
 
+# About a minute on a quiet 2-core machine; the deadlines are for a machine shared with others.
+@pytest.mark.timeout(1800)
 async def test_activating_a_birthday_flow_arms_5000_contacts_through_a_worker_kill(
     api: httpx.AsyncClient,
     own_settings: Settings,
@@ -131,10 +133,9 @@ async def test_activating_a_birthday_flow_arms_5000_contacts_through_a_worker_ki
             assert got.status_code == 200, got.text
             assert (await api.get("/healthz")).status_code == 200
             arming = got.json()["arming"]
-            print("DBG midway", arming, await _armed_rows(pool, flow), flush=True)
             return arming if await _armed_rows(pool, flow) >= 1_200 else None
 
-        before_kill = await eventually(midway, timeout=120, interval=0.2)
+        before_kill = await eventually(midway, timeout=600, interval=0.2)
         assert not before_kill["done"], f"the fan-out ended before the kill: {before_kill}"
         await fleet.kill(worker, timeout=30)
         await fleet.wait_all_up(timeout=120)
@@ -144,10 +145,9 @@ async def test_activating_a_birthday_flow_arms_5000_contacts_through_a_worker_ki
             assert got.status_code == 200, got.text
             assert (await api.get("/healthz")).status_code == 200
             arming = got.json()["arming"]
-            print("DBG done", arming, await _armed_rows(pool, flow), flush=True)
             return arming if arming["done"] else None
 
-        arming = await eventually(done, timeout=180, interval=0.5)
+        arming = await eventually(done, timeout=900, interval=0.5)
         assert (arming["total"], arming["armed"], arming["skipped"]) == (CONTACTS, CONTACTS, 0)
         assert len(fleet.deaths) == 1
 
@@ -158,7 +158,7 @@ async def test_activating_a_birthday_flow_arms_5000_contacts_through_a_worker_ki
                 CONTACTS
             )
 
-        await eventually(all_armed, timeout=120, interval=1)
+        await eventually(all_armed, timeout=300, interval=1)
         # Exactly one run per contact, every one of them armed and still running.
         assert (await client.count_workflows(f"{query} AND JourneyPhase = 'armed'")).count == (
             CONTACTS
