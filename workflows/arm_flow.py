@@ -27,7 +27,7 @@ PAGE = 500
 PAGES_PER_RUN = 20
 # A page's activity heartbeats as it arms; a worker killed mid-page is noticed after this long
 # (not after the 5-minute start-to-close timeout) and the page is retried on another worker.
-PAGE_HEARTBEAT = timedelta(seconds=15)
+PAGE_HEARTBEAT = timedelta(seconds=30)
 
 
 @workflow.defn(name=ARM_WORKFLOW_NAME)

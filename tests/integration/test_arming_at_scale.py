@@ -135,7 +135,7 @@ async def test_activating_a_birthday_flow_arms_5000_contacts_through_a_worker_ki
             arming = got.json()["arming"]
             return arming if await _armed_rows(pool, flow) >= 1_200 else None
 
-        before_kill = await eventually(midway, timeout=600, interval=0.2)
+        before_kill = await eventually(midway, timeout=600, interval=0.5)
         assert not before_kill["done"], f"the fan-out ended before the kill: {before_kill}"
         await fleet.kill(worker, timeout=30)
         await fleet.wait_all_up(timeout=120)
@@ -147,7 +147,7 @@ async def test_activating_a_birthday_flow_arms_5000_contacts_through_a_worker_ki
             arming = got.json()["arming"]
             return arming if arming["done"] else None
 
-        arming = await eventually(done, timeout=900, interval=0.5)
+        arming = await eventually(done, timeout=900, interval=1)
         assert (arming["total"], arming["armed"], arming["skipped"]) == (CONTACTS, CONTACTS, 0)
         assert len(fleet.deaths) == 1
 
