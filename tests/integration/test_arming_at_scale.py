@@ -85,7 +85,7 @@ async def _armed_rows(pool: asyncpg.Pool, flow_id: str) -> int:
     )
 
 
-# About a minute on a quiet 2-core machine; the deadlines are for a machine shared with others.
+# Generous deadlines: 5,000 starts and first workflow tasks share two cores with everything else.
 @pytest.mark.timeout(1800)
 async def test_activating_a_birthday_flow_arms_5000_contacts_through_a_worker_kill(
     api: httpx.AsyncClient,
