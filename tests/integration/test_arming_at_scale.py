@@ -22,7 +22,10 @@ from api.app import create_app
 from bench.chaos_fleet import Fleet
 from bench.procs import Child, python_child
 from journeys.config import Settings
+from journeys.embedded.process import free_port
+from journeys.embedded.temporal import DevTemporalServer
 from journeys.security import subscriber_hash
+from journeys.temporal import connect_client
 from tests.helpers import eventually
 
 CONTACTS = 5_000
@@ -46,9 +49,29 @@ def _worker_env(settings: Settings) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def own_settings(settings: Settings) -> Settings:
-    """The session's services on a task queue only the subprocess worker polls."""
-    return settings.model_copy(update={"task_queue": f"arming-{uuid.uuid4().hex[:8]}"})
+async def own_temporal(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    """A dev server of this module's own (on a file, as `journeys dev` runs it): 5,000 armed
+    runs stay off the session's server, and their load off the other tests."""
+    folder = tmp_path_factory.mktemp("arming-temporal")
+    server = DevTemporalServer(
+        db_file=folder / "temporal.db", port=free_port(), log_file=folder / "temporal.log"
+    )
+    await server.start()
+    yield server.address
+    await server.stop()
+
+
+@pytest.fixture(scope="module")
+def own_settings(settings: Settings, own_temporal: str) -> Settings:
+    """The session's Postgres and SMTP, this module's Temporal, a task queue of its own."""
+    return settings.model_copy(
+        update={"task_queue": f"arming-{uuid.uuid4().hex[:8]}", "temporal_address": own_temporal}
+    )
+
+
+@pytest.fixture(scope="module")
+async def own_client(own_settings: Settings) -> Client:
+    return await connect_client(own_settings)
 
 
 @pytest.fixture(scope="module")
@@ -91,9 +114,10 @@ async def test_activating_a_birthday_flow_arms_5000_contacts_through_a_worker_ki
     api: httpx.AsyncClient,
     own_settings: Settings,
     pool: asyncpg.Pool,
-    client: Client,
+    own_client: Client,
     tmp_path: Path,
 ) -> None:
+    client = own_client
     response = await api.post("/v1/audiences", json={"name": "Birthdays", "timezone": "UTC"})
     audience = response.json()["id"]
     # Far from today, so no timer fires while the test runs.
@@ -173,6 +197,4 @@ async def test_activating_a_birthday_flow_arms_5000_contacts_through_a_worker_ki
         )
         assert distinct == CONTACTS
     finally:
-        # The armed runs stay on the session's dev server: their timers are months away and
-        # nothing polls this task queue any more, so they cost no work.
         await fleet.close()
