@@ -17,6 +17,8 @@ from journeys.wiring import Core
 # Starts in flight at once per page: enough to keep Temporal busy, few enough to leave room
 # for the gateway's own traffic on the same cluster.
 _CONCURRENCY = 16
+# Between heartbeats of a page (well inside `workflows.arm_flow.PAGE_HEARTBEAT`).
+_BEAT_SECONDS = 3.0
 
 
 class ArmingActivities:
@@ -28,7 +30,19 @@ class ArmingActivities:
     @activity.defn(name=ActivityName.ARM_PAGE)
     async def arm_page(self, input: ArmPageInput) -> ArmPageResult:
         """Arms the eligible contacts of one page; idempotent (a repeat re-signals the same
-        runs with the same event ids, which they ignore)."""
+        runs with the same event ids, which they ignore).
+
+        Heartbeats while it works, so a worker killed mid-page is noticed within the workflow's
+        heartbeat timeout. The beat comes from its own task, not from each start: on a loaded
+        machine a few slow starts must not look like a dead worker (and cancel the page).
+        """
+        beat = asyncio.create_task(_heartbeat())
+        try:
+            return await self._arm_page(input)
+        finally:
+            beat.cancel()
+
+    async def _arm_page(self, input: ArmPageInput) -> ArmPageResult:
         pool = self._core.pool
         row = await flows.get(pool, input.flow_id)
         if row is None or row["status"] != "active":
@@ -81,3 +95,10 @@ class ArmingActivities:
         return ArmPageResult(
             armed=armed, skipped=skipped, last=page[-1]["id"] if page else None, total=total
         )
+
+
+async def _heartbeat() -> None:
+    """Tells Temporal the activity is alive until cancelled (the SDK throttles the sends)."""
+    while True:
+        activity.heartbeat()
+        await asyncio.sleep(_BEAT_SECONDS)

@@ -253,8 +253,30 @@ def _flow_apply(settings: Settings, args: argparse.Namespace) -> int:
             if response.status_code >= 400:
                 _print_problem(response)
                 return 1
-    print(flow["id"])
+        print(flow["id"], flush=True)
+        if args.activate and not args.no_wait:
+            return _wait_for_arming(client, flow["id"])
     return 0
+
+
+def _wait_for_arming(client: httpx.Client, flow_id: str) -> int:
+    from journeys import arming_progress
+
+    return arming_progress.wait(client, flow_id, sys.stderr, on_error=_print_problem)
+
+
+def _flow_activate(settings: Settings, args: argparse.Namespace) -> int:
+    """Activates (or resumes) a flow by name or id; waits for its audience to be armed."""
+    with _api_client(settings, args) as client:
+        flow_id = _flow_id(client, args.flow, args.audience)
+        if flow_id is None:
+            return 1
+        response = client.post(f"/v1/flows/{flow_id}/activate")
+        if response.status_code >= 400:
+            _print_problem(response)
+            return 1
+        print(flow_id, flush=True)
+        return 0 if args.no_wait else _wait_for_arming(client, flow_id)
 
 
 def _flow_validate(settings: Settings, args: argparse.Namespace) -> int:
@@ -555,6 +577,11 @@ def build_parser() -> argparse.ArgumentParser:
         ("export", "print a flow's definition"),
         ("report", "print what a flow did, per step, as a table"),
         ("graph", "print the flow as a Mermaid diagram with its per-step counts"),
+        (
+            "activate",
+            "activate (or resume) a flow by name or id; prints its id and shows the arming of"
+            " its audience",
+        ),
     ):
         cmd = flow.add_parser(name, help=help_text)
         cmd.add_argument("--api-url")
@@ -566,10 +593,16 @@ def build_parser() -> argparse.ArgumentParser:
             cmd.add_argument("--audience", help="audience id, overriding the file's audience_id")
         if name == "apply":
             cmd.add_argument("--activate", action="store_true", help="activate it too")
+        if name in ("apply", "activate"):
+            cmd.add_argument(
+                "--no-wait",
+                action="store_true",
+                help="return once activated, without waiting for the audience to be armed",
+            )
         if name == "export":
             cmd.add_argument("flow_id")
             cmd.add_argument("--format", choices=["yaml", "json"], default="yaml")
-        if name in ("report", "graph"):
+        if name in ("report", "graph", "activate"):
             cmd.add_argument("flow", metavar="NAME_OR_ID")
             cmd.add_argument("--audience", help="audience id, when several flows share the name")
 
@@ -640,6 +673,7 @@ _COMMANDS = {
     ("contacts", "import"): _contacts_import,
     ("flow", "report"): _flow_report,
     ("flow", "graph"): _flow_report,
+    ("flow", "activate"): _flow_activate,
 }
 
 

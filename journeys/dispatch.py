@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 # Email statuses that keep a contact out of marketing flows (as `begin_enrollment` judges them).
 _NO_MARKETING = frozenset({"unsubscribed", "cleaned"})
+# Signals in flight at once when many runs hear the same thing (an audience's zone moved).
+_TELL_CONCURRENCY = 16
 
 
 @dataclass(frozen=True)
@@ -181,13 +183,30 @@ class Dispatcher:
         )
         return enrolment
 
-    async def _signal(self, wf_id: str, signal: FlowEvent) -> None:
+    async def _signal(self, wf_id: str, signal: FlowEvent) -> bool:
+        """Signals the run; False if it has ended (nobody to tell)."""
         try:
             await self._client.get_workflow_handle(wf_id).signal(EVENT_SIGNAL, signal)
         except RPCError as err:
             # The run ended between the query and the signal: nothing to tell it any more.
             if err.status != RPCStatusCode.NOT_FOUND:
                 raise
+            return False
+        return True
+
+    async def tell(self, workflow_ids: list[str], signal: FlowEvent) -> int:
+        """Signals open runs (never starts one), a bounded number at a time.
+
+        Returns:
+            How many of them were still open.
+        """
+        gate = asyncio.Semaphore(_TELL_CONCURRENCY)
+
+        async def one(wf_id: str) -> bool:
+            async with gate:
+                return await self._signal(wf_id, signal)
+
+        return sum(await asyncio.gather(*(one(wf_id) for wf_id in workflow_ids)))
 
     async def arm(
         self, flow: ActiveFlow, trigger_type: str, contact_id: str, signal: FlowEvent

@@ -8,7 +8,9 @@ only parse, authorise and answer.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import asyncpg
@@ -17,8 +19,9 @@ from journeys.changes import Pending
 from journeys.dispatch import Dispatcher, DispatchResult, Enrolment
 from journeys.domain.events import IncomingEvent
 from journeys.domain.runs import FlowEvent
+from journeys.domain.timers import DATE_TRIGGERS
 from journeys.registry import ActiveFlow
-from journeys.store import carts, enrollments, events, orders
+from journeys.store import armed, carts, enrollments, events, orders
 
 T = TypeVar("T")
 
@@ -203,6 +206,34 @@ class Ingest:
         if self.dispatcher is None:
             raise RuntimeError("arming needs a dispatcher")
         return await self.dispatcher.arm(flow, trigger_type, contact_id, event)
+
+    async def audience_zone_moved(self, audience_id: str, *, zone: str, previous: str) -> int:
+        """Re-arms the armed date-trigger runs that follow the audience's time zone.
+
+        For a contact without a zone of its own, the audience's zone changing is its zone
+        changing: its runs hear the same `field_changed` (timezone) event a contact's own
+        zone change brings, and each recomputes its moment (the timer moves). Runs are only
+        signalled, never started: a run that ended stays ended.
+
+        Returns:
+            How many runs were told (those still open).
+        """
+        if self.dispatcher is None:
+            raise RuntimeError("re-arming needs a dispatcher")
+        ids = await armed.following_audience_zone(self.pool, audience_id, DATE_TRIGGERS)
+        event = FlowEvent(
+            id=f"audience_timezone:{audience_id}:{uuid.uuid4().hex}",
+            type="field_changed",
+            occurred_at=datetime.now(UTC),
+            data={
+                "field": "timezone",
+                "value": None,
+                "previous": None,
+                "audience_timezone": zone,
+                "previous_audience_timezone": previous,
+            },
+        )
+        return await self.dispatcher.tell(ids, event)
 
     async def undelivered(self, keys: list[str]) -> Pending:
         """Events stored under these keys by an earlier attempt and not delivered yet.

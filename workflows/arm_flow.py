@@ -25,6 +25,9 @@ with workflow.unsafe.imports_passed_through():
 
 PAGE = 500
 PAGES_PER_RUN = 20
+# A page's activity heartbeats as it arms; a worker killed mid-page is noticed after this long
+# (not after the 5-minute start-to-close timeout) and the page is retried on another worker.
+PAGE_HEARTBEAT = timedelta(seconds=30)
 
 
 @workflow.defn(name=ARM_WORKFLOW_NAME)
@@ -50,7 +53,7 @@ class ArmFlowWorkflow:
                 ),
                 result_type=ArmPageResult,
                 start_to_close_timeout=timedelta(minutes=5),
-                heartbeat_timeout=None,
+                heartbeat_timeout=PAGE_HEARTBEAT,
                 retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=1)),
             )
             state = state.model_copy(

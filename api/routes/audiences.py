@@ -7,9 +7,9 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Query, status
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from api.deps import API_KEY_REQUIRED, PoolDep
+from api.deps import API_KEY_REQUIRED, IngestDep, PoolDep
 from api.problems import Problem, ProblemError
 from journeys.domain.text import SingleLine
 from journeys.domain.timezones import check_timezone, known_timezones
@@ -63,6 +63,55 @@ async def get_audience(audience_id: UUID, pool: PoolDep) -> AudiencePublic:
     if row is None:
         raise ProblemError(404, f"audience {audience_id} does not exist")
     return AudiencePublic(**row)
+
+
+class AudienceUpdate(BaseModel):
+    """The fields to change; a field left out stays as it is."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: SingleLine | None = Field(None, min_length=1, max_length=100)
+    timezone: TimeZone | None = Field(
+        None,
+        description="IANA zone. Armed date-trigger runs of contacts without a zone of their own"
+        " move to the new local instant.",
+    )
+
+    @field_validator("name", "timezone", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("may be left out, but not null")
+        return value
+
+
+class AudienceUpdated(AudiencePublic):
+    rearmed: int = Field(
+        description="Armed runs told to move their timer to the new time zone (0 if the zone"
+        " did not change)."
+    )
+
+
+@router.patch("/{audience_id}", responses=ERRORS)
+async def update_audience(
+    audience_id: UUID, body: AudienceUpdate, pool: PoolDep, ingest: IngestDep
+) -> AudienceUpdated:
+    """Renames the audience or changes its time zone.
+
+    A new zone re-arms, before the answer, the armed runs of date triggers (`birthday`,
+    `specific_date`, ...) whose contact has no zone of its own: each timer moves to the same
+    local time in the new zone.
+    """
+    before = await require_audience(pool, str(audience_id))
+    after = await audiences.update(pool, str(audience_id), name=body.name, timezone=body.timezone)
+    if after is None:  # deleted meanwhile
+        raise ProblemError(404, f"audience {audience_id} does not exist")
+    rearmed = 0
+    if after["timezone"] != before["timezone"]:
+        rearmed = await ingest.audience_zone_moved(
+            after["id"], zone=after["timezone"], previous=str(before["timezone"])
+        )
+    return AudienceUpdated(**after, rearmed=rearmed)
 
 
 async def require_audience(pool: PoolDep, audience_id: str) -> dict[str, object]:

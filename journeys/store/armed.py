@@ -39,3 +39,32 @@ async def of_contact(conn: Conn, contact_id: str) -> list[dict[str, Any]]:
         contact_id,
     )
     return [dict(r) for r in rows]
+
+
+async def following_audience_zone(
+    conn: Conn, audience_id: str, trigger_types: frozenset[str]
+) -> list[str]:
+    """Workflow ids of the armed runs whose local time is the audience's time zone.
+
+    That is: runs of the audience's active or paused flows with one of `trigger_types`, of
+    contacts without a zone of their own (or of flows whose `timezone_basis` is `audience`).
+    Runs that ended since they were armed are listed too (signalling them finds nobody).
+    """
+    rows = await conn.fetch(
+        """
+        SELECT a.workflow_id FROM armed_runs a
+        JOIN flows f ON f.id = a.flow_id
+        JOIN flow_versions v ON v.flow_id = f.id AND v.version = f.current_version
+        JOIN contacts c ON c.id = a.contact_id
+        WHERE f.audience_id = $1::uuid AND f.status IN ('active', 'paused')
+          AND EXISTS (
+            SELECT 1 FROM jsonb_array_elements(v.definition -> 'triggers') AS t
+            WHERE t ->> 'type' = ANY($2::text[]))
+          AND (coalesce(c.timezone, '') = ''
+               OR v.definition -> 'settings' ->> 'timezone_basis' = 'audience')
+        ORDER BY a.workflow_id
+        """,
+        audience_id,
+        sorted(trigger_types),
+    )
+    return [r["workflow_id"] for r in rows]

@@ -47,3 +47,23 @@ async def existing(conn: asyncpg.Connection | asyncpg.Pool, audience_ids: list[s
         "SELECT id::text FROM audiences WHERE id = ANY($1::uuid[])", list(set(audience_ids))
     )
     return {r["id"] for r in rows}
+
+
+async def update(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    audience_id: str,
+    *,
+    name: str | None = None,
+    timezone: str | None = None,
+) -> dict[str, Any] | None:
+    """Sets the given fields (None keeps a field as it is); the audience after, or None."""
+    if not is_uuid(audience_id):
+        return None
+    row = await conn.fetchrow(
+        "UPDATE audiences SET name = coalesce($2, name), timezone = coalesce($3, timezone)"
+        " WHERE id = $1::uuid RETURNING id::text, name, timezone, created_at",
+        audience_id,
+        name,
+        timezone,
+    )
+    return dict(row) if row else None

@@ -100,3 +100,12 @@ async def dev_stack(tmp_path: Path) -> AsyncIterator[DevStack]:
     yield stack
     if stack.process is not None and stack.process.returncode is None:
         await stack.stop()
+
+
+@pytest.fixture(scope="module")
+async def module_stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DevStack]:
+    """A stack that lives for the whole module, so a slow timer can run beside other tests."""
+    stack = DevStack(tmp_path_factory.mktemp("module") / "home")
+    yield stack
+    if stack.process is not None and stack.process.returncode is None:
+        await stack.stop()

@@ -1,4 +1,10 @@
-"""`journeys dev` end to end: the README tour as written, and timers that survive a restart."""
+"""`journeys dev` end to end: the README tour as written, timers that survive a restart, and a
+`specific_date` flow that sends at its moment.
+
+The date flow's moment has minute granularity, so waiting for it takes one to two minutes: it is
+applied on the tour's stack before the tour and checked by the module's last test, so the wait
+runs beside the other tests instead of after them.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -17,6 +24,9 @@ from tests.e2e.conftest import DevStack
 from tests.helpers import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
+DATE_SUBJECT = "Your day has come"
+# The moment is the first whole minute at least this far ahead: arming it must be done by then.
+DATE_LEAD = timedelta(seconds=75)
 
 
 def tour_script() -> str:
@@ -37,11 +47,57 @@ def _eml_subjects(folder: Path) -> list[str]:
     ]
 
 
+async def _schedule_date_email(stack: DevStack) -> datetime:
+    """Applies a `specific_date` flow whose contact's moment is a minute or two ahead.
+
+    Returns:
+        The moment (UTC; the audience's zone is UTC).
+    """
+    moment = (datetime.now(UTC) + DATE_LEAD).replace(second=0, microsecond=0) + timedelta(minutes=1)
+    headers = {"Authorization": f"Bearer {stack.key}"}
+    async with httpx.AsyncClient(base_url=stack.api, headers=headers) as http:
+        audience = (
+            await http.post("/v1/audiences", json={"name": "Dates", "timezone": "UTC"})
+        ).json()["id"]
+        response = await http.post(
+            f"/v1/audiences/{audience}/contacts",
+            json={"email": "dana@example.com", "fields": {"due": f"{moment:%Y-%m-%d}"}},
+        )
+        assert response.status_code in (200, 201), response.text
+        response = await http.post(
+            "/v1/flows",
+            json={
+                "name": "On the day",
+                "audience_id": audience,
+                "triggers": [
+                    {"type": "specific_date", "field": "due", "time_of_day": f"{moment:%H:%M}"}
+                ],
+                "steps": [
+                    {"id": "day", "type": "send_email", "subject": DATE_SUBJECT, "text": "."}
+                ],
+            },
+        )
+        assert response.status_code == 201, response.text
+        flow = response.json()["id"]
+        response = await http.post(f"/v1/flows/{flow}/activate")
+        assert response.status_code == 200, response.text
+    return moment
+
+
+@pytest.fixture(scope="module")
+async def date_moment(module_stack: DevStack) -> datetime:
+    """The module's stack, started, with the date flow applied (see `_schedule_date_email`)."""
+    await module_stack.start()
+    return await _schedule_date_email(module_stack)
+
+
 @pytest.mark.e2e
-async def test_readme_tour_works_as_written(dev_stack: DevStack, tmp_path: Path) -> None:
+async def test_readme_tour_works_as_written(
+    module_stack: DevStack, date_moment: datetime, tmp_path: Path
+) -> None:
+    dev_stack = module_stack  # started by `date_moment`, stopped by the module's last test
     for tool in ("curl", "jq", "bash"):
         assert shutil.which(tool), f"the tour needs {tool}"
-    await dev_stack.start()
     workdir = tmp_path / "clone"
     workdir.mkdir()
     (workdir / ".venv").symlink_to(Path(sys.executable).parent.parent)
@@ -58,7 +114,10 @@ async def test_readme_tour_works_as_written(dev_stack: DevStack, tmp_path: Path)
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
-    subjects = await eventually(lambda: _eml_subjects(dev_stack.home / "mail"), timeout=30)
+    def tour_subjects() -> list[str]:  # the date flow's email may come in the same folder
+        return [s for s in _eml_subjects(dev_stack.home / "mail") if s != DATE_SUBJECT]
+
+    subjects = await eventually(tour_subjects, timeout=30)
     assert subjects == ["Welcome Ada"]
     flow_id = re.search(r'"flow_id": "([0-9a-f-]{36})"', result.stdout)
     assert flow_id, result.stdout
@@ -73,8 +132,6 @@ async def test_readme_tour_works_as_written(dev_stack: DevStack, tmp_path: Path)
 
         run = await eventually(waiting, timeout=30)
     assert (run["status"], run["phase"]) == ("running", "waiting")
-    assert await dev_stack.stop() == 0
-    assert dev_stack.ports_still_open() == []
 
 
 @pytest.mark.e2e
@@ -123,3 +180,25 @@ async def test_waiting_timer_fires_after_restart(dev_stack: DevStack) -> None:
     async with httpx.AsyncClient(base_url=dev_stack.api, headers=headers) as http:
         assert (await http.get(f"/v1/flows/{flow}")).json()["status"] == "active"
     assert await dev_stack.stop() == 0
+
+
+@pytest.mark.e2e
+async def test_a_specific_date_flow_sends_at_its_moment(
+    module_stack: DevStack, date_moment: datetime
+) -> None:
+    """Last in the module: its one-to-two-minute wait overlapped the tests before it."""
+    mail = module_stack.home / "mail"
+
+    def date_email() -> Path | None:
+        found = [p for p in sorted(mail.glob("*.eml")) if DATE_SUBJECT in p.read_text()]
+        return found[0] if found else None
+
+    wait = (date_moment - datetime.now(UTC)).total_seconds()
+    sent = await eventually(date_email, timeout=max(wait, 0) + 60, interval=0.5)
+    # When the mail catcher wrote it: not before the moment, and within seconds of it.
+    arrived = datetime.fromtimestamp(sent.stat().st_mtime, UTC)
+    assert date_moment <= arrived < date_moment + timedelta(seconds=30), (date_moment, arrived)
+    assert [p for p in mail.glob("*.eml") if DATE_SUBJECT in p.read_text()] == [sent]
+    # The tour's stack stops on Ctrl-C like any `journeys dev`.
+    assert await module_stack.stop() == 0
+    assert module_stack.ports_still_open() == []

@@ -1,0 +1,115 @@
+"""`PATCH /v1/audiences/{id}`: renaming, and a new time zone that moves armed date timers.
+
+On the dev server with the session's worker: the birthday flow arms the audience's contacts on
+activation; moving the audience's zone moves the timers of contacts without a zone of their own.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import httpx
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.worker import Worker
+
+from journeys.domain.runs import Phase, RunStatus, workflow_id
+from tests.helpers import eventually
+
+
+def _birthday() -> date:
+    """A day two months ahead (not 29 February), so the next birthday is that very day."""
+    day = datetime.now(UTC).date() + timedelta(days=60)
+    return day + timedelta(days=1) if (day.month, day.day) == (2, 29) else day
+
+
+def _at_nine(day: date, zone: str) -> datetime:
+    return datetime.combine(day, time(9), ZoneInfo(zone)).astimezone(UTC)
+
+
+async def _fires_at(client: Client, wf_id: str, expected: datetime) -> RunStatus:
+    async def check() -> RunStatus | None:
+        try:
+            status = await client.get_workflow_handle(wf_id).query("status", result_type=RunStatus)
+        except RPCError as err:  # not started yet by the activation's arming
+            assert err.status == RPCStatusCode.NOT_FOUND, err
+            return None
+        return status if status.phase == Phase.ARMED and status.fires_at == expected else None
+
+    return await eventually(check, timeout=60, interval=0.2)
+
+
+async def test_a_new_audience_zone_moves_the_timers_of_contacts_without_their_own(
+    app_client: httpx.AsyncClient, client: Client, worker: Worker
+) -> None:
+    response = await app_client.post(
+        "/v1/audiences", json={"name": "Zones", "timezone": "America/New_York"}
+    )
+    audience = response.json()["id"]
+    day = _birthday()
+    people = {}
+    for name, own_zone in (("ada", None), ("kenji", "Asia/Tokyo")):
+        body = {"email": f"{name}-{uuid.uuid4().hex[:6]}@example.com", "birthday": f"{day:%m-%d}"}
+        if own_zone:
+            body["timezone"] = own_zone
+        response = await app_client.post(f"/v1/audiences/{audience}/contacts", json=body)
+        assert response.status_code in (200, 201), response.text
+        people[name] = response.json()["id"]
+    response = await app_client.post(
+        "/v1/flows",
+        json={
+            "name": "Birthday",
+            "audience_id": audience,
+            "triggers": [{"type": "birthday", "time_of_day": "09:00"}],
+            "steps": [{"id": "hello", "type": "send_email", "subject": "Happy", "text": "Hi"}],
+        },
+    )
+    flow = response.json()["id"]
+    assert (await app_client.post(f"/v1/flows/{flow}/activate")).status_code == 200
+    ada, kenji = (workflow_id(flow, people[name]) for name in ("ada", "kenji"))
+    status = await _fires_at(client, ada, _at_nine(day, "America/New_York"))
+    assert "America/New_York" in status.details
+    await _fires_at(client, kenji, _at_nine(day, "Asia/Tokyo"))
+
+    response = await app_client.patch(
+        f"/v1/audiences/{audience}", json={"timezone": "Europe/Paris"}
+    )
+    assert response.status_code == 200, response.text
+    assert (response.json()["timezone"], response.json()["rearmed"]) == ("Europe/Paris", 1)
+    assert (await app_client.get(f"/v1/audiences/{audience}")).json()["timezone"] == (
+        "Europe/Paris"
+    )
+    status = await _fires_at(client, ada, _at_nine(day, "Europe/Paris"))
+    assert "Europe/Paris" in status.details
+    # Kenji's own zone rules his timer: it has not moved (and it is still armed).
+    await _fires_at(client, kenji, _at_nine(day, "Asia/Tokyo"))
+
+    # A rename alone re-arms nobody.
+    response = await app_client.patch(f"/v1/audiences/{audience}", json={"name": "Zones (EU)"})
+    assert (response.json()["name"], response.json()["rearmed"]) == ("Zones (EU)", 0)
+    await app_client.post(f"/v1/flows/{flow}/archive")
+
+
+async def test_a_bad_audience_update_is_a_problem_naming_the_field(
+    app_client: httpx.AsyncClient, audience_id: str
+) -> None:
+    for body, field in (
+        ({"timezone": "Mars/Olympus_Mons"}, "timezone"),
+        ({"timezone": None}, "timezone"),
+        ({"name": ""}, "name"),
+        ({"name": None}, "name"),
+        ({"name": "two\nlines"}, "name"),
+        ({"colour": "blue"}, "colour"),
+    ):
+        response = await app_client.patch(f"/v1/audiences/{audience_id}", json=body)
+        assert response.status_code == 422, (body, response.text)
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert [e["field"] for e in response.json()["errors"]] == [field], response.text
+    missing = await app_client.patch(f"/v1/audiences/{uuid.uuid4()}", json={"name": "x"})
+    assert missing.status_code == 404
+    assert missing.headers["content-type"].startswith("application/problem+json")
+    # Nothing was changed by the refused requests.
+    audience = (await app_client.get(f"/v1/audiences/{audience_id}")).json()
+    assert (audience["name"], audience["timezone"]) == ("Test audience", "Europe/Paris")
