@@ -208,3 +208,10 @@ class Dispatcher:
             static_summary=f"{flow.definition.name} (v{flow.version})",
         )
         return Enrolment(flow.id, wf_id, "already_in_flow" if running else "started")
+
+    def concerns(self, event: IncomingEvent, at: datetime) -> bool:
+        """Whether an active flow would enrol, arm or disarm on the event (an in-memory check).
+
+        Unlike `triggers_any`, timer triggers count: an `email_sent` arms `campaign_unopened`.
+        """
+        return bool(self._registry.matching(event, at) or self._registry.timers(event, at))

@@ -71,6 +71,27 @@ class _SMTP(aiosmtplib.SMTP):
 
 
 @dataclass(frozen=True, kw_only=True)
+class OutgoingEmail:
+    """One recipient's message as it goes on the wire (see `journeys.channels.assembly`).
+
+    Attributes:
+        envelope_from: The SMTP `MAIL FROM` address.
+        recipient: The SMTP `RCPT TO` address (the `To` header).
+        data: The message (CRLF line ends, 7-bit).
+        subject: The subject as sent (on one line).
+        message_id: The `Message-ID`.
+        links: The original URLs of the click links; link N of a click token is `links[N]`.
+    """
+
+    envelope_from: str
+    recipient: str
+    data: bytes
+    subject: str
+    message_id: str
+    links: list[str]
+
+
+@dataclass(frozen=True, kw_only=True)
 class SmtpConfig:
     host: str
     port: int
@@ -205,10 +226,18 @@ class EmailSender:
         self._max_idle = max_idle
         self._idle: list[tuple[_SMTP, float]] = []
 
-    async def send(self, message: EmailMessage, *, on_handover: Handover | None = None) -> None:
+    @property
+    def pool_size(self) -> int:
+        """How many connections stay open for reuse (0: one per message)."""
+        return self._pool_size
+
+    async def send(
+        self, message: EmailMessage | OutgoingEmail, *, on_handover: Handover | None = None
+    ) -> None:
         """Hands the message to the server.
 
         Args:
+            message: A message object, or one already serialised (`OutgoingEmail`).
             on_handover: Awaited after the server agreed to the envelope and before the DATA
                 command; if it raises, nothing is handed over and the exception propagates.
 
@@ -230,7 +259,10 @@ class EmailSender:
             if client is None:
                 client = await self._connect()
             client.handover = handover
-            await client.send_message(message)
+            if isinstance(message, OutgoingEmail):
+                await client.sendmail(message.envelope_from, [message.recipient], message.data)
+            else:
+                await client.send_message(message)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             self._discard(client)
             codes = [r.code for r in exc.recipients]
