@@ -12,7 +12,6 @@ import itertools
 from collections import deque
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from email.utils import parseaddr
 from typing import Any
 
 import asyncpg
@@ -29,8 +28,8 @@ from journeys.channels.email import (
     PermanentSendError,
     TransientSendError,
     UncertainSendError,
-    format_sender,
     message_id_for,
+    resolve_sender,
 )
 from journeys.channels.tracking import TrackingConfig, message_ref
 from journeys.domain.campaigns import (
@@ -145,7 +144,9 @@ class CampaignActivities:
         progress = CampaignProgress(recipients=len(eligible))
         retry: list[str] = []
         pace = _Pace(input.rate_per_second)
-        lanes = self._email.pool_size or CONCURRENCY
+        # Each lane holds a database connection for the page: half the pool at most, so the
+        # rest of the worker (flow steps, bounce handling in a lane) still gets connections.
+        lanes = min(self._email.pool_size or CONCURRENCY, max(1, self._pool.get_max_size() // 2))
 
         async def lane(queue: deque[_Prepared], statuses: dict[str, str]) -> list[IncomingEvent]:
             sent: list[IncomingEvent] = []
@@ -211,10 +212,7 @@ class CampaignActivities:
         ref = message_ref(key)
         tracker = self._tracking.tracker(ref)
         context = contact_context(contact, unsubscribe_url=tracker.unsubscribe_url())
-        default_name, default_address = parseaddr(self._default_from)
-        sender = format_sender(
-            content.from_name or default_name or None, content.from_email or default_address
-        )
+        sender = resolve_sender(content.from_name, content.from_email, self._default_from)
         email = assemble(
             sender=sender,
             to=contact["email"],
@@ -225,13 +223,11 @@ class CampaignActivities:
             reply_to=content.reply_to,
             message_id=message_id_for(key, sender),
             headers={"X-Journeys-Campaign": campaign["id"]},
-            engagement=Engagement(
-                tracker=tracker,
+            engagement=Engagement.of(
+                tracker,
                 opens=content.tracking.opens,
                 clicks=content.tracking.clicks,
-                has_unsubscribe=any(
-                    "unsubscribe_url" in (t or "") for t in (content.html, content.text)
-                ),
+                templates=(content.html, content.text),
             ),
         )
         claim = {

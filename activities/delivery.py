@@ -11,7 +11,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from email.utils import parseaddr
 from typing import Any, Literal
 
 import asyncpg
@@ -29,8 +28,8 @@ from journeys.channels.email import (
     PermanentSendError,
     TransientSendError,
     UncertainSendError,
-    format_sender,
     message_id_for,
+    resolve_sender,
 )
 from journeys.channels.sms import SmsProvider
 from journeys.channels.tracking import Tracker, TrackingConfig, message_ref
@@ -236,13 +235,11 @@ class DeliveryActivities:
             headers={"X-Journeys-Flow": input.flow_id, "X-Journeys-Step": input.step_id},
             engagement=None
             if tracker is None
-            else Engagement(
-                tracker=tracker,
+            else Engagement.of(
+                tracker,
                 opens=input.tracking.opens,
                 clicks=input.tracking.clicks,
-                has_unsubscribe=any(
-                    "unsubscribe_url" in (t or "") for t in (input.html, input.text)
-                ),
+                templates=(input.html, input.text),
             ),
         )
         return message, message.subject, message.links
@@ -265,10 +262,7 @@ class DeliveryActivities:
         context = self._context(
             input, contact, unsubscribe_url=tracker.unsubscribe_url() if tracker else ""
         )
-        default_name, default_address = parseaddr(self._default_from)
-        sender = format_sender(
-            input.from_name or default_name or None, input.from_email or default_address
-        )
+        sender = resolve_sender(input.from_name, input.from_email, self._default_from)
         message_id = message_id_for(input.idempotency_key, sender)
         links: list[str] = []
         try:

@@ -12,7 +12,7 @@ quoted-printable bodies put in: bytes joined, not objects built.
 from __future__ import annotations
 
 import binascii
-import html as html_lib
+import re
 from collections import OrderedDict
 from dataclasses import dataclass
 from email.generator import BytesGenerator
@@ -28,6 +28,7 @@ from journeys.channels.email import (
     check_recipient,
     header_value,
     html_to_text,
+    with_preheader,
 )
 from journeys.channels.tracking import Tracker, engage
 
@@ -55,16 +56,28 @@ class Engagement:
     clicks: bool
     has_unsubscribe: bool
 
+    @classmethod
+    def of(
+        cls, tracker: Tracker, *, opens: bool, clicks: bool, templates: tuple[str | None, ...]
+    ) -> Engagement:
+        """The engagement of an email written from these templates (before rendering): an
+        unsubscribe line is added unless one of them places `{{ unsubscribe_url }}`."""
+        placed = any("unsubscribe_url" in (t or "") for t in templates)
+        return cls(tracker=tracker, opens=opens, clicks=clicks, has_unsubscribe=placed)
+
 
 @dataclass(frozen=True)
 class _Skeleton:
-    """A serialised message without its recipient's headers and bodies."""
+    """A serialised message without its recipient's headers and bodies: bytes, and the names
+    of the slots between them (`text`, `html`, and `cte:text`, `cte:html` for the
+    Content-Transfer-Encoding header of each part)."""
 
-    head: bytes  # the headers every recipient shares, ending with CRLF
-    body: list[bytes]  # the rest, split around the stand-ins
+    pieces: list[bytes | str]
 
 
 _cache: OrderedDict[tuple[object, ...], _Skeleton] = OrderedDict()
+_QP = b"Content-Transfer-Encoding: quoted-printable\r\n"
+_SLOTS = re.compile(b"(" + re.escape(_QP) + b"|" + _TEXT + b"\r\n|" + _HTML + b"\r\n)")
 
 
 def _skeleton(
@@ -86,27 +99,36 @@ def _skeleton(
         msg.add_alternative(_HTML.decode(), subtype="html", cte="quoted-printable")
     out = BytesIO()
     BytesGenerator(out, policy=SMTP).flatten(msg)
-    head, _, rest = out.getvalue().partition(b"\r\n\r\n")
-    text_before, _, after_text = rest.partition(_TEXT + b"\r\n")
-    body = [b"\r\n" + text_before]
-    if html:
-        html_before, _, end = after_text.partition(_HTML + b"\r\n")
-        body += [html_before, end]
-    else:
-        body.append(after_text)
-    made = _Skeleton(head=head + b"\r\n", body=body)
+    pieces: list[bytes | str] = []
+    parts = iter(["text", "html"])
+    for at, piece in enumerate(_SLOTS.split(out.getvalue())):
+        if at % 2 == 0:
+            pieces.append(piece)
+        elif piece == _QP:
+            # Each part's encoding header comes before its content.
+            pieces.append(f"cte:{next(parts)}")
+        else:
+            pieces.append("text" if piece.startswith(_TEXT) else "html")
+    made = _Skeleton(pieces)
     _cache[key] = made
     if len(_cache) > _SKELETONS:
         _cache.popitem(last=False)
     return made
 
 
-def _quoted_printable(text: str) -> bytes:
-    """The body as the `email` package's quoted-printable would carry it (CRLF line ends)."""
-    lines = text.replace("\r\n", "\n").replace("\r", "\n")
-    if not lines.endswith("\n"):
-        lines += "\n"
-    return binascii.b2a_qp(lines.encode(), istext=True).replace(b"\n", b"\r\n")
+def _encoded(text: str) -> tuple[bytes, bytes]:
+    """A part's Content-Transfer-Encoding header and content (CRLF line ends).
+
+    ASCII with short lines goes as it is (`7bit`), as the `email` package would send it;
+    anything else quoted-printable, which every server takes (no 8BITMIME needed).
+    """
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    if text.isascii() and max((len(line) for line in lines), default=0) <= 78:
+        return b"Content-Transfer-Encoding: 7bit\r\n", "\r\n".join(lines).encode() + b"\r\n"
+    body = binascii.b2a_qp("\n".join(lines).encode() + b"\n", istext=True)
+    return _QP, body.replace(b"\n", b"\r\n")
 
 
 def _header(name: str, value: str) -> bytes:
@@ -114,7 +136,7 @@ def _header(name: str, value: str) -> bytes:
     line = f"{name}: {value}\r\n"
     if len(line) <= 80 and value.isascii():
         return line.encode()
-    return SMTP.fold(name, value).encode()
+    return SMTP.header_factory(name, value).fold(policy=SMTP).encode()
 
 
 def assemble(
@@ -174,25 +196,21 @@ def assemble(
         headers=tuple(shared.items()),
         html=html is not None,
     )
-    parts = [
+    head = [
         _header("To", own["To"]),
         _header("Subject", own["Subject"]),
         _header("Message-ID", own["Message-ID"]),
     ]
     if "List-Unsubscribe" in own:
-        unsubscribe = own["List-Unsubscribe"]
-        parts.append(f"List-Unsubscribe: {unsubscribe}\r\n".encode())
-    parts += [skeleton.head, skeleton.body[0]]
+        head.append(f"List-Unsubscribe: {own['List-Unsubscribe']}\r\n".encode())
     plain = text if text is not None else html_to_text(html or "")
-    parts += [_quoted_printable(plain), skeleton.body[1]]
     if html is not None:
-        if preheader:
-            hidden = (
-                '<div style="display:none;max-height:0;overflow:hidden">'
-                f"{html_lib.escape(preheader)}</div>"
-            )
-            html = hidden + html
-        parts += [_quoted_printable(html), skeleton.body[2]]
+        html = with_preheader(html, preheader)
+    slots: dict[str, bytes] = {}
+    for name, content in (("text", plain), ("html", html)):
+        if content is not None:
+            slots[f"cte:{name}"], slots[name] = _encoded(content)
+    parts = head + [p if isinstance(p, bytes) else slots[p] for p in skeleton.pieces]
     data = b"".join(parts)
     if len(data) > limit:
         raise PermanentSendError(f"the message is {len(data)} bytes, more than {limit}")

@@ -195,14 +195,24 @@ def build_message(
     plain = text if text is not None else html_to_text(html or "")
     msg.set_content(plain)
     if html is not None:
-        if preheader:
-            hidden = (
-                '<div style="display:none;max-height:0;overflow:hidden">'
-                f"{html_lib.escape(preheader)}</div>"
-            )
-            html = hidden + html
-        msg.add_alternative(html, subtype="html")
+        msg.add_alternative(with_preheader(html, preheader), subtype="html")
     return msg
+
+
+def with_preheader(html: str, preheader: str | None) -> str:
+    """The HTML with the preheader, hidden, in front (the line clients show by the subject)."""
+    if not preheader:
+        return html
+    hidden = (
+        f'<div style="display:none;max-height:0;overflow:hidden">{html_lib.escape(preheader)}</div>'
+    )
+    return hidden + html
+
+
+def resolve_sender(name: str | None, address: str | None, default_from: str) -> str:
+    """The `From` of a send: its own name and address, each falling back to the default's."""
+    default_name, default_address = parseaddr(default_from)
+    return format_sender(name or default_name or None, address or default_address)
 
 
 def format_sender(name: str | None, address: str) -> str:
