@@ -59,7 +59,9 @@ async def _fleet(
         JOURNEYS_HOME=str(tmp_path),
         JOURNEYS_DATABASE_URL=settings.effective_database_url,
         JOURNEYS_TEMPORAL_ADDRESS=settings.effective_temporal_address,
-        JOURNEYS_TASK_QUEUE=queue,
+        # The journeys it starts run on the session's worker (in this process): this one only
+        # sends the campaign, on its own queue.
+        JOURNEYS_TASK_QUEUE=settings.task_queue,
         JOURNEYS_SMTP_PORT=str(catcher.port),
         JOURNEYS_MAIL_FROM=settings.mail_from,
         JOURNEYS_SECRET_KEY=settings.secret_key.get_secret_value(),
@@ -170,40 +172,26 @@ async def _send_kill_restart_and_open(
         result_type=CampaignProgress,
     )
 
-    import time as _t
-
-    t0 = _t.monotonic()
-
-    def mark(what: str) -> None:
-        print(f"DEBUG {_t.monotonic() - t0:6.1f}s {what} sink={len(catcher.messages)}")
-
     # Some recipients open their email before the kill...
     await eventually(lambda: len(catcher.messages) >= OPENERS, timeout=60)
     early = list(catcher.messages[:OPENERS])
     await eventually(lambda: _armed(pool, [m.rcpt_tos[0] for m in early]), timeout=30)
-    mark("armed early")
     await _open(http, early)
-    mark("opened early")
 
     # ...then the worker dies right after the server accepted an email, and is restarted.
     died = await supervisor.kill_mid_send(timeout=60)
     assert died is not None, "no send came by to die in"
     at_kill = len(catcher.messages)
     assert at_kill < RECIPIENTS
-    mark("killed")
     await supervisor.wait_all_up(timeout=90)
-    mark("restarted")
 
     # Some recipients of emails sent by the restarted worker open theirs too.
     await eventually(lambda: len(catcher.messages) >= at_kill + 10 + OPENERS, timeout=60)
     late = list(catcher.messages[at_kill + 10 : at_kill + 10 + OPENERS])
     await eventually(lambda: _armed(pool, [m.rcpt_tos[0] for m in late]), timeout=30)
-    mark("armed late")
     await _open(http, late)
-    mark("opened late")
 
     final = await handle.result(rpc_timeout=None)
-    mark("sent")
     recipients = [m.rcpt_tos[0] for m in catcher.messages]
     assert len(supervisor.deaths) == 1
     assert (len(recipients), len(set(recipients))) == (RECIPIENTS, RECIPIENTS)
