@@ -10,6 +10,7 @@ open theirs through the pixel URL in the email they received; the 970 others sta
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import sys
@@ -50,38 +51,55 @@ async def catcher() -> AsyncIterator[MailCatcher]:
 
 
 @asynccontextmanager
-async def _fleet(
+async def _workers(
     settings: Settings, catcher: MailCatcher, tmp_path: Path, queue: str
 ) -> AsyncIterator[Fleet]:
-    """One worker process on its own task queue, restarted whenever it dies."""
+    """Two worker processes: the campaign's sender on `queue`, restarted whenever it dies, and
+    one that runs the journeys its `email_sent` events arm (on a queue of their own)."""
+    journeys = f"{queue}-journeys"
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOURNEYS_")}
     env.update(
         JOURNEYS_HOME=str(tmp_path),
         JOURNEYS_DATABASE_URL=settings.effective_database_url,
         JOURNEYS_TEMPORAL_ADDRESS=settings.effective_temporal_address,
-        # The journeys it starts run on the session's worker (in this process): this one only
-        # sends the campaign, on its own queue.
-        JOURNEYS_TASK_QUEUE=settings.task_queue,
+        JOURNEYS_TASK_QUEUE=journeys,
         JOURNEYS_SMTP_PORT=str(catcher.port),
         JOURNEYS_MAIL_FROM=settings.mail_from,
         JOURNEYS_SECRET_KEY=settings.secret_key.get_secret_value(),
+    )
+
+    def child(name: str, task_queue: str, **extra: str) -> Child:
+        return Child(
+            name,
+            [
+                sys.executable,
+                "-m",
+                "bench.worker",
+                "--kind",
+                "journeys",
+                "--task-queue",
+                task_queue,
+            ],
+            env={**env, **extra},
+            log=tmp_path / f"{name}.log",
+        )
+
+    sender = child(
+        "sender",
+        queue,
         # One connection, so one email in flight: the kill cannot land while another email
         # is between its `sending` mark and the server (that one would be lost, not doubled).
         JOURNEYS_SMTP_POOL_SIZE="1",
         **{CHAOS_KILL_FILE: str(tmp_path / "kill")},
     )
-    child = Child(
-        "worker",
-        [sys.executable, "-m", "bench.worker", "--kind", "journeys", "--task-queue", queue],
-        env=env,
-        log=tmp_path / "worker.log",
-    )
-    await child.start(timeout=90)
-    supervised = Fleet([child], kill_base=tmp_path / "kill")
+    runner = child("journeys", journeys)
+    await asyncio.gather(sender.start(timeout=90), runner.start(timeout=90))
+    supervised = Fleet([sender], kill_base=tmp_path / "kill")
     try:
         yield supervised
     finally:
         await supervised.close()
+        await runner.stop()
 
 
 def _pixel(mail: CaughtMail) -> str:
@@ -109,6 +127,7 @@ async def _open(http: httpx.AsyncClient, mails: list[CaughtMail]) -> None:
         assert response.status_code == 200, response.text
 
 
+@pytest.mark.timeout(900)  # a thousand journeys; far less on a machine that is not shared
 async def test_campaign_worker_killed_mid_send_sends_exactly_one_each_and_unopened_follow_up(
     app_client: httpx.AsyncClient,
     audience_id: str,
@@ -146,12 +165,12 @@ async def test_campaign_worker_killed_mid_send_sends_exactly_one_each_and_unopen
     assert (await app_client.post(f"/v1/flows/{flow_id}/activate")).status_code == 200
     await campaigns.set_status(pool, campaign_id, "sending", only_from=("draft",))
     queue = f"campaign-crash-{uuid.uuid4().hex[:6]}"
-    # Started after the activation: its registry loads the flow as it starts.
-    async with _fleet(settings, catcher, tmp_path, queue) as supervisor:
+    # Started after the activation: their registries load the flow as they start.
+    async with _workers(settings, catcher, tmp_path, queue) as supervisor:
         await _send_kill_restart_and_open(
             app_client, pool, client, supervisor, catcher, queue, campaign_id, flow_id
         )
-    await _journeys_follow_for_the_unopened(pool, audience_id, flow_id)
+        await _journeys_follow_for_the_unopened(pool, audience_id, flow_id)
 
 
 async def _send_kill_restart_and_open(
@@ -246,7 +265,7 @@ async def _journeys_follow_for_the_unopened(
         assert counts["running"] == 0 and counts["runs"] >= RECIPIENTS - 2 * OPENERS, counts
         return counts
 
-    counts = await eventually(settled, timeout=120, interval=0.5)
+    counts = await eventually(settled, timeout=300, interval=0.5)
     early = await pool.fetchval(
         "SELECT count(*) FROM contact_tags ct JOIN tags t ON t.id = ct.tag_id"
         " JOIN events e ON e.contact_id = ct.contact_id AND e.type = 'email_sent'"
