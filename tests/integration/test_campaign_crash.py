@@ -17,6 +17,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -273,7 +274,7 @@ async def _journeys_follow_for_the_unopened(
         " AND ct.added_at < e.occurred_at + $3::interval",
         audience_id,
         TAG,
-        f"{WITHIN_SECONDS} seconds",
+        timedelta(seconds=WITHIN_SECONDS),
     )
     assert early == 0, f"{early} journeys started before `within` had passed"
     # A run is recorded in `enrollments` once its journey starts: a disarmed one never is.
