@@ -9,25 +9,29 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections import deque
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from email.message import EmailMessage
-from email.utils import parseaddr
 from typing import Any
 
 import asyncpg
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.faults import AFTER_SMTP_ACCEPTANCE, crash_point
+from activities.heartbeat import heartbeating
 from journeys import changes
+from journeys.channels.assembly import Engagement, assemble
 from journeys.channels.email import (
     EmailSender,
+    OutgoingEmail,
     PermanentSendError,
     TransientSendError,
-    build_message,
-    format_sender,
+    UncertainSendError,
     message_id_for,
+    resolve_sender,
 )
-from journeys.channels.tracking import TrackingConfig, engage, message_ref
+from journeys.channels.tracking import TrackingConfig, message_ref
 from journeys.domain.campaigns import (
     FINISH_CAMPAIGN,
     SEND_CAMPAIGN_PAGE,
@@ -44,20 +48,56 @@ from journeys.domain.templating import contact_context, render
 from journeys.ingest import Ingest
 from journeys.store import campaigns, conditions, contacts, messages
 
-# Emails of one page in flight at once (each worker's SMTP connections are shared).
+# Emails of one page in flight at once when the SMTP client keeps no connections open; with a
+# connection pool, one sender ("lane") per pooled connection, so no send opens a connection of
+# its own.
 CONCURRENCY = 10
-# Recipients rendered and claimed together.
+# Recipients rendered and claimed together (one statement), and whose `email_sent` events are
+# recorded together.
 CHUNK = 50
 
 
 @dataclass(frozen=True)
 class _Prepared:
-    """One recipient's rendered email and its ledger row."""
+    """One recipient's assembled email and its ledger row."""
 
     contact: dict[str, Any]
     key: str
-    message: EmailMessage
+    email: OutgoingEmail
     claim: dict[str, Any]
+
+
+class _Pace:
+    """Email N of a page leaves no earlier than N / rate seconds after the page started."""
+
+    def __init__(self, rate_per_second: float) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._start = self._loop.time()
+        self._slots = itertools.count()
+        self._rate = rate_per_second
+
+    async def wait(self) -> None:
+        delay = self._start + next(self._slots) / self._rate - self._loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)  # the rate limit
+
+
+async def _finish_even_if_cancelled(step: Awaitable[None]) -> None:
+    """Runs `step` to its end even if the activity is cancelled meanwhile (worker shutdown).
+
+    Once the server has a message, its `sent` mark must be recorded: a retry must find it
+    `sent`, not send it again. The caller's connection stays in use until then.
+    """
+    task = asyncio.ensure_future(step)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait([task])
+        raise
+
+
+class _Taken(Exception):
+    """Another attempt changed this email's ledger row since it was claimed."""
 
 
 class CampaignActivities:
@@ -84,6 +124,11 @@ class CampaignActivities:
     async def send_campaign_page(self, input: CampaignPageInput) -> CampaignPageResult:
         """Sends the campaign to the eligible contacts of one page, at most `rate_per_second`.
 
+        Each email is claimed in the ledger (a chunk per statement), marked `sending` just
+        before the server gets it and `sent` once it took it. An email a killed attempt left
+        `sending` is not sent again (it may have arrived: at most once, as for every marketing
+        email) but recorded `uncertain`.
+
         Raises:
             ApplicationError: retryable if some email could not be handed over for now; the
                 retry sends only those.
@@ -98,39 +143,49 @@ class CampaignActivities:
         eligible = [c for c in page if await self._takes(c, content)]
         progress = CampaignProgress(recipients=len(eligible))
         retry: list[str] = []
-        loop = asyncio.get_running_loop()
-        start, slots = loop.time(), itertools.count()
-        gate = asyncio.Semaphore(CONCURRENCY)
+        pace = _Pace(input.rate_per_second)
+        # Each lane holds a database connection for the page: half the pool at most, so the
+        # rest of the worker (flow steps, bounce handling in a lane) still gets connections.
+        lanes = min(self._email.pool_size or CONCURRENCY, max(1, self._pool.get_max_size() // 2))
 
-        async def one(email: _Prepared, status: str) -> None:
-            async with gate:
-                # Paces the page: email N leaves no earlier than N / rate seconds after start.
-                wait = start + next(slots) / input.rate_per_second - loop.time()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                outcome, sent = await self._send(campaign, email, status)
-            # Outside the gate: recording the event does not hold up the next email.
-            if sent is not None:
-                await self._ingest.event(sent)
-            if outcome == "retry":
-                retry.append(email.contact["email"])
-            else:
-                setattr(progress, outcome, getattr(progress, outcome) + 1)
-            if activity.in_activity():
-                activity.heartbeat(progress.sent)
+        async def lane(queue: deque[_Prepared], statuses: dict[str, str]) -> list[IncomingEvent]:
+            sent: list[IncomingEvent] = []
+            # One connection per lane for the page: no pool round trip (and connection reset)
+            # per email.
+            async with self._pool.acquire() as conn:
+                while queue:
+                    email = queue.popleft()
+                    await pace.wait()
+                    outcome, event = await self._send(conn, campaign, email, statuses[email.key])
+                    if event is not None:
+                        sent.append(event)
+                    if outcome == "retry":
+                        retry.append(email.contact["email"])
+                    else:
+                        setattr(progress, outcome, getattr(progress, outcome) + 1)
+            return sent
 
-        # Rendered and claimed a chunk at a time (one statement per chunk), so the first email
-        # leaves before the whole page is rendered; each email is marked sent on its own.
-        for at in range(0, len(eligible), CHUNK):
-            prepared = [self._prepare(campaign, content, c) for c in eligible[at : at + CHUNK]]
-            claimed = await messages.claim_many(
-                self._pool,
-                campaign_id=campaign["id"],
-                audience_id=campaign["audience_id"],
-                workflow_id=campaign_workflow_id(campaign["id"]),
-                rows=[p.claim for p in prepared],
-            )
-            await asyncio.gather(*(one(email, claimed[email.key]) for email in prepared))
+        async with heartbeating():
+            # Assembled and claimed a chunk at a time, so the first email leaves before the
+            # whole page is rendered.
+            for at in range(0, len(eligible), CHUNK):
+                prepared = [self._prepare(campaign, content, c) for c in eligible[at : at + CHUNK]]
+                statuses = await messages.claim_many(
+                    self._pool,
+                    campaign_id=campaign["id"],
+                    audience_id=campaign["audience_id"],
+                    workflow_id=campaign_workflow_id(campaign["id"]),
+                    rows=[p.claim for p in prepared],
+                )
+                queue = deque(prepared)
+                sent = await asyncio.gather(
+                    *(lane(queue, statuses) for _ in range(min(lanes, len(prepared))))
+                )
+                # The chunk's `email_sent` events in one statement; flows they trigger or arm
+                # (`campaign_unopened`) hear of them as of one event each.
+                await self._ingest.events([e for events in sent for e in events])
+                if activity.in_activity():
+                    activity.heartbeat(progress.sent)
         if retry:
             raise ApplicationError(
                 f"{len(retry)} email(s) of the page could not be handed over; retrying them",
@@ -151,94 +206,104 @@ class CampaignActivities:
     def _prepare(
         self, campaign: dict[str, Any], content: CampaignContent, contact: dict[str, Any]
     ) -> _Prepared:
-        """Renders one recipient's email (tracked, unsubscribable) and its ledger row."""
+        """Renders and assembles one recipient's email (tracked, unsubscribable) and its
+        ledger row."""
         key = campaign_message_key(campaign["id"], contact["id"])
         ref = message_ref(key)
         tracker = self._tracking.tracker(ref)
         context = contact_context(contact, unsubscribe_url=tracker.unsubscribe_url())
-        subject = render(campaign["subject"], context)
-        html, text, links = engage(
-            html=render(content.html, context, html=True) if content.html else None,
-            text=render(content.text, context) if content.text else None,
-            tracker=tracker,
-            opens=content.tracking.opens,
-            clicks=content.tracking.clicks,
-            has_unsubscribe=any(
-                "unsubscribe_url" in (t or "") for t in (content.html, content.text)
-            ),
-        )
-        default_name, default_address = parseaddr(self._default_from)
-        sender = format_sender(
-            content.from_name or default_name or None, content.from_email or default_address
-        )
-        message_id = message_id_for(key, sender)
-        message = build_message(
+        sender = resolve_sender(content.from_name, content.from_email, self._default_from)
+        email = assemble(
             sender=sender,
             to=contact["email"],
-            subject=subject,
-            html=html,
-            text=text,
+            subject=render(campaign["subject"], context),
+            html=render(content.html, context, html=True) if content.html else None,
+            text=render(content.text, context) if content.text else None,
             preheader=render(content.preheader, context) if content.preheader else None,
             reply_to=content.reply_to,
-            message_id=message_id,
-            headers={
-                "X-Journeys-Campaign": campaign["id"],
-                "List-Unsubscribe": f"<{tracker.unsubscribe_url()}>",
-                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-            },
+            message_id=message_id_for(key, sender),
+            headers={"X-Journeys-Campaign": campaign["id"]},
+            engagement=Engagement.of(
+                tracker,
+                opens=content.tracking.opens,
+                clicks=content.tracking.clicks,
+                templates=(content.html, content.text),
+            ),
         )
         claim = {
             "idempotency_key": key,
             "contact_id": contact["id"],
             "recipient": contact["email"],
-            "subject": subject,
-            "message_id": message_id,
+            "subject": email.subject,
+            "message_id": email.message_id,
             "ref": ref,
-            "links": links,
+            "links": email.links,
         }
-        return _Prepared(contact=contact, key=key, message=message, claim=claim)
+        return _Prepared(contact=contact, key=key, email=email, claim=claim)
 
     async def _send(
-        self, campaign: dict[str, Any], email: _Prepared, status: str
+        self, conn: asyncpg.Connection, campaign: dict[str, Any], email: _Prepared, status: str
     ) -> tuple[str, IncomingEvent | None]:
-        """Sends one claimed email unless an earlier attempt did.
+        """Sends one claimed email unless an earlier attempt did (or may have).
 
         Returns:
-            The progress field to count, and the `email_sent` event to record if it went out.
+            The progress field to count, and the `email_sent` event to record if it went out
+            (or, `uncertain`, was handed over by an attempt that died before the answer).
         """
         contact, key = email.contact, email.key
         if status == "failed":
             return "failed", None
-        if status != "sent":
+        if status == "sending":
+            # An attempt died between handing this email over and recording the answer.
+            if not await messages.mark_uncertain(
+                conn, key, "an attempt was interrupted after handing the message over"
+            ):
+                return "retry", None  # that attempt was alive after all: read the row again
+            status = "uncertain"
+        if status == "pending":
             try:
-                # Once the server has the message, record it even if the activity is being
-                # cancelled (worker shutdown): a retry must find it `sent`, not send it again.
-                await asyncio.shield(self._deliver(key, email.message))
+                await _finish_even_if_cancelled(self._deliver(conn, key, email.email))
             except PermanentSendError as exc:
-                await messages.mark_failed(self._pool, key, str(exc))
+                await messages.mark_failed(conn, key, str(exc))
                 if exc.bounce:
                     await self._bounced(campaign, contact, key=key, kind="hard", error=str(exc))
                 return "failed", None
+            except UncertainSendError:
+                return "retry", None  # stays `sending`: the retry records it `uncertain`
             except TransientSendError as exc:
+                await messages.mark_unsent(conn, key, str(exc))
                 if exc.bounce and await self._bounced(
                     campaign, contact, key=key, kind="soft", error=str(exc)
                 ):
-                    await messages.mark_failed(self._pool, key, str(exc))
+                    await messages.mark_failed(conn, key, str(exc))
                     return "failed", None
                 return "retry", None
+            except _Taken:
+                return "retry", None
             if contact["soft_bounces"]:  # a delivery ends a run of soft bounces
-                await contacts.reset_soft_bounces(self._pool, contact["id"])
-        return "sent", IncomingEvent(
+                await contacts.reset_soft_bounces(conn, contact["id"])
+            status = "sent"
+        data: dict[str, Any] = {"campaign_id": campaign["id"], "message_id": email.email.message_id}
+        if status == "uncertain":
+            # Most likely delivered: flows that follow the campaign (`campaign_unopened`)
+            # still hear of it, marked so they can tell.
+            data["uncertain"] = True
+        return status, IncomingEvent(
             type="email_sent",
             audience_id=contact["audience_id"],
             contact_id=contact["id"],
             idempotency_key=f"email_sent:{key}",
-            data={"campaign_id": campaign["id"], "message_id": email.claim["message_id"]},
+            data=data,
         )
 
-    async def _deliver(self, key: str, message: EmailMessage) -> None:
-        await self._email.send(message)
-        await messages.mark_sent(self._pool, key)
+    async def _deliver(self, conn: asyncpg.Connection, key: str, email: OutgoingEmail) -> None:
+        async def handover() -> None:
+            if not await messages.mark_sending(conn, key):
+                raise _Taken(key)
+
+        await self._email.send(email, on_handover=handover)
+        crash_point(AFTER_SMTP_ACCEPTANCE)
+        await messages.mark_sent(conn, key)
 
     async def _bounced(
         self, campaign: dict[str, Any], contact: dict[str, Any], *, key: str, kind: str, error: str

@@ -11,8 +11,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from email.message import EmailMessage
-from email.utils import parseaddr
 from typing import Any, Literal
 
 import asyncpg
@@ -22,20 +20,19 @@ from temporalio.exceptions import ApplicationError
 from activities.faults import AFTER_SMTP_ACCEPTANCE, crash_point
 from activities.heartbeat import heartbeating
 from journeys import changes
+from journeys.channels.assembly import Engagement, assemble
 from journeys.channels.email import (
     EmailSender,
     Handover,
+    OutgoingEmail,
     PermanentSendError,
     TransientSendError,
     UncertainSendError,
-    build_message,
-    check_size,
-    format_sender,
-    header_value,
     message_id_for,
+    resolve_sender,
 )
 from journeys.channels.sms import SmsProvider
-from journeys.channels.tracking import Tracker, TrackingConfig, engage, message_ref
+from journeys.channels.tracking import Tracker, TrackingConfig, message_ref
 from journeys.domain.events import IncomingEvent
 from journeys.domain.flow import QuietHours, Tracking
 from journeys.domain.runs import (
@@ -206,8 +203,8 @@ class DeliveryActivities:
         sender: str,
         message_id: str,
         tracker: Tracker | None,
-    ) -> tuple[EmailMessage, str, list[str]]:
-        """Renders the templates (off the event loop) and builds the message; a marketing
+    ) -> tuple[OutgoingEmail, str, list[str]]:
+        """Renders the templates (off the event loop) and assembles the message; a marketing
         email (`tracker` given) gets tracked links, an open pixel and one-click unsubscribe.
 
         Returns:
@@ -226,36 +223,26 @@ class DeliveryActivities:
             if source:
                 templates[name] = (source, html)
         parts = await render_fields(templates, context)
-        subject = header_value(parts["subject"])
-        html, text = parts.get("html"), parts.get("text")
-        headers = {"X-Journeys-Flow": input.flow_id, "X-Journeys-Step": input.step_id}
-        links: list[str] = []
-        if tracker is not None:
-            placed = any("unsubscribe_url" in (t or "") for t in (input.html, input.text))
-            html, text, links = engage(
-                html=html,
-                text=text,
-                tracker=tracker,
-                opens=input.tracking.opens,
-                clicks=input.tracking.clicks,
-                has_unsubscribe=placed,
-            )
-            # RFC 8058: mailbox providers POST `List-Unsubscribe=One-Click` to this URL.
-            headers["List-Unsubscribe"] = f"<{context['unsubscribe_url']}>"
-            headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        message = build_message(
+        message = assemble(
             sender=sender,
             to=context["contact"]["email"],
-            subject=subject,
-            html=html,
-            text=text,
+            subject=parts["subject"],
+            html=parts.get("html"),
+            text=parts.get("text"),
             preheader=parts.get("preheader"),
             reply_to=input.reply_to,
             message_id=message_id,
-            headers=headers,
+            headers={"X-Journeys-Flow": input.flow_id, "X-Journeys-Step": input.step_id},
+            engagement=None
+            if tracker is None
+            else Engagement.of(
+                tracker,
+                opens=input.tracking.opens,
+                clicks=input.tracking.clicks,
+                templates=(input.html, input.text),
+            ),
         )
-        check_size(message)
-        return message, subject, links
+        return message, message.subject, message.links
 
     @activity.defn(name=ActivityName.SEND_EMAIL)
     async def send_email(self, ref: SendEmailInput) -> SendResult:
@@ -275,10 +262,7 @@ class DeliveryActivities:
         context = self._context(
             input, contact, unsubscribe_url=tracker.unsubscribe_url() if tracker else ""
         )
-        default_name, default_address = parseaddr(self._default_from)
-        sender = format_sender(
-            input.from_name or default_name or None, input.from_email or default_address
-        )
+        sender = resolve_sender(input.from_name, input.from_email, self._default_from)
         message_id = message_id_for(input.idempotency_key, sender)
         links: list[str] = []
         try:

@@ -2,8 +2,8 @@
 
 Campaign: `POST /v1/campaigns/{id}/send` to N contacts (no rate limit in the way), timed from the
 request to the sink accepting the last email; baseline: a raw `aiosmtplib` loop sending the same
-rendered messages (built here with the same code, untimed) to the same sink over as many
-connections as the worker keeps (`JOURNEYS_SMTP_POOL_SIZE`).
+messages (assembled here with the worker's code and serialised, untimed: the loop only sends)
+to the same sink over as many connections as the worker keeps (`JOURNEYS_SMTP_POOL_SIZE`).
 
 Tracking: opens/s and response times of `GET /t/o/<token>.gif` in a closed loop, against the
 gateway's plain event ingest of the same event (`POST …/activity` with `email_opened`).
@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from email.message import EmailMessage
 
 import aiosmtplib
 
@@ -24,8 +23,9 @@ from bench.load import closed_loop, percentile_ms
 from bench.procs import wall
 from bench.results import Figure, Recorder
 from bench.stack import Suite, unique
-from journeys.channels.email import build_message, message_id_for
-from journeys.channels.tracking import TokenKind, TrackingConfig, engage, message_ref, sign
+from journeys.channels.assembly import Engagement, assemble
+from journeys.channels.email import OutgoingEmail, message_id_for
+from journeys.channels.tracking import TokenKind, TrackingConfig, message_ref, sign
 from journeys.config import Settings
 from journeys.domain.campaigns import campaign_message_key
 from journeys.domain.templating import contact_context, render
@@ -171,8 +171,9 @@ def _settings_env(env: dict[str, str]) -> dict[str, str]:
     }
 
 
-def _rendered(settings: Settings, campaign_id: str, people: list[Contact]) -> list[EmailMessage]:
-    """The campaign's messages as the worker builds them (recipients differ: the baseline's)."""
+def _rendered(settings: Settings, campaign_id: str, people: list[Contact]) -> list[OutgoingEmail]:
+    """The campaign's messages as the worker assembles them (recipients differ: the baseline's),
+    serialised here, untimed: the raw loop only sends."""
     tracking = TrackingConfig(
         key=settings.tracking_signing_key(), base_url=settings.effective_public_url
     )
@@ -184,30 +185,23 @@ def _rendered(settings: Settings, campaign_id: str, people: list[Contact]) -> li
             {"email": person.email, "first_name": "Bench"},
             unsubscribe_url=tracker.unsubscribe_url(),
         )
-        html, text, _ = engage(
-            html=render(HTML, context, html=True),
-            text=None,
-            tracker=tracker,
-            opens=True,
-            clicks=True,
-            has_unsubscribe=False,
-        )
         built.append(
-            build_message(
+            assemble(
                 sender=SENDER,
                 to="raw-" + person.email,
                 subject=render("Spring {{ contact.first_name }}", context),
-                html=html,
-                text=text,
+                html=render(HTML, context, html=True),
+                text=None,
                 message_id=message_id_for(key, SENDER),
-                headers={"List-Unsubscribe": f"<{tracker.unsubscribe_url()}>"},
+                headers={"X-Journeys-Campaign": campaign_id},
+                engagement=Engagement.of(tracker, opens=True, clicks=True, templates=(HTML,)),
             )
         )
     return built
 
 
 async def _raw_smtp(
-    messages: list[EmailMessage], *, port: int, connections: int
+    messages: list[OutgoingEmail], *, port: int, connections: int
 ) -> tuple[float, float]:
     """(emails/s, seconds to the first accepted email) over `connections` kept-open connections."""
     queue = iter(messages)
@@ -219,7 +213,7 @@ async def _raw_smtp(
         await client.connect()
         try:
             for message in queue:
-                await client.send_message(message)
+                await client.sendmail(message.envelope_from, [message.recipient], message.data)
                 if not first:
                     first.append(time.monotonic())
         finally:

@@ -103,11 +103,12 @@ class CampaignSendWorkflow:
             start_to_close_timeout=timedelta(
                 seconds=120 + input.batch_size / input.rate_per_second
             ),
-            heartbeat_timeout=timedelta(seconds=60),
+            # A killed worker's page is retried this soon (the page heartbeats all along).
+            heartbeat_timeout=timedelta(seconds=10),
             retry_policy=_PAGE,
             summary=f"page after {input.after or 'the start'}",
         )
-        for name in ("recipients", "sent", "skipped", "failed"):
+        for name in ("recipients", "sent", "skipped", "failed", "uncertain"):
             setattr(
                 self._progress, name, getattr(self._progress, name) + getattr(page.progress, name)
             )

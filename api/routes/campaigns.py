@@ -69,6 +69,10 @@ class CampaignCounts(BaseModel):
     recipients: int = Field(description="Contacts the send took (consent and segment).")
     sent: int
     failed: int
+    uncertain: int = Field(
+        description="Handed to the server by an attempt that died before its answer: most"
+        " likely delivered, never sent again."
+    )
     bounced: int
     hard_bounces: int
     soft_bounces: int

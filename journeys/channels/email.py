@@ -74,6 +74,27 @@ class _SMTP(aiosmtplib.SMTP):
 
 
 @dataclass(frozen=True, kw_only=True)
+class OutgoingEmail:
+    """One recipient's message as it goes on the wire (see `journeys.channels.assembly`).
+
+    Attributes:
+        envelope_from: The SMTP `MAIL FROM` address.
+        recipient: The SMTP `RCPT TO` address (the `To` header).
+        data: The message (CRLF line ends, 7-bit).
+        subject: The subject as sent (on one line).
+        message_id: The `Message-ID`.
+        links: The original URLs of the click links; link N of a click token is `links[N]`.
+    """
+
+    envelope_from: str
+    recipient: str
+    data: bytes
+    subject: str
+    message_id: str
+    links: list[str]
+
+
+@dataclass(frozen=True, kw_only=True)
 class SmtpConfig:
     host: str
     port: int
@@ -190,14 +211,24 @@ def build_message(
     plain = text if text is not None else html_to_text(html or "")
     msg.set_content(plain)
     if html is not None:
-        if preheader:
-            hidden = (
-                '<div style="display:none;max-height:0;overflow:hidden">'
-                f"{html_lib.escape(preheader)}</div>"
-            )
-            html = hidden + html
-        msg.add_alternative(html, subtype="html")
+        msg.add_alternative(with_preheader(html, preheader), subtype="html")
     return msg
+
+
+def with_preheader(html: str, preheader: str | None) -> str:
+    """The HTML with the preheader, hidden, in front (the line clients show by the subject)."""
+    if not preheader:
+        return html
+    hidden = (
+        f'<div style="display:none;max-height:0;overflow:hidden">{html_lib.escape(preheader)}</div>'
+    )
+    return hidden + html
+
+
+def resolve_sender(name: str | None, address: str | None, default_from: str) -> str:
+    """The `From` of a send: its own name and address, each falling back to the default's."""
+    default_name, default_address = parseaddr(default_from)
+    return format_sender(name or default_name or None, address or default_address)
 
 
 def format_sender(name: str | None, address: str) -> str:
@@ -221,10 +252,18 @@ class EmailSender:
         self._max_idle = max_idle
         self._idle: list[tuple[_SMTP, float]] = []
 
-    async def send(self, message: EmailMessage, *, on_handover: Handover | None = None) -> None:
+    @property
+    def pool_size(self) -> int:
+        """How many connections stay open for reuse (0: one per message)."""
+        return self._pool_size
+
+    async def send(
+        self, message: EmailMessage | OutgoingEmail, *, on_handover: Handover | None = None
+    ) -> None:
         """Hands the message to the server.
 
         Args:
+            message: A message object, or one already serialised (`OutgoingEmail`).
             on_handover: Awaited after the server agreed to the envelope and before the DATA
                 command; if it raises, nothing is handed over and the exception propagates.
 
@@ -246,7 +285,10 @@ class EmailSender:
             if client is None:
                 client = await self._connect()
             client.handover = handover
-            await client.send_message(message)
+            if isinstance(message, OutgoingEmail):
+                await client.sendmail(message.envelope_from, [message.recipient], message.data)
+            else:
+                await client.send_message(message)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             self._discard(client)
             codes = [r.code for r in exc.recipients]

@@ -52,6 +52,8 @@ class CampaignProgress(BaseModel):
     sent: int = 0
     skipped: int = 0
     failed: int = 0
+    # Handed over by an attempt that died before the server's answer; not sent again.
+    uncertain: int = 0
 
 
 class CampaignSendInput(BaseModel):

@@ -109,6 +109,7 @@ async def report(conn: Conn, campaign_id: str) -> dict[str, int]:
           count(*) AS recipients,
           count(*) FILTER (WHERE m.status = 'sent') AS sent,
           count(*) FILTER (WHERE m.status = 'failed') AS failed,
+          count(*) FILTER (WHERE m.status = 'uncertain') AS uncertain,
           count(*) FILTER (WHERE m.bounce IS NOT NULL) AS bounced,
           count(*) FILTER (WHERE m.bounce = 'hard') AS hard_bounces,
           count(*) FILTER (WHERE m.bounce = 'soft') AS soft_bounces
