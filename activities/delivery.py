@@ -38,6 +38,7 @@ from journeys.domain.flow import QuietHours, Tracking
 from journeys.domain.runs import (
     ActivityName,
     Delivery,
+    Phase,
     SendEmailInput,
     SendResult,
     SendSmsInput,
@@ -49,7 +50,7 @@ from journeys.domain.tree import StepTree
 from journeys.ingest import Ingest
 from journeys.local_time import zone_for
 from journeys.rendering import FieldRefused, render_fields
-from journeys.store import contacts, messages
+from journeys.store import contacts, enrollments, messages
 from journeys.versions import FlowVersions
 
 # Called after a send is recorded; tests use it to fail an attempt at the worst moment.
@@ -244,6 +245,22 @@ class DeliveryActivities:
         )
         return message, message.subject, message.links
 
+    async def _closing(self, ref: Delivery, result: SendResult) -> SendResult:
+        """Records the entry as completed when this send, the flow's last step, has an outcome.
+
+        The run then ends without a bookkeeping activity of its own; a deferred send (quiet
+        hours) comes back later, a failed one raises and the run records the entry itself.
+        """
+        if ref.closes_entry is not None and result.status != "deferred":
+            await enrollments.finish(
+                self._pool,
+                flow_id=ref.flow_id,
+                contact_id=ref.contact_id,
+                entry=ref.closes_entry,
+                status=Phase.COMPLETED.value,
+            )
+        return result
+
     @activity.defn(name=ActivityName.SEND_EMAIL)
     async def send_email(self, ref: SendEmailInput) -> SendResult:
         """Renders the step's templates for the contact and sends the email once.
@@ -251,6 +268,9 @@ class DeliveryActivities:
         Raises:
             ApplicationError: non-retryable when the server refuses the address for good.
         """
+        return await self._closing(ref, await self._send_email(ref))
+
+    async def _send_email(self, ref: SendEmailInput) -> SendResult:
         input = await self._email_job(ref)
         contact, early = await self._prepare(input, consent="status", address="email")
         if early is not None:
@@ -331,6 +351,9 @@ class DeliveryActivities:
     @activity.defn(name=ActivityName.SEND_SMS)
     async def send_sms(self, ref: SendSmsInput) -> SendResult:
         """Renders the body for the contact and sends the text message once."""
+        return await self._closing(ref, await self._send_sms(ref))
+
+    async def _send_sms(self, ref: SendSmsInput) -> SendResult:
         if self._sms is None:
             raise ApplicationError(
                 "no SMS provider is configured", type="PermanentSendError", non_retryable=True

@@ -157,6 +157,7 @@ class ContactFlowWorkflow:
         self._published_step: str | None = None
         self._fires_at: datetime | None = None
         self._until: datetime | None = None  # the end of the wait under way
+        self._entry_closed = False  # the last step's send recorded the entry as completed
         # A timer trigger: the run is armed until its moment comes (`_armed`).
         self._timer: Trigger | None = next(
             (
@@ -258,18 +259,19 @@ class ContactFlowWorkflow:
         self._enter_phase(
             phase, None, "Finished the flow." if reason is None else f"Left: {reason}."
         )
-        await workflow.execute_local_activity(
-            ActivityName.FINISH_ENROLLMENT,
-            FinishEnrollmentInput(
-                flow_id=input.flow_id,
-                contact_id=input.contact_id,
-                entry=state.entry or 0,
-                status=phase,
-                reason=reason,
-            ),
-            start_to_close_timeout=_SHORT,
-            retry_policy=_BOOKKEEPING,
-        )
+        if not (phase == Phase.COMPLETED and self._entry_closed):
+            await workflow.execute_local_activity(
+                ActivityName.FINISH_ENROLLMENT,
+                FinishEnrollmentInput(
+                    flow_id=input.flow_id,
+                    contact_id=input.contact_id,
+                    entry=state.entry or 0,
+                    status=phase,
+                    reason=reason,
+                ),
+                start_to_close_timeout=_SHORT,
+                retry_policy=_BOOKKEEPING,
+            )
         await workflow.wait_condition(workflow.all_handlers_finished)
         if self._timer is not None and self._timer.yearly and not state.archived:
             await self._rearm_next_year(input)
@@ -498,12 +500,13 @@ class ContactFlowWorkflow:
                     Phase.RUNNING, step.id, f"Sending email `{step.id}`: {step.subject!r}."
                 )
                 entry.outcome = await self._deliver(
-                    ActivityName.SEND_EMAIL, self._delivery(step, SendEmailInput)
+                    ActivityName.SEND_EMAIL,
+                    self._delivery(step, SendEmailInput, last=after is None),
                 )
             case SendSms():
                 self._enter_phase(Phase.RUNNING, step.id, f"Sending SMS `{step.id}`.")
                 entry.outcome = await self._deliver(
-                    ActivityName.SEND_SMS, self._delivery(step, SendSmsInput)
+                    ActivityName.SEND_SMS, self._delivery(step, SendSmsInput, last=after is None)
                 )
             case Webhook():
                 self._enter_phase(
@@ -693,7 +696,9 @@ class ContactFlowWorkflow:
         enrolled_by = self._state.enrolled_by
         return enrolled_by.data if enrolled_by else {}
 
-    def _delivery(self, step: Step, kind: type[_Send]) -> _Send:
+    def _delivery(self, step: Step, kind: type[_Send], *, last: bool) -> _Send:
+        # The last step's send closes the entry itself: one marker (an action) less per contact.
+        closes = last and self._input.last_send_closes_entry
         return kind(
             idempotency_key=self._key(step),
             workflow_id=workflow.info().workflow_id,
@@ -703,6 +708,7 @@ class ContactFlowWorkflow:
             contact_id=self._input.contact_id,
             audience_id=self._input.audience_id,
             event=self._event_data(),
+            closes_entry=self._state.entry if closes else None,
         )
 
     async def _deliver(self, activity: ActivityName, payload: Delivery) -> str:
@@ -744,6 +750,9 @@ class ContactFlowWorkflow:
                 workflow.logger.warning("step %s failed for good: %s", payload.step_id, err.cause)
                 return f"failed: {err.cause or err}"
             if result.status != "deferred" or result.not_before is None:
+                self._entry_closed = (
+                    payload.closes_entry is not None and result.status != "deferred"
+                )
                 break
             step = self._tree.step(payload.step_id)
             await self._sleep(

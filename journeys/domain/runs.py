@@ -146,6 +146,14 @@ class ContactFlowInput(BaseModel):
     trigger_type: str
     limits: RunLimits = RunLimits()
     state: RunState | None = Field(None, description="Set when the run continued as new.")
+    last_send_closes_entry: bool = Field(
+        False,
+        description=(
+            "The flow's last step, when it is a send, also records the entry as completed, so"
+            " the run ends without a bookkeeping activity of its own. Every starter sets it;"
+            " runs started before it existed keep the old ending (their histories replay)."
+        ),
+    )
 
 
 class RunStatus(BaseModel):
@@ -215,6 +223,13 @@ class Delivery(BaseModel):
     contact_id: str
     audience_id: str
     event: dict[str, Any] = Field({}, description="The enrolling event's data (merge tags).")
+    closes_entry: int | None = Field(
+        None,
+        description=(
+            "Set on the flow's last step: the entry the send records as completed once it has"
+            " an outcome (sent, duplicate, skipped, uncertain; not deferred, not failed)."
+        ),
+    )
 
 
 class SendEmailInput(Delivery):

@@ -79,6 +79,9 @@ async def test_a_tag_enters_at_the_gateway_and_the_run_only_sends(
     assert not any(
         e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED for e in history.events
     )
+    # The last step's send closed the entry: no bookkeeping marker, a short history.
+    assert not any(e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED for e in history.events)
+    assert len(history.events) <= 14
     described = await handle.describe()
     assert described.typed_search_attributes.get(JOURNEY_PHASE) == "completed"
     # The entry the gateway recorded names the run it started and was closed by it.
