@@ -51,17 +51,8 @@ async def store(conn: asyncpg.Connection, event: IncomingEvent) -> tuple[dict[st
         data=event.data,
         occurred_at=event.occurred_at,
     )
-    if new and event.type in ORDER_STATUS:
-        await orders.record(
-            conn,
-            audience_id=event.audience_id,
-            contact_id=event.contact_id,
-            data=event.data,
-            status=ORDER_STATUS[event.type],
-            at=event.occurred_at,
-        )
     if new:
-        await _feed_carts(conn, event)
+        await feed(conn, event)
     return stored, new
 
 
@@ -169,18 +160,37 @@ class Ingest:
         """
         if self.dispatcher is None:
             return [DispatchResult(event_id=stored["id"], duplicate=False) for _, stored in pending]
+        _, busy = await self._set_aside_idle(self.dispatcher, pending)
+        return await self.deliver(busy)
+
+    async def _set_aside_idle(
+        self, dispatcher: Dispatcher, pending: Pending
+    ) -> tuple[list[Any], Pending]:
+        """Marks delivered, in one statement, the events no run needs to hear.
+
+        A contact with no run in progress none of whose events here concerns a flow (enrols,
+        arms or disarms) has nobody to tell. A contact one of whose events concerns a flow
+        keeps all its events here, as the later ones may concern the run the first starts.
+
+        Args:
+            dispatcher: Tells which events concern a flow.
+            pending: The stored events, in order.
+
+        Returns:
+            The ids of the events marked delivered, and the events still to deliver, in order.
+        """
         busy = await enrollments.contacts_running(
             self.pool, list({event.contact_id for event, _ in pending})
         )
         busy |= {
             event.contact_id
             for event, stored in pending
-            if self.dispatcher.concerns_any(event, stored["occurred_at"])
+            if dispatcher.concerns_any(event, stored["occurred_at"])
         }
         idle = [stored["id"] for event, stored in pending if event.contact_id not in busy]
         if idle:
             await events.mark_many_dispatched(self.pool, idle)
-        return await self.deliver([(e, s) for e, s in pending if e.contact_id in busy])
+        return idle, [(e, s) for e, s in pending if e.contact_id in busy]
 
     async def to_flow(
         self, flow: ActiveFlow, contact_id: str, *, event_type: str, key: str
@@ -285,18 +295,7 @@ class Ingest:
         dispatcher = self.dispatcher
         if dispatcher is None or not pending:
             return [DispatchResult(event_id=s["id"], duplicate=False) for _, s in pending]
-        busy_contacts = await enrollments.contacts_running(
-            self.pool, list({event.contact_id for event, _ in pending})
-        )
-        busy_contacts |= {
-            event.contact_id
-            for event, s in pending
-            if dispatcher.concerns_any(event, s["occurred_at"])
-        }
-        idle = [s["id"] for event, s in pending if event.contact_id not in busy_contacts]
-        busy = [(event, s) for event, s in pending if event.contact_id in busy_contacts]
-        if idle:
-            await events.mark_many_dispatched(self.pool, idle)
+        idle, busy = await self._set_aside_idle(dispatcher, pending)
         gate = asyncio.Semaphore(concurrency)
 
         async def one(event: IncomingEvent, s: dict[str, Any]) -> DispatchResult:
