@@ -147,6 +147,24 @@ async def count_dead_letters(conn: Conn) -> int:
     return await conn.fetchval("SELECT count(*) FROM events WHERE dead_lettered_at IS NOT NULL")
 
 
+def _columns(rows: list[dict[str, Any]]) -> list[list[Any]]:
+    """The columns every bulk insert of events takes, as the arrays its `unnest` reads.
+
+    Args:
+        rows: Each with `idempotency_key`, `audience_id`, `contact_id`, `type`, `data`.
+
+    Returns:
+        One array per column, in that order; `data` as JSON text.
+    """
+    return [
+        [r["idempotency_key"] for r in rows],
+        [r["audience_id"] for r in rows],
+        [r["contact_id"] for r in rows],
+        [r["type"] for r in rows],
+        [json.dumps(r["data"]) for r in rows],
+    ]
+
+
 async def record_many(conn: Conn, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Appends many events in one statement (a bulk import); keys already seen are skipped.
 
@@ -168,11 +186,7 @@ async def record_many(conn: Conn, rows: list[dict[str, Any]]) -> list[dict[str, 
         RETURNING id::text, idempotency_key, type, data, occurred_at, dispatched_at,
                   contact_id::text, audience_id::text
         """,
-        [r["idempotency_key"] for r in rows],
-        [r["audience_id"] for r in rows],
-        [r["contact_id"] for r in rows],
-        [r["type"] for r in rows],
-        [json.dumps(r["data"]) for r in rows],
+        *_columns(rows),
     )
     return [dict(r) for r in stored]
 
@@ -225,11 +239,7 @@ async def record_batch(
         RETURNING id::text, idempotency_key, type, data, occurred_at, dispatched_at,
                   contact_id::text, audience_id::text
         """,
-        [r["idempotency_key"] for r in rows],
-        [r["audience_id"] for r in rows],
-        [r["contact_id"] for r in rows],
-        [r["type"] for r in rows],
-        [json.dumps(r["data"]) for r in rows],
+        *_columns(rows),
         [r["occurred_at"] for r in rows],
     )
     new = {r["idempotency_key"]: dict(r) for r in stored}
