@@ -18,9 +18,9 @@ import asyncpg
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.bounces import record_bounce
 from activities.faults import AFTER_SMTP_ACCEPTANCE, crash_point
 from activities.heartbeat import heartbeating
-from journeys import changes
 from journeys.channels.assembly import Engagement, assemble
 from journeys.channels.email import (
     EmailSender,
@@ -308,19 +308,18 @@ class CampaignActivities:
     async def _bounced(
         self, campaign: dict[str, Any], contact: dict[str, Any], *, key: str, kind: str, error: str
     ) -> bool:
-        await messages.mark_bounced(self._pool, key, kind, error)
         attempt = activity.info().attempt if activity.in_activity() else 0
-        cleaned, _ = await self._ingest.change(
-            lambda conn: changes.bounce(
-                conn,
-                contact=contact,
-                kind=kind,
-                email={"campaign_id": campaign["id"]},
-                key=f"{key}:{kind}" + (f":{attempt}" if kind == "soft" else ""),
-                soft_limit=self._soft_bounce_limit,
-            )
+        return await record_bounce(
+            self._pool,
+            self._ingest,
+            contact,
+            message_key=key,
+            event_key=f"{key}:{kind}" + (f":{attempt}" if kind == "soft" else ""),
+            kind=kind,
+            error=error,
+            email={"campaign_id": campaign["id"]},
+            soft_limit=self._soft_bounce_limit,
         )
-        return cleaned
 
     @activity.defn(name=FINISH_CAMPAIGN)
     async def finish_campaign(self, input: FinishCampaignInput) -> None:

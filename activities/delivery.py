@@ -17,9 +17,9 @@ import asyncpg
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.bounces import record_bounce
 from activities.faults import AFTER_SMTP_ACCEPTANCE, crash_point
 from activities.heartbeat import heartbeating
-from journeys import changes
 from journeys.channels.assembly import Engagement, assemble
 from journeys.channels.email import (
     EmailSender,
@@ -333,20 +333,19 @@ class DeliveryActivities:
         self, input: Delivery, contact: dict[str, Any], *, kind: str, error: str
     ) -> bool:
         """Records a bounce of this email; returns whether the address is cleaned now."""
-        await messages.mark_bounced(self._pool, input.idempotency_key, kind, error)
         # Each refused attempt is one soft bounce; a hard bounce is one per message.
         key = f"{input.idempotency_key}:{kind}" + (f":{uuid.uuid4().hex}" if kind == "soft" else "")
-        cleaned, _ = await self._ingest.change(
-            lambda conn: changes.bounce(
-                conn,
-                contact=contact,
-                kind=kind,
-                email=self._email_ref(input),
-                key=key,
-                soft_limit=self._soft_bounce_limit,
-            )
+        return await record_bounce(
+            self._pool,
+            self._ingest,
+            contact,
+            message_key=input.idempotency_key,
+            event_key=key,
+            kind=kind,
+            error=error,
+            email=self._email_ref(input),
+            soft_limit=self._soft_bounce_limit,
         )
-        return cleaned
 
     @activity.defn(name=ActivityName.SEND_SMS)
     async def send_sms(self, ref: SendSmsInput) -> SendResult:
