@@ -85,24 +85,17 @@ def activities_for(
     """Every activity, bound to its dependencies (`email`: a sender the caller will close)."""
     settings, pool = core.settings, core.pool
     email = email or email_sender(settings)
+    # Flow emails and campaign emails are sent, tracked and bounced the same way.
+    sending: dict[str, Any] = {
+        "default_from": settings.mail_from,
+        "ingest": core.ingest,
+        "tracking": tracking_config(settings),
+        "soft_bounce_limit": settings.soft_bounce_limit,
+    }
     delivery = DeliveryActivities(
-        pool,
-        email,
-        default_from=settings.mail_from,
-        ingest=core.ingest,
-        tracking=tracking_config(settings),
-        soft_bounce_limit=settings.soft_bounce_limit,
-        sms=sms_provider(settings),
-        after_send=after_send,
+        pool, email, **sending, sms=sms_provider(settings), after_send=after_send
     )
-    campaigns = CampaignActivities(
-        pool,
-        email,
-        default_from=settings.mail_from,
-        ingest=core.ingest,
-        tracking=tracking_config(settings),
-        soft_bounce_limit=settings.soft_bounce_limit,
-    )
+    campaigns = CampaignActivities(pool, email, **sending)
     enrollment = EnrollmentActivities(pool)
     contacts = ContactActivities(pool, core.ingest, after_evaluate=after_evaluate)
     timers = TimerActivities(pool)
