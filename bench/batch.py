@@ -14,12 +14,11 @@ import itertools
 from collections.abc import Iterator
 
 import httpx
-from temporalio.common import WorkflowIDConflictPolicy
 
 from bench import raw
 from bench.config import BenchConfig
 from bench.fixtures import Contact, create_audience, create_contacts, send_step
-from bench.load import LoadRun, closed_loop
+from bench.load import LoadRun, check_run, closed_loop
 from bench.profiling import cpu_per_item, format_cpu
 from bench.results import Figure, Recorder
 from bench.stack import HttpShards, Suite, unique
@@ -107,14 +106,12 @@ async def run(suite: Suite, config: BenchConfig, rec: Recorder) -> None:
 
         async def via_raw(workflow_id: str) -> None:
             assert env.client is not None
-            await env.client.start_workflow(
-                raw.WORKFLOW_NAME,
-                raw.RawFlowInput(raw.noop_steps()),
-                id=workflow_id,
+            await raw.start(
+                env.client,
+                workflow_id,
+                raw.noop_steps(),
                 task_queue=queue + "-raw",
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                start_signal=raw.EVENT_SIGNAL,
-                start_signal_args=[{"id": workflow_id, "type": "page_visited"}],
+                event_type="page_visited",
             )
 
         # Warm-up, not measured: connections, caches, first-request imports.
@@ -127,7 +124,7 @@ async def run(suite: Suite, config: BenchConfig, rec: Recorder) -> None:
             baseline = await closed_loop(
                 raw_ids, via_raw, concurrency=concurrency, duration=config.batch_seconds
             )
-            _check(baseline, "raw")
+            check_run(baseline, "raw")
             raw_rate[concurrency] = baseline.rate
             per_start = cpu_per_item(before, env.cpu_snapshot(), baseline.ok)
             rec.note(BENCH, f"raw at concurrency {concurrency}: " + format_cpu(per_start, "start"))
@@ -169,7 +166,7 @@ async def run(suite: Suite, config: BenchConfig, rec: Recorder) -> None:
             concurrency=config.batch_single_concurrency,
             duration=config.batch_seconds,
         )
-        _check(single, "single posts")
+        check_run(single, "single posts")
         await measure("single", {"concurrency": config.batch_single_concurrency}, single, 1, before)
         single_rate = single.rate
 
@@ -191,7 +188,7 @@ async def run(suite: Suite, config: BenchConfig, rec: Recorder) -> None:
                     concurrency=config.batch_concurrency,
                     duration=config.batch_seconds,
                 )
-                _check(calls, mode)
+                check_run(calls, mode)
                 params = {"concurrency": config.batch_concurrency, "size": size}
                 await measure(mode, params, calls, size, before)
                 rec.note(
@@ -211,10 +208,3 @@ def figure_keys(config: BenchConfig) -> list[str]:
             for s in config.batch_sizes
         ),
     ]
-
-
-def _check(run: LoadRun, side: str) -> None:  # type: ignore[type-arg]
-    if run.errors:
-        raise RuntimeError(f"{side}: {len(run.errors)} failed calls, first: {run.errors[0]}")
-    if not run.ok:
-        raise RuntimeError(f"{side}: no call succeeded")

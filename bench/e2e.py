@@ -15,8 +15,6 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from temporalio.common import WorkflowIDConflictPolicy
-
 from bench import raw
 from bench.config import BenchConfig
 from bench.fixtures import Contact, create_audience, create_contacts, create_flow, send_step, tag
@@ -124,14 +122,8 @@ class Raw:
         ids = [f"{prefix}-{i}" for i in range(count)]
 
         async def start(workflow_id: str) -> None:
-            await client.start_workflow(
-                raw.WORKFLOW_NAME,
-                raw.RawFlowInput(steps),
-                id=workflow_id,
-                task_queue=self.task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                start_signal=raw.EVENT_SIGNAL,
-                start_signal_args=[{"id": workflow_id, "type": "tag_added"}],
+            await raw.start(
+                client, workflow_id, steps, task_queue=self.task_queue, event_type="tag_added"
             )
 
         before = env.cpu_snapshot()

@@ -12,12 +12,10 @@ import asyncio
 import itertools
 from collections.abc import Awaitable, Callable, Iterator
 
-from temporalio.common import WorkflowIDConflictPolicy
-
 from bench import raw
 from bench.config import BenchConfig
 from bench.fixtures import Contact, create_audience, create_contacts, create_flow, send_step, tag
-from bench.load import LoadRun, closed_loop, percentile_ms
+from bench.load import check_run, closed_loop, percentile_ms
 from bench.profiling import cpu_per_item, format_cpu, record, summarize
 from bench.results import Figure, Recorder
 from bench.stack import BenchEnv, Suite, unique
@@ -45,14 +43,12 @@ async def run(suite: Suite, config: BenchConfig, rec: Recorder) -> None:
 
         async def via_raw(workflow_id: str) -> None:
             assert env.client is not None
-            await env.client.start_workflow(
-                raw.WORKFLOW_NAME,
-                raw.RawFlowInput(raw.noop_steps()),
-                id=workflow_id,
+            await raw.start(
+                env.client,
+                workflow_id,
+                raw.noop_steps(),
                 task_queue=queue + "-raw",
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                start_signal=raw.EVENT_SIGNAL,
-                start_signal_args=[{"id": workflow_id, "type": "tag_added"}],
+                event_type="tag_added",
             )
 
         # Warm-up, not measured: connections, caches, first-request imports.
@@ -73,8 +69,8 @@ async def run(suite: Suite, config: BenchConfig, rec: Recorder) -> None:
                 raw_ids, via_raw, concurrency=concurrency, duration=config.ingest_seconds
             )
             after = env.cpu_snapshot()
-            _check(gateway, "gateway")
-            _check(baseline, "raw")
+            check_run(gateway, "gateway")
+            check_run(baseline, "raw")
             params = {"concurrency": concurrency}
             rec.add(
                 Figure(
@@ -149,10 +145,3 @@ def figure_keys(config: BenchConfig) -> list[str]:
         for c in config.ingest_concurrency
         for name in ("events_per_s", "response_p50_ms", "response_p99_ms")
     ]
-
-
-def _check(run: LoadRun, side: str) -> None:  # type: ignore[type-arg]
-    if run.errors:
-        raise RuntimeError(f"{side}: {len(run.errors)} failed calls, first: {run.errors[0]}")
-    if not run.ok:
-        raise RuntimeError(f"{side}: no call succeeded")

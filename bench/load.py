@@ -51,6 +51,18 @@ class LoadRun(Generic[K]):
         return histogram(self.done[k] - self.sent[k] for k in self.done)
 
 
+def check_run(run: LoadRun[K], side: str) -> None:
+    """Refuses a run with any failed call, or with no call that succeeded.
+
+    Raises:
+        RuntimeError: naming `side` and the first error.
+    """
+    if run.errors:
+        raise RuntimeError(f"{side}: {len(run.errors)} failed calls, first: {run.errors[0]}")
+    if not run.ok:
+        raise RuntimeError(f"{side}: no call succeeded")
+
+
 def histogram(seconds: Iterable[float]) -> HdrHistogram:
     """An HdrHistogram of durations given in seconds (recorded in microseconds)."""
     hist = HdrHistogram(1, _HDR_MAX_US, 3)

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from temporalio import activity, workflow
-from temporalio.common import SearchAttributeKey
+from temporalio.common import SearchAttributeKey, WorkflowIDConflictPolicy
+
+if TYPE_CHECKING:
+    from temporalio.client import Client
 
 WORKFLOW_NAME = "RawFlowWorkflow"
 NOOP_ACTIVITY = "raw_noop"
@@ -44,6 +47,29 @@ def delay_then_noop(seconds: float) -> list[str]:
 def until_then_noop(instant: datetime) -> list[str]:
     """A timer to `instant` (aware), then one no-op activity: the armed-contacts baseline."""
     return [f"until:{instant.timestamp():.3f}", "noop"]
+
+
+async def start(
+    client: Client, workflow_id: str, steps: list[str], *, task_queue: str, event_type: str
+) -> None:
+    """Starts a raw run the way the gateway starts a contact's run: with its first event.
+
+    Args:
+        client: The Temporal client.
+        workflow_id: The run's id; a run of that id still open takes the event instead.
+        steps: What the run does (`noop_steps()` and the like).
+        task_queue: The raw workers' queue.
+        event_type: The type of the start signal's event.
+    """
+    await client.start_workflow(
+        WORKFLOW_NAME,
+        RawFlowInput(steps),
+        id=workflow_id,
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        start_signal=EVENT_SIGNAL,
+        start_signal_args=[{"id": workflow_id, "type": event_type}],
+    )
 
 
 @activity.defn(name=NOOP_ACTIVITY)
