@@ -80,6 +80,14 @@ class Recorder:
             **asdict(figure),
             "key": figure.key,
             "ratio": ratio,
+        }
+        self._append(row)
+        return figure
+
+    def _append(self, row: dict[str, Any]) -> None:
+        """Appends one row to `results.jsonl`, stamped with this run, its sizes, time and machine."""
+        stamped = {
+            **row,
             "run_id": self.run_id,
             "sizes": self.sizes,
             "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -87,8 +95,7 @@ class Recorder:
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a", encoding="utf-8") as out:
-            out.write(json.dumps(row, sort_keys=True) + "\n")
-        return figure
+            out.write(json.dumps(stamped, sort_keys=True) + "\n")
 
     def measure(
         self, bench: str, name: str, value: float, unit: str, params: dict[str, Any]
@@ -109,14 +116,8 @@ class Recorder:
             "unit": unit,
             "params": params,
             "key": key,
-            "run_id": self.run_id,
-            "sizes": self.sizes,
-            "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
-            "machine": self.machine,
         }
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as out:
-            out.write(json.dumps(row, sort_keys=True) + "\n")
+        self._append(row)
 
     def cpu(
         self, bench: str, side: str, per_item: dict[str, float], params: dict[str, Any]
