@@ -8,9 +8,11 @@ outbox relay, once; a run that still holds the workflow id takes the event inste
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 import asyncpg
 import httpx
+import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
@@ -25,48 +27,67 @@ from tests.helpers import eventually, flow_body
 _SEND = [{"id": "hello", "type": "send_email", "subject": "Hi", "html": "<p>Hi</p>"}]
 
 
-async def _flow(http: httpx.AsyncClient, audience_id: str, core: Core, **extra: object) -> str:
-    body = flow_body(audience_id, name=f"Entry {uuid.uuid4().hex[:6]}", **extra)
-    flow_id = (await http.post("/v1/flows", json=body)).json()["id"]
-    assert (await http.post(f"/v1/flows/{flow_id}/activate")).status_code == 200
-    await eventually(lambda: core.registry.holds(flow_id))
-    return str(flow_id)
+@dataclass
+class _Stack:
+    """What every test here arranges with: the API, the stack behind it and a fresh audience."""
+
+    http: httpx.AsyncClient
+    audience_id: str
+    pool: asyncpg.Pool
+    client: Client
+    core: Core
+
+    async def flow(self, **extra: object) -> str:
+        """Creates and activates a flow of the audience; returns once the gateway holds it."""
+        body = flow_body(self.audience_id, name=f"Entry {uuid.uuid4().hex[:6]}", **extra)
+        flow_id = (await self.http.post("/v1/flows", json=body)).json()["id"]
+        assert (await self.http.post(f"/v1/flows/{flow_id}/activate")).status_code == 200
+        await eventually(lambda: self.core.registry.holds(flow_id))
+        return str(flow_id)
+
+    async def contact(self) -> str:
+        """A new contact of the audience."""
+        row, _ = await contacts.upsert(
+            self.pool,
+            audience_id=self.audience_id,
+            email=f"entry-{uuid.uuid4().hex[:8]}@example.com",
+        )
+        return str(row["id"])
+
+    async def entries(self, flow_id: str, contact_id: str) -> list[dict]:
+        """The contact's entries into the flow, first first."""
+        rows = await self.pool.fetch(
+            "SELECT entry, status, run_id, event_id FROM enrollments"
+            " WHERE flow_id = $1::uuid AND contact_id = $2::uuid ORDER BY entry",
+            flow_id,
+            contact_id,
+        )
+        return [dict(r) for r in rows]
 
 
-async def _contact(pool: asyncpg.Pool, audience_id: str) -> str:
-    row, _ = await contacts.upsert(
-        pool, audience_id=audience_id, email=f"entry-{uuid.uuid4().hex[:8]}@example.com"
-    )
-    return str(row["id"])
-
-
-async def _entries(pool: asyncpg.Pool, flow_id: str, contact_id: str) -> list[dict]:
-    rows = await pool.fetch(
-        "SELECT entry, status, run_id, event_id FROM enrollments"
-        " WHERE flow_id = $1::uuid AND contact_id = $2::uuid ORDER BY entry",
-        flow_id,
-        contact_id,
-    )
-    return [dict(r) for r in rows]
-
-
-async def test_a_tag_enters_at_the_gateway_and_the_run_only_sends(
+@pytest.fixture
+def stack(
     app_client: httpx.AsyncClient,
     audience_id: str,
     pool: asyncpg.Pool,
     client: Client,
     core: Core,
     worker: object,
-) -> None:
-    flow_id = await _flow(app_client, audience_id, core, steps=_SEND)
-    contact_id = await _contact(pool, audience_id)
+) -> _Stack:
+    """The API with a worker running, and a fresh audience."""
+    return _Stack(http=app_client, audience_id=audience_id, pool=pool, client=client, core=core)
 
-    tagged = await app_client.post(
-        f"/v1/audiences/{audience_id}/contacts/{contact_id}/tags", json={"tags": ["vip"]}
+
+async def test_a_tag_enters_at_the_gateway_and_the_run_only_sends(stack: _Stack) -> None:
+    flow_id = await stack.flow(steps=_SEND)
+    contact_id = await stack.contact()
+
+    tagged = await stack.http.post(
+        f"/v1/audiences/{stack.audience_id}/contacts/{contact_id}/tags", json={"tags": ["vip"]}
     )
     assert [e["outcome"] for e in tagged.json()["enrolments"]] == ["started"]
 
-    handle = client.get_workflow_handle(workflow_id(flow_id, contact_id))
+    handle = stack.client.get_workflow_handle(workflow_id(flow_id, contact_id))
     result = await handle.result()
     assert result["phase"] == "completed" and result["entry"] == 1
     history = await handle.fetch_history()
@@ -85,35 +106,28 @@ async def test_a_tag_enters_at_the_gateway_and_the_run_only_sends(
     described = await handle.describe()
     assert described.typed_search_attributes.get(JOURNEY_PHASE) == "completed"
     # The entry the gateway recorded names the run it started and was closed by it.
-    [entry] = await _entries(pool, flow_id, contact_id)
+    [entry] = await stack.entries(flow_id, contact_id)
     assert (entry["entry"], entry["status"], entry["run_id"]) == (1, "completed", described.run_id)
-    stored = await pool.fetchrow(
+    stored = await stack.pool.fetchrow(
         "SELECT dispatched_at FROM events WHERE id = $1::uuid", uuid.UUID(entry["event_id"])
     )
     assert stored["dispatched_at"] is not None
 
 
-async def test_an_entry_whose_run_never_started_is_started_once_by_the_relay(
-    app_client: httpx.AsyncClient,
-    audience_id: str,
-    pool: asyncpg.Pool,
-    client: Client,
-    core: Core,
-    worker: object,
-) -> None:
-    flow_id = await _flow(app_client, audience_id, core, steps=_SEND)
-    contact_id = await _contact(pool, audience_id)
+async def test_an_entry_whose_run_never_started_is_started_once_by_the_relay(stack: _Stack) -> None:
+    flow_id = await stack.flow(steps=_SEND)
+    contact_id = await stack.contact()
     # The gateway stored the event and recorded the entry, then died before Temporal heard.
     stored, _ = await events.record(
-        pool,
+        stack.pool,
         idempotency_key=f"lost-{uuid.uuid4().hex}",
-        audience_id=audience_id,
+        audience_id=stack.audience_id,
         contact_id=contact_id,
         type="tag_added",
         data={"tag": "vip"},
     )
     assert await enrollments.admit(
-        pool,
+        stack.pool,
         flow_id=flow_id,
         contact_id=contact_id,
         entry=1,
@@ -123,116 +137,95 @@ async def test_an_entry_whose_run_never_started_is_started_once_by_the_relay(
         event_id=stored["id"],
     )
 
-    relay = OutboxRelay(core.ingest, min_age=-1)
+    relay = OutboxRelay(stack.core.ingest, min_age=-1)
     assert await relay.run_once() >= 1
-    handle = client.get_workflow_handle(workflow_id(flow_id, contact_id))
+    handle = stack.client.get_workflow_handle(workflow_id(flow_id, contact_id))
     result = await handle.result()
     assert (result["phase"], result["entry"]) == ("completed", 1)
-    [entry] = await _entries(pool, flow_id, contact_id)
+    [entry] = await stack.entries(flow_id, contact_id)
     assert (entry["entry"], entry["status"]) == (1, "completed")
     assert entry["run_id"] == (await handle.describe()).run_id
 
     # Delivering the same event again (a second relay racing the first) changes nothing.
-    dispatcher = core.ingest.dispatcher
+    dispatcher = stack.core.ingest.dispatcher
     assert dispatcher is not None
     again = await dispatcher.deliver(
         from_stored({**stored, "idempotency_key": "again"}), {**stored, "dispatched_at": None}
     )
     assert [e.outcome for e in again.enrolments] == ["already_in_flow"]
-    assert len(await _entries(pool, flow_id, contact_id)) == 1
-    runs = [wf async for wf in client.list_workflows(f"FlowId = '{flow_id}'")]
+    assert len(await stack.entries(flow_id, contact_id)) == 1
+    runs = [wf async for wf in stack.client.list_workflows(f"FlowId = '{flow_id}'")]
     assert len(runs) == 1
 
 
-async def test_a_run_still_holding_the_workflow_id_takes_the_event(
-    app_client: httpx.AsyncClient,
-    audience_id: str,
-    pool: asyncpg.Pool,
-    client: Client,
-    core: Core,
-    worker: object,
-) -> None:
+async def test_a_run_still_holding_the_workflow_id_takes_the_event(stack: _Stack) -> None:
     steps = [{"id": "pause", "type": "delay", "duration": "1d"}, *_SEND]
-    flow_id = await _flow(
-        app_client, audience_id, core, steps=steps, settings={"reentry": {"allowed": True}}
-    )
-    contact_id = await _contact(pool, audience_id)
-    tags = f"/v1/audiences/{audience_id}/contacts/{contact_id}/tags"
-    assert (await app_client.post(tags, json={"tags": ["vip"]})).status_code == 200
-    handle = client.get_workflow_handle(workflow_id(flow_id, contact_id))
+    flow_id = await stack.flow(steps=steps, settings={"reentry": {"allowed": True}})
+    contact_id = await stack.contact()
+    tags = f"/v1/audiences/{stack.audience_id}/contacts/{contact_id}/tags"
+    assert (await stack.http.post(tags, json={"tags": ["vip"]})).status_code == 200
+    handle = stack.client.get_workflow_handle(workflow_id(flow_id, contact_id))
     first_run = (await handle.describe()).run_id
     # The entry was closed while its run is still open (it finishes right after closing it).
-    await pool.execute(
+    await stack.pool.execute(
         "UPDATE enrollments SET status = 'completed', ended_at = now()"
         " WHERE flow_id = $1::uuid AND contact_id = $2::uuid",
         flow_id,
         contact_id,
     )
-    assert (await app_client.delete(f"{tags}/vip")).status_code == 204
-    again = (await app_client.post(tags, json={"tags": ["vip"]})).json()
+    assert (await stack.http.delete(f"{tags}/vip")).status_code == 204
+    again = (await stack.http.post(tags, json={"tags": ["vip"]})).json()
 
     assert [e["outcome"] for e in again["enrolments"]] == ["already_in_flow"]
-    assert [e["entry"] for e in await _entries(pool, flow_id, contact_id)] == [1]
+    assert [e["entry"] for e in await stack.entries(flow_id, contact_id)] == [1]
     assert (await handle.describe()).run_id == first_run
     await handle.terminate("test over")
 
 
-async def test_one_event_decides_entries_into_two_flows_by_their_rules(
-    app_client: httpx.AsyncClient,
-    audience_id: str,
-    pool: asyncpg.Pool,
-    client: Client,
-    core: Core,
-    worker: object,
-) -> None:
-    spaced = await _flow(
-        app_client,
-        audience_id,
-        core,
+async def test_one_event_decides_entries_into_two_flows_by_their_rules(stack: _Stack) -> None:
+    spaced = await stack.flow(
         steps=_SEND,
         settings={"reentry": {"allowed": True, "min_interval": "30d"}},
     )
-    again = await _flow(
-        app_client, audience_id, core, steps=_SEND, settings={"reentry": {"allowed": True}}
-    )
-    contact_id = await _contact(pool, audience_id)
-    tags = f"/v1/audiences/{audience_id}/contacts/{contact_id}/tags"
-    first = (await app_client.post(tags, json={"tags": ["vip"]})).json()["enrolments"]
+    again = await stack.flow(steps=_SEND, settings={"reentry": {"allowed": True}})
+    contact_id = await stack.contact()
+    tags = f"/v1/audiences/{stack.audience_id}/contacts/{contact_id}/tags"
+    first = (await stack.http.post(tags, json={"tags": ["vip"]})).json()["enrolments"]
     assert sorted(e["outcome"] for e in first) == ["started", "started"]
     for flow_id in (spaced, again):
-        await client.get_workflow_handle(workflow_id(flow_id, contact_id)).result()
+        await stack.client.get_workflow_handle(workflow_id(flow_id, contact_id)).result()
 
-    assert (await app_client.delete(f"{tags}/vip")).status_code == 204
+    assert (await stack.http.delete(f"{tags}/vip")).status_code == 204
     second = {
         e["flow_id"]: e
-        for e in (await app_client.post(tags, json={"tags": ["vip"]})).json()["enrolments"]
+        for e in (await stack.http.post(tags, json={"tags": ["vip"]})).json()["enrolments"]
     }
     assert second[spaced]["outcome"] == "refused"
     assert "re-entry is allowed only" in second[spaced]["reason"]
     assert second[again]["outcome"] == "started"
-    handle = client.get_workflow_handle(workflow_id(again, contact_id))
+    handle = stack.client.get_workflow_handle(workflow_id(again, contact_id))
     result = await handle.result()
     assert (result["phase"], result["entry"]) == ("completed", 2)
-    assert [e["entry"] for e in await _entries(pool, spaced, contact_id)] == [1]
-    assert [(e["entry"], e["status"]) for e in await _entries(pool, again, contact_id)] == [
+    assert [e["entry"] for e in await stack.entries(spaced, contact_id)] == [1]
+    assert [(e["entry"], e["status"]) for e in await stack.entries(again, contact_id)] == [
         (1, "completed"),
         (2, "completed"),
     ]
 
     # Consent is the run's to refuse, so the runs list shows the contact skipped, with why.
-    unsubscribed = await _contact(pool, audience_id)
-    await pool.execute(
+    unsubscribed = await stack.contact()
+    await stack.pool.execute(
         "UPDATE contacts SET status = 'unsubscribed' WHERE id = $1::uuid", unsubscribed
     )
-    tagged = await app_client.post(
-        f"/v1/audiences/{audience_id}/contacts/{unsubscribed}/tags", json={"tags": ["vip"]}
+    tagged = await stack.http.post(
+        f"/v1/audiences/{stack.audience_id}/contacts/{unsubscribed}/tags", json={"tags": ["vip"]}
     )
     assert [e["outcome"] for e in tagged.json()["enrolments"]] == ["started", "started"]
-    skipped = await client.get_workflow_handle(workflow_id(spaced, unsubscribed)).result()
+    skipped = await stack.client.get_workflow_handle(workflow_id(spaced, unsubscribed)).result()
     assert skipped["phase"] == "skipped" and "unsubscribed" in skipped["reason"]
 
     async def listed() -> dict | None:
-        runs = (await app_client.get(f"/v1/flows/{spaced}/runs")).json()["runs"]
+        runs = (await stack.http.get(f"/v1/flows/{spaced}/runs")).json()["runs"]
         return next((r for r in runs if r["contact_id"] == unsubscribed), None)
 
     run = await eventually(listed)
@@ -240,19 +233,14 @@ async def test_one_event_decides_entries_into_two_flows_by_their_rules(
 
 
 async def test_an_event_that_enrols_nobody_is_settled_and_open_runs_still_hear_theirs(
-    app_client: httpx.AsyncClient,
-    audience_id: str,
-    pool: asyncpg.Pool,
-    client: Client,
-    core: Core,
-    worker: object,
+    stack: _Stack,
 ) -> None:
-    idle = await _contact(pool, audience_id)
-    posted = await app_client.post(
-        f"/v1/audiences/{audience_id}/contacts/{idle}/events", json={"name": "page_viewed"}
+    idle = await stack.contact()
+    posted = await stack.http.post(
+        f"/v1/audiences/{stack.audience_id}/contacts/{idle}/events", json={"name": "page_viewed"}
     )
     assert posted.status_code == 202 and posted.json()["enrolments"] == []
-    stored = await pool.fetchrow(
+    stored = await stack.pool.fetchrow(
         "SELECT dispatched_at FROM events WHERE id = $1::uuid", uuid.UUID(posted.json()["event_id"])
     )
     assert stored["dispatched_at"] is not None
@@ -260,13 +248,13 @@ async def test_an_event_that_enrols_nobody_is_settled_and_open_runs_still_hear_t
     # A contact waiting in a flow whose exit goal is that event is told, and leaves.
     steps = [{"id": "pause", "type": "delay", "duration": "1d"}, *_SEND]
     goal = {"exit_when": [{"type": "event", "name": "page_viewed"}]}
-    flow_id = await _flow(app_client, audience_id, core, steps=steps, settings=goal)
-    waiting = await _contact(pool, audience_id)
-    tags = f"/v1/audiences/{audience_id}/contacts/{waiting}/tags"
-    assert (await app_client.post(tags, json={"tags": ["vip"]})).status_code == 200
-    posted = await app_client.post(
-        f"/v1/audiences/{audience_id}/contacts/{waiting}/events", json={"name": "page_viewed"}
+    flow_id = await stack.flow(steps=steps, settings=goal)
+    waiting = await stack.contact()
+    tags = f"/v1/audiences/{stack.audience_id}/contacts/{waiting}/tags"
+    assert (await stack.http.post(tags, json={"tags": ["vip"]})).status_code == 200
+    posted = await stack.http.post(
+        f"/v1/audiences/{stack.audience_id}/contacts/{waiting}/events", json={"name": "page_viewed"}
     )
     assert posted.status_code == 202 and posted.json()["enrolments"] == []
-    result = await client.get_workflow_handle(workflow_id(flow_id, waiting)).result()
+    result = await stack.client.get_workflow_handle(workflow_id(flow_id, waiting)).result()
     assert result["phase"] == "exited" and "exit goal" in result["reason"]
