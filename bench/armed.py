@@ -39,7 +39,7 @@ from temporalio.client import Client
 from activities.arming import _CONCURRENCY as ARMING_CONCURRENCY
 from bench import raw
 from bench.config import BenchConfig
-from bench.fixtures import create_audience, create_contacts
+from bench.fixtures import create_audience, create_contacts, create_draft_flow
 from bench.load import closed_loop, histogram, percentile_ms
 from bench.procs import Child, wall
 from bench.profiling import cpu_per_item, format_cpu
@@ -129,16 +129,9 @@ async def _create_birthday_flow(
     http: httpx.AsyncClient, audience_id: str, *, name: str, at: str, steps: list[dict[str, Any]]
 ) -> str:
     """A draft `birthday` flow firing at `at` (HH:MM, the audience's zone: UTC); its id."""
-    body = {
-        "name": name,
-        "audience_id": audience_id,
-        "triggers": [{"type": "birthday", "time_of_day": at}],
-        "steps": steps,
-    }
-    response = await http.post("/v1/flows", json=body)
-    if response.status_code != 201:
-        raise RuntimeError(f"flow not created: {response.status_code} {response.text}")
-    return str(response.json()["id"])
+    return await create_draft_flow(
+        http, audience_id, steps, name=name, trigger={"type": "birthday", "time_of_day": at}
+    )
 
 
 async def _activate(http: httpx.AsyncClient, flow_id: str) -> None:

@@ -73,20 +73,33 @@ def delay_step(step_id: str, duration: str) -> dict[str, Any]:
     return {"id": step_id, "type": "delay", "duration": duration}
 
 
+async def create_draft_flow(
+    http: httpx.AsyncClient,
+    audience_id: str,
+    steps: list[dict[str, Any]],
+    *,
+    name: str,
+    trigger: dict[str, Any],
+) -> str:
+    """Creates a draft flow with one trigger; returns its id.
+
+    Raises:
+        RuntimeError: the API refused the flow (its answer in the message).
+    """
+    body = {"name": name, "audience_id": audience_id, "triggers": [trigger], "steps": steps}
+    response = await http.post("/v1/flows", json=body)
+    if response.status_code != 201:
+        raise RuntimeError(f"flow not created: {response.status_code} {response.text}")
+    return str(response.json()["id"])
+
+
 async def create_flow(
     http: httpx.AsyncClient, audience_id: str, steps: list[dict[str, Any]], *, name: str
 ) -> str:
     """Creates and activates a `tag_added` flow; returns its id."""
-    body = {
-        "name": name,
-        "audience_id": audience_id,
-        "triggers": [{"type": "tag_added", "tag": TAG}],
-        "steps": steps,
-    }
-    response = await http.post("/v1/flows", json=body)
-    if response.status_code != 201:
-        raise RuntimeError(f"flow not created: {response.status_code} {response.text}")
-    flow_id = response.json()["id"]
+    flow_id = await create_draft_flow(
+        http, audience_id, steps, name=name, trigger={"type": "tag_added", "tag": TAG}
+    )
     response = await http.post(f"/v1/flows/{flow_id}/activate")
     response.raise_for_status()
     return flow_id
