@@ -40,7 +40,7 @@ from activities.arming import _CONCURRENCY as ARMING_CONCURRENCY
 from bench import raw
 from bench.config import BenchConfig
 from bench.fixtures import create_audience, create_contacts, create_draft_flow
-from bench.load import closed_loop, histogram, percentile_ms
+from bench.load import add_fire_lateness, closed_loop, histogram
 from bench.procs import Child, wall
 from bench.profiling import cpu_per_item, format_cpu
 from bench.results import Figure, Recorder
@@ -333,20 +333,7 @@ async def run(suite: Suite, config: BenchConfig, rec: Recorder) -> None:
             raise RuntimeError("a raw cohort workflow closed without running its activity")
         mine = histogram(max(tag_times[c.id] - due.timestamp(), 0.0) for c in cohort_contacts)
         base = histogram(max((t or 0.0) - raw_due.timestamp(), 0.0) for t in fired)
-        lateness = {}
-        for label, pct in (("p50", 50.0), ("p99", 99.0), ("max", 100.0)):
-            lateness[label] = rec.add(
-                Figure(
-                    BENCH,
-                    f"fire_lateness_{label}_ms",
-                    percentile_ms(mine, pct),
-                    "ms",
-                    percentile_ms(base, pct),
-                    RAW_FIRE_LABEL,
-                    "lower",
-                    {"n": cohort},
-                )
-            )
+        lateness = add_fire_lateness(rec, BENCH, mine, base, RAW_FIRE_LABEL, {"n": cohort})
         if fire_cpu:
             rec.note(
                 BENCH,

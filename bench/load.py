@@ -11,11 +11,12 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from hdrh.histogram import HdrHistogram
 
 from bench.procs import wall
+from bench.results import Figure, Recorder
 
 K = TypeVar("K", bound=Hashable)
 
@@ -137,3 +138,41 @@ async def open_loop(
     await asyncio.gather(*tasks)
     run.finished = wall()
     return run
+
+
+def add_fire_lateness(
+    rec: Recorder,
+    bench: str,
+    mine: HdrHistogram,
+    base: HdrHistogram,
+    baseline_label: str,
+    params: dict[str, Any],
+) -> dict[str, Figure]:
+    """Records how late timers fired, ours against raw Temporal's, at p50, p99 and the worst.
+
+    Args:
+        rec: Where the figures go.
+        bench: The benchmark.
+        mine: Our lateness per contact, in seconds.
+        base: Raw Temporal's lateness per workflow, in seconds.
+        baseline_label: What the raw side ran, in words.
+        params: What distinguishes these figures (cohort size, delay).
+
+    Returns:
+        The figures by label (`p50`, `p99`, `max`), named `fire_lateness_<label>_ms`.
+    """
+    return {
+        label: rec.add(
+            Figure(
+                bench,
+                f"fire_lateness_{label}_ms",
+                percentile_ms(mine, pct),
+                "ms",
+                percentile_ms(base, pct),
+                baseline_label,
+                "lower",
+                params,
+            )
+        )
+        for label, pct in (("p50", 50.0), ("p99", 99.0), ("max", 100.0))
+    }

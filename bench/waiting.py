@@ -37,7 +37,7 @@ from bench.fixtures import (
     send_step,
     tag,
 )
-from bench.load import closed_loop, histogram, percentile_ms
+from bench.load import add_fire_lateness, closed_loop, histogram
 from bench.procs import Child, wall
 from bench.results import Figure, Recorder
 from bench.stack import BenchEnv, Suite, unique
@@ -209,19 +209,7 @@ async def run(suite: Suite, config: BenchConfig, rec: Recorder) -> None:
             max(sink.accepted[c.email] - (ours.accepted[c] + delay), 0.0) for c in cohort_contacts
         )
         base = histogram(max(raw_closed[w] - (theirs.accepted[w] + delay), 0.0) for w in cohort_raw)
-        for label, pct in (("p50", 50.0), ("p99", 99.0), ("max", 100.0)):
-            rec.add(
-                Figure(
-                    BENCH,
-                    f"fire_lateness_{label}_ms",
-                    percentile_ms(mine, pct),
-                    "ms",
-                    percentile_ms(base, pct),
-                    RAW_LABEL,
-                    "lower",
-                    {"n": cohort, "delay_s": delay},
-                )
-            )
+        add_fire_lateness(rec, BENCH, mine, base, RAW_LABEL, {"n": cohort, "delay_s": delay})
         _note_overlap(rec, ours, theirs, cohort, delay)
 
 
