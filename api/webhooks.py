@@ -194,14 +194,5 @@ def accepted(results: list[DispatchResult], *, duplicate: bool = False) -> Webho
     return WebhookAccepted(
         duplicate=duplicate,
         events=sum(not r.duplicate for r in results),
-        enrolments=[
-            EnrolmentPublic(
-                flow_id=e.flow_id,
-                workflow_id=e.workflow_id,
-                outcome=e.outcome,  # type: ignore[arg-type]
-                reason=e.reason,
-            )
-            for r in results
-            for e in r.enrolments
-        ],
+        enrolments=[EnrolmentPublic.of(e) for r in results for e in r.enrolments],
     )

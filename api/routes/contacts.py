@@ -18,7 +18,7 @@ from api.problems import FieldError, Problem, ProblemError
 from api.routes.audiences import TimeZone, require_audience
 from journeys import changes, members
 from journeys.config import Settings
-from journeys.dispatch import DispatchResult
+from journeys.dispatch import DispatchResult, Enrolment
 from journeys.domain.events import ACTIVITY_EVENTS, IncomingEvent, activity_problems
 from journeys.domain.merge_fields import COLUMN, MergeField, to_contact
 from journeys.domain.phones import to_e164
@@ -123,6 +123,16 @@ class EnrolmentPublic(BaseModel):
     workflow_id: str
     outcome: Literal["started", "already_in_flow", "refused"]
     reason: str | None = None
+
+    @classmethod
+    def of(cls, enrolment: Enrolment) -> EnrolmentPublic:
+        """What the API shows of one flow's decision on an event (`Dispatcher` outcomes)."""
+        return cls(
+            flow_id=enrolment.flow_id,
+            workflow_id=enrolment.workflow_id,
+            outcome=enrolment.outcome,  # type: ignore[arg-type]
+            reason=enrolment.reason,
+        )
 
 
 class TagsAdded(BaseModel):
@@ -273,13 +283,7 @@ async def get_contact(audience_id: uuid.UUID, contact: str, pool: PoolDep) -> Co
 
 
 def _enrolments(results: list[DispatchResult]) -> list[EnrolmentPublic]:
-    return [
-        EnrolmentPublic(
-            flow_id=e.flow_id, workflow_id=e.workflow_id, outcome=e.outcome, reason=e.reason
-        )
-        for result in results
-        for e in result.enrolments
-    ]
+    return [EnrolmentPublic.of(e) for result in results for e in result.enrolments]
 
 
 async def _change(

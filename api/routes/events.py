@@ -149,15 +149,7 @@ async def post_batch(
                 event_id=o.event_id,
                 outcome="duplicate" if o.duplicate else "stored",
                 delivered=o.delivered,
-                enrolments=[
-                    EnrolmentPublic(
-                        flow_id=e.flow_id,
-                        workflow_id=e.workflow_id,
-                        outcome=e.outcome,  # type: ignore[arg-type]
-                        reason=e.reason,
-                    )
-                    for e in o.enrolments
-                ],
+                enrolments=[EnrolmentPublic.of(e) for e in o.enrolments],
             )
             for o in outcomes
         ]
