@@ -139,13 +139,22 @@ async def stored_send(
 
 
 @asynccontextmanager
-async def api_client(settings: Settings, api_key: str) -> AsyncIterator[httpx.AsyncClient]:
-    """The real app (real lifespan, pool, Temporal client) over an in-process transport."""
+async def api_client(
+    settings: Settings, api_key: str, *, timeout: float = 5.0
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The real app (real lifespan, pool, Temporal client) over an in-process transport.
+
+    Args:
+        settings: The app's settings.
+        api_key: Sent as the bearer token of every request.
+        timeout: Seconds a request may take (5: httpx's default).
+    """
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app),
             base_url="http://journeys.test",
             headers={"Authorization": f"Bearer {api_key}"},
+            timeout=timeout,
         ) as http:
             yield http

@@ -18,7 +18,6 @@ import httpx
 import pytest
 from temporalio.client import Client
 
-from api.app import create_app
 from bench.chaos_fleet import Fleet
 from bench.procs import Child, python_child
 from journeys.config import Settings
@@ -26,7 +25,7 @@ from journeys.embedded.process import free_port
 from journeys.embedded.temporal import DevTemporalServer
 from journeys.security import subscriber_hash
 from journeys.temporal import connect_client
-from tests.helpers import eventually
+from tests.helpers import api_client, eventually
 
 CONTACTS = 5_000
 
@@ -76,15 +75,8 @@ async def own_client(own_settings: Settings) -> Client:
 
 @pytest.fixture(scope="module")
 async def api(own_settings: Settings, api_key: str) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(own_settings)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://journeys.test",
-            headers={"Authorization": f"Bearer {api_key}"},
-            timeout=60,
-        ) as http:
-            yield http
+    async with api_client(own_settings, api_key, timeout=60) as http:
+        yield http
 
 
 async def _copy_contacts(pool: asyncpg.Pool, audience_id: str, birthday: str) -> None:
