@@ -115,15 +115,27 @@ async def _row(pool: asyncpg.Pool, input: SendEmailInput) -> dict:
     return row
 
 
+async def _first_attempt_fails(
+    delivery: DeliveryActivities, pool: asyncpg.Pool, server: _FlakyServer, fault: str
+) -> tuple[SendEmailInput, ApplicationError]:
+    """Sends a new marketing email once with `fault` on the server; the attempt must fail.
+
+    Returns:
+        The send's input (for the retries) and the error the attempt raised.
+    """
+    server.faults = [fault]
+    input = await _send_input(pool)
+    with pytest.raises(ApplicationError) as failed:
+        await delivery.send_email(input)
+    return input, failed.value
+
+
 async def test_marketing_email_interrupted_after_acceptance_is_uncertain_not_resent(
     delivery: DeliveryActivities, pool: asyncpg.Pool, smtp: tuple[_FlakyServer, int]
 ) -> None:
     server, _ = smtp
-    server.faults = ["drop-after-accept"]
-    input = await _send_input(pool)
-    with pytest.raises(ApplicationError) as failed:
-        await delivery.send_email(input)
-    assert not failed.value.non_retryable and "connection lost during DATA" in str(failed.value)
+    input, failed = await _first_attempt_fails(delivery, pool, server, "drop-after-accept")
+    assert not failed.non_retryable and "connection lost during DATA" in str(failed)
     interrupted = await _row(pool, input)
     assert (interrupted["status"], interrupted["attempts"]) == ("sending", 1)
     assert interrupted["attempted_at"] is not None
@@ -159,11 +171,8 @@ async def test_a_temporary_refusal_of_the_message_is_sent_again_not_uncertain(
     delivery: DeliveryActivities, pool: asyncpg.Pool, smtp: tuple[_FlakyServer, int]
 ) -> None:
     server, _ = smtp
-    server.faults = ["refuse-for-now"]
-    input = await _send_input(pool)
-    with pytest.raises(ApplicationError) as failed:
-        await delivery.send_email(input)
-    assert "451" in str(failed.value)
+    input, failed = await _first_attempt_fails(delivery, pool, server, "refuse-for-now")
+    assert "451" in str(failed)
     refused = await _row(pool, input)
     assert (refused["status"], refused["attempts"]) == ("pending", 1)
     assert "451" in refused["error"]
@@ -176,11 +185,8 @@ async def test_a_connection_lost_before_data_is_sent_again_not_uncertain(
     delivery: DeliveryActivities, pool: asyncpg.Pool, smtp: tuple[_FlakyServer, int]
 ) -> None:
     server, _ = smtp
-    server.faults = ["drop-at-rcpt"]
-    input = await _send_input(pool)
-    with pytest.raises(ApplicationError) as failed:
-        await delivery.send_email(input)
-    assert "connection lost during DATA" not in str(failed.value)
+    input, failed = await _first_attempt_fails(delivery, pool, server, "drop-at-rcpt")
+    assert "connection lost during DATA" not in str(failed)
     # The message never reached DATA: the ledger did not even mark it as being handed over.
     assert ((await _row(pool, input))["status"], len(server.accepted)) == ("pending", 0)
     assert (await delivery.send_email(input)).status == "sent"
