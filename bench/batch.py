@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from functools import partial
 
 import httpx
 
@@ -104,15 +105,14 @@ async def run(suite: Suite, config: BenchConfig, rec: Recorder) -> None:
         idle_driver = _Driver(http, audience, itertools.cycle(idle))
         raw_ids = (f"raw-{queue}-{i}" for i in itertools.count())
 
-        async def via_raw(workflow_id: str) -> None:
-            assert env.client is not None
-            await raw.start(
-                env.client,
-                workflow_id,
-                raw.noop_steps(),
-                task_queue=queue + "-raw",
-                event_type="page_visited",
-            )
+        assert env.client is not None
+        via_raw = partial(
+            raw.start,
+            env.client,
+            steps=raw.noop_steps(),
+            task_queue=queue + "-raw",
+            event_type="page_visited",
+        )
 
         # Warm-up, not measured: connections, caches, first-request imports.
         await closed_loop(range(config.warmup), driver.single, concurrency=4)

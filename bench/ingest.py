@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Awaitable, Callable, Iterator
+from functools import partial
 
 from bench import raw
 from bench.config import BenchConfig
@@ -41,15 +42,14 @@ async def run(suite: Suite, config: BenchConfig, rec: Recorder) -> None:
         async def via_gateway(contact: Contact) -> None:
             await tag(http.next(), audience, contact)
 
-        async def via_raw(workflow_id: str) -> None:
-            assert env.client is not None
-            await raw.start(
-                env.client,
-                workflow_id,
-                raw.noop_steps(),
-                task_queue=queue + "-raw",
-                event_type="tag_added",
-            )
+        assert env.client is not None
+        via_raw = partial(
+            raw.start,
+            env.client,
+            steps=raw.noop_steps(),
+            task_queue=queue + "-raw",
+            event_type="tag_added",
+        )
 
         # Warm-up, not measured: connections, caches, first-request imports.
         per_level = config.ingest_contacts_per_level
