@@ -19,8 +19,14 @@ install: $(STAMP)
 dev: $(STAMP)
 	$(BIN)/journeys dev
 
+# Two processes, each with its own Postgres and Temporal, a test file at a time (a file's tests
+# keep their order): the long acceptance tests mostly wait on timers and run beside the rest.
+# Schemathesis runs on its own: under xdist its per-operation cases collapse into one item that
+# reports a pass without running them all.
+SERIAL_TESTS := tests/integration/test_schemathesis.py
 test: lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadfile --ignore=$(SERIAL_TESTS) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(SERIAL_TESTS) $(PYTEST_ARGS)
 
 # Lint, format and type checks; `make test` fails on any finding.
 lint: $(STAMP)

@@ -70,8 +70,10 @@ class AudienceUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: SingleLine | None = Field(None, min_length=1, max_length=100)
-    timezone: TimeZone | None = Field(
+    # Optional but never null: typed without None (so the schema offers no null); the default
+    # None is never validated and means "left out".
+    name: SingleLine = Field(None, min_length=1, max_length=100)  # type: ignore[assignment]
+    timezone: TimeZone = Field(  # type: ignore[assignment]
         None,
         description="IANA zone. Armed date-trigger runs of contacts without a zone of their own"
         " move to the new local instant.",
