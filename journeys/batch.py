@@ -21,7 +21,7 @@ from typing import Any
 from journeys.dispatch import Enrolment
 from journeys.domain.events import IncomingEvent
 from journeys.ingest import Ingest, feed
-from journeys.store import enrollments, events
+from journeys.store import events
 
 log = logging.getLogger(__name__)
 
@@ -112,18 +112,12 @@ async def deliver_batch(
         return outcomes
     # A contact is busy if a run of it is under way, or if one of its events here starts one:
     # its later events in the batch may concern that run, so they are delivered after it.
-    busy = await enrollments.contacts_running(
-        ingest.pool, list({batch[i].contact_id for i in todo})
+    idle, _ = await ingest.set_aside_idle(
+        ingest.dispatcher, [(batch[i], stored[i][0]) for i in todo]
     )
-    busy |= {
-        batch[i].contact_id
-        for i in todo
-        if ingest.dispatcher.concerns_any(batch[i], stored[i][0]["occurred_at"])
-    }
-    idle = [i for i in todo if batch[i].contact_id not in busy]
-    if idle:
-        await events.mark_many_dispatched(ingest.pool, [stored[i][0]["id"] for i in idle])
-        for i in idle:
+    marked = set(idle)
+    for i in todo:
+        if stored[i][0]["id"] in marked:
             outcomes[i].delivered = True
     by_contact: dict[str, list[int]] = defaultdict(list)
     for i in todo:

@@ -160,10 +160,10 @@ class Ingest:
         """
         if self.dispatcher is None:
             return [DispatchResult(event_id=stored["id"], duplicate=False) for _, stored in pending]
-        _, busy = await self._set_aside_idle(self.dispatcher, pending)
+        _, busy = await self.set_aside_idle(self.dispatcher, pending)
         return await self.deliver(busy)
 
-    async def _set_aside_idle(
+    async def set_aside_idle(
         self, dispatcher: Dispatcher, pending: Pending
     ) -> tuple[list[Any], Pending]:
         """Marks delivered, in one statement, the events no run needs to hear.
@@ -295,7 +295,7 @@ class Ingest:
         dispatcher = self.dispatcher
         if dispatcher is None or not pending:
             return [DispatchResult(event_id=s["id"], duplicate=False) for _, s in pending]
-        idle, busy = await self._set_aside_idle(dispatcher, pending)
+        idle, busy = await self.set_aside_idle(dispatcher, pending)
         gate = asyncio.Semaphore(concurrency)
 
         async def one(event: IncomingEvent, s: dict[str, Any]) -> DispatchResult:
