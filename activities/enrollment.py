@@ -8,7 +8,7 @@ import asyncpg
 from temporalio import activity
 
 from journeys.domain.flow import FlowDefinition
-from journeys.domain.reentry import admits
+from journeys.domain.reentry import NO_MARKETING, admits
 from journeys.domain.runs import (
     ActivityName,
     BeginEnrollmentInput,
@@ -18,9 +18,6 @@ from journeys.domain.runs import (
     ListRunningResult,
 )
 from journeys.store import conditions, contacts, enrollments, flows
-
-# Email statuses that keep a contact out of marketing flows (transactional flows admit them).
-_NO_MARKETING = frozenset({"unsubscribed", "cleaned"})
 
 
 class EnrollmentActivities:
@@ -47,7 +44,7 @@ class EnrollmentActivities:
             contact = await contacts.get(conn, input.contact_id)
             if contact is None:
                 return BeginEnrollmentResult(admitted=False, reason="the contact no longer exists")
-            if contact["status"] in _NO_MARKETING and not await self._transactional(conn, input):
+            if contact["status"] in NO_MARKETING and not await self._transactional(conn, input):
                 return BeginEnrollmentResult(
                     admitted=False,
                     reason=f"the contact is {contact['status']} and the flow is not transactional",

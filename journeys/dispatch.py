@@ -21,7 +21,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from journeys.domain import search
 from journeys.domain.durations import parse_duration
 from journeys.domain.events import IncomingEvent
-from journeys.domain.reentry import admits
+from journeys.domain.reentry import NO_MARKETING, admits
 from journeys.domain.runs import (
     EVENT_SIGNAL,
     WORKFLOW_NAME,
@@ -37,8 +37,6 @@ from journeys.store import armed, conditions, contacts, enrollments
 
 log = logging.getLogger(__name__)
 
-# Email statuses that keep a contact out of marketing flows (as `begin_enrollment` judges them).
-_NO_MARKETING = frozenset({"unsubscribed", "cleaned"})
 # Signals in flight at once when many runs hear the same thing (an audience's zone moved).
 _TELL_CONCURRENCY = 16
 
@@ -321,7 +319,7 @@ class Dispatcher:
 
         False sends the decision to the run (`begin_enrollment`), which refuses it visibly.
         """
-        if status is None or (status in _NO_MARKETING and not flow.definition.transactional):
+        if status is None or (status in NO_MARKETING and not flow.definition.transactional):
             return False
         starting_filter = flow.definition.settings.starting_filter
         if starting_filter is None:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+# Email statuses that keep a contact out of marketing flows (transactional flows admit them);
+# the gateway, `begin_enrollment` and the entry statement in journeys/store/enrollments.py judge by it.
+NO_MARKETING = frozenset({"unsubscribed", "cleaned"})
+
 
 def admits(
     *,
