@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Any
 
 from temporalio import activity
 
-from journeys.domain.runs import ActivityName, ArmPageInput, ArmPageResult, FlowEvent
+from activities.timers import contact_moment
+from journeys.dispatch import Arming
+from journeys.domain.firing import FireAt
+from journeys.domain.runs import ActivityName, ArmPageInput, ArmPageResult, FireMoment, FlowEvent
 from journeys.domain.timers import date_field
+from journeys.local_time import pick_zone
 from journeys.registry import ActiveFlow
-from journeys.store import arming, flows, orders
+from journeys.store import arming, audiences, flows, orders
 from journeys.wiring import Core
 
 # Starts in flight at once per page: enough to keep Temporal busy, few enough to leave room
@@ -54,33 +57,42 @@ class ArmingActivities:
         page = await arming.page(pool, flow.audience_id, after=input.after, limit=input.limit)
         lapse = input.trigger_type == "time_since_last_purchase"
         last_orders = await orders.last_placed(pool, [c["id"] for c in page]) if lapse else {}
+        audience = await audiences.get(pool, flow.audience_id)
+        audience_zone = audience["timezone"] if audience else None
+        basis = flow.definition.settings.timezone_basis
         now = datetime.now(UTC)
-        gate = asyncio.Semaphore(_CONCURRENCY)
-
-        async def arm(contact: dict[str, Any]) -> bool:
+        arms: list[Arming] = []
+        for contact in page:
             if contact["status"] != "subscribed":
-                return False
+                continue
+            fires = None
             if lapse:
                 if contact["id"] not in last_orders:
-                    return False
+                    continue
                 at, kind = last_orders[contact["id"]], "order_placed"
             else:
                 name = date_field(trigger)
                 value = contact.get(name) if name in contact else contact["fields"].get(name)
                 if value in (None, ""):
-                    return False
+                    continue
                 at, kind = now, "armed"
+                # The run starts on its timer: computed here, the run needs no read of its own.
+                zone = pick_zone(contact, audience_zone, basis=basis)
+                moment = contact_moment(trigger, contact, zone=zone, now=now, after=None)
+                if isinstance(moment, FireAt):
+                    fires = FireMoment(at=moment.utc, described=moment.describe())
             event = FlowEvent(
                 id=f"arm:{input.activation}:{contact['id']}",
                 type=kind,
                 occurred_at=at,
                 data={"activation": input.activation},
             )
-            async with gate:
-                enrolment = await self._core.ingest.arm(flow, trigger.type, contact["id"], event)
-            return enrolment.outcome != "refused"
-
-        results = await asyncio.gather(*(arm(contact) for contact in page))
+            arms.append(Arming(contact["id"], event, fires))
+        enrolments = await self._core.ingest.arm_many(
+            flow, trigger.type, arms, concurrency=_CONCURRENCY
+        )
+        results = [e.outcome != "refused" for e in enrolments]
+        results += [False] * (len(page) - len(arms))
         armed = sum(results)
         skipped = len(results) - armed
         done = len(page) < input.limit

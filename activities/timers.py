@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 from temporalio import activity
@@ -17,9 +18,11 @@ from journeys.domain.runs import (
     CheckCartResult,
     CurrentFlowInput,
     CurrentFlowResult,
+    FireMoment,
     ResolveFireInput,
     ResolveFireResult,
 )
+from journeys.domain.triggers import Trigger
 from journeys.local_time import zone_for
 from journeys.store import carts, contacts, flows
 
@@ -49,15 +52,8 @@ class TimerActivities:
         contact = await contacts.get(self._pool, input.contact_id)
         if contact is None:
             return ResolveFireResult(reason="the contact no longer exists")
-        trigger = input.trigger
-        assert isinstance(trigger, firing.DATE_TRIGGER_MODELS[trigger.type])
-        name = timers.date_field(trigger)
-        value = contact[name] if name in contact else (contact.get("fields") or {}).get(name)
-        zone = str(await zone_for(self._pool, contact, basis=input.timezone_basis))
-        if input.after is None:
-            fire = firing.next_fire(trigger, date_value=value, zone=zone, now=input.now)
-        else:
-            fire = firing.fire_after(trigger, date_value=value, zone=zone, fired=input.after)
+        zone = await zone_for(self._pool, contact, basis=input.timezone_basis)
+        fire = contact_moment(input.trigger, contact, zone=zone, now=input.now, after=input.after)
         if isinstance(fire, firing.NoFire):
             return ResolveFireResult(reason=fire.message)
         return ResolveFireResult(at=fire.utc, described=fire.describe())
@@ -86,12 +82,50 @@ class TimerActivities:
 
     @activity.defn(name=ActivityName.CURRENT_FLOW)
     async def current_flow(self, input: CurrentFlowInput) -> CurrentFlowResult:
-        """The flow's status and current version (a yearly run re-arms on it)."""
+        """The flow's status and current version (a yearly run re-arms on it).
+
+        With `next_year`, also the trigger's next moment on that version, so the run that
+        continues as new starts armed without a read of its own.
+        """
         row = await flows.get(self._pool, input.flow_id)
         if row is None:
             return CurrentFlowResult()
-        return CurrentFlowResult(
-            status=row["status"],
-            version=row["version"],
-            definition=FlowDefinition.model_validate(row["definition"]),
+        definition = FlowDefinition.model_validate(row["definition"])
+        result = CurrentFlowResult(
+            status=row["status"], version=row["version"], definition=definition
         )
+        ask = input.next_year
+        trigger = ask and next((t for t in definition.triggers if t.type == ask.trigger_type), None)
+        if ask is None or trigger is None or trigger.type not in timers.DATE_TRIGGERS:
+            return result
+        contact = await contacts.get(self._pool, ask.contact_id)
+        if contact is None:
+            return result
+        basis = definition.settings.timezone_basis
+        zone = await zone_for(self._pool, contact, basis=basis)
+        fire = contact_moment(trigger, contact, zone=zone, now=ask.after, after=ask.after)
+        if isinstance(fire, firing.FireAt):
+            result.fires = FireMoment(at=fire.utc, described=fire.describe())
+        return result
+
+
+def contact_moment(
+    trigger: Trigger,
+    contact: dict[str, Any],
+    *,
+    zone: ZoneInfo,
+    now: datetime,
+    after: datetime | None,
+) -> firing.FireAt | firing.NoFire:
+    """When a date trigger fires for this contact row: the first moment from `now`, or the
+    next one after the fire at `after`.
+
+    One computation for the run's own read (`resolve_fire`), the yearly re-arm and the
+    activation's arming pass, which hands the moment to the runs it starts.
+    """
+    assert isinstance(trigger, firing.DATE_TRIGGER_MODELS[trigger.type])
+    name = timers.date_field(trigger)
+    value = contact[name] if name in contact else (contact.get("fields") or {}).get(name)
+    if after is None:
+        return firing.next_fire(trigger, date_value=value, zone=str(zone), now=now)
+    return firing.fire_after(trigger, date_value=value, zone=str(zone), fired=after)

@@ -26,6 +26,7 @@ from journeys.domain.runs import (
     EVENT_SIGNAL,
     WORKFLOW_NAME,
     ContactFlowInput,
+    FireMoment,
     FlowEvent,
     Phase,
     RunLimits,
@@ -49,6 +50,15 @@ class Enrolment:
     workflow_id: str
     outcome: str  # "started" | "already_in_flow" | "refused"
     reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Arming:
+    """One contact of an arming page: the event that arms it and, if known, its moment."""
+
+    contact_id: str
+    signal: FlowEvent
+    fires: FireMoment | None = None
 
 
 @dataclass
@@ -206,12 +216,33 @@ class Dispatcher:
 
         return sum(await asyncio.gather(*(one(wf_id) for wf_id in workflow_ids)))
 
-    async def arm(
-        self, flow: ActiveFlow, trigger_type: str, contact_id: str, signal: FlowEvent
-    ) -> Enrolment:
-        """Starts (or moves) the contact's armed run of a timer trigger."""
-        enrolment, _ = await self._arm(flow, trigger_type, contact_id, signal)
-        return enrolment
+    async def arm_many(
+        self, flow: ActiveFlow, trigger_type: str, arms: list[Arming], *, concurrency: int
+    ) -> list[Enrolment]:
+        """Starts (or moves) the armed runs of a page of contacts (an activation's arming pass).
+
+        Two statements for the page (note the armed runs, read the last entries), then one
+        signal-with-start per contact, `concurrency` at a time. A run started with its moment
+        (`Arming.fires`) rests on its timer from its first task, published as armed.
+        """
+        if not arms:
+            return []
+        ids = [a.contact_id for a in arms]
+        await armed.remember_many(
+            self._pool,
+            flow_id=flow.id,
+            pairs=[(contact_id, workflow_id(flow.id, contact_id)) for contact_id in ids],
+        )
+        lasts = await enrollments.last_many(self._pool, flow.id, ids)
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(a: Arming) -> Enrolment:
+            async with gate:
+                return await self._arm_decided(
+                    flow, trigger_type, a.contact_id, a.signal, lasts.get(a.contact_id), a.fires
+                )
+
+        return list(await asyncio.gather(*(one(a) for a in arms)))
 
     async def _arm(
         self, flow: ActiveFlow, trigger_type: str, contact_id: str, signal: FlowEvent
@@ -224,19 +255,28 @@ class Dispatcher:
             workflow_id=workflow_id(flow.id, contact_id),
         )
         last = await enrollments.last(self._pool, flow.id, contact_id)
+        return await self._arm_decided(flow, trigger_type, contact_id, signal, last, None), None
+
+    async def _arm_decided(
+        self,
+        flow: ActiveFlow,
+        trigger_type: str,
+        contact_id: str,
+        signal: FlowEvent,
+        last: dict[str, Any] | None,
+        fires: FireMoment | None,
+    ) -> Enrolment:
+        """Signals (or starts) the armed run, unless the re-entry rules refuse the contact."""
+        wf_id = workflow_id(flow.id, contact_id)
         running = bool(last and last["status"] == "running")
         # A yearly run re-arms itself after each journey: its open run takes the event.
         yearly = any(t.yearly for t in flow.definition.triggers if t.type == trigger_type)
         if last and not running and not yearly:
             refusal = self._reentry_refusal(flow, last)
             if refusal:
-                return Enrolment(
-                    flow.id, workflow_id(flow.id, contact_id), "refused", refusal
-                ), None
-        await self._signal_with_start(flow, trigger_type, contact_id, signal)
-        return Enrolment(
-            flow.id, workflow_id(flow.id, contact_id), "already_in_flow" if running else "started"
-        ), None
+                return Enrolment(flow.id, wf_id, "refused", refusal)
+        await self._signal_with_start(flow, trigger_type, contact_id, signal, fires=fires)
+        return Enrolment(flow.id, wf_id, "already_in_flow" if running else "started")
 
     async def _enter(
         self,
@@ -367,11 +407,12 @@ class Dispatcher:
             audience_id=flow.audience_id,
             trigger_type=trigger_type,
             limits=self._limits,
+            enter_locally=True,
             last_send_closes_entry=True,
         )
 
     def _search_attributes(
-        self, flow: ActiveFlow, trigger_type: str, contact_id: str
+        self, flow: ActiveFlow, trigger_type: str, contact_id: str, phase: Phase = Phase.ENTERING
     ) -> TypedSearchAttributes:
         return TypedSearchAttributes(
             [
@@ -380,7 +421,7 @@ class Dispatcher:
                 SearchAttributePair(search.CONTACT_ID, contact_id),
                 SearchAttributePair(search.AUDIENCE_ID, flow.audience_id),
                 SearchAttributePair(search.TRIGGER_TYPE, trigger_type),
-                SearchAttributePair(search.JOURNEY_PHASE, Phase.ENTERING.value),
+                SearchAttributePair(search.JOURNEY_PHASE, phase.value),
             ]
         )
 
@@ -409,17 +450,29 @@ class Dispatcher:
         return handle.result_run_id
 
     async def _signal_with_start(
-        self, flow: ActiveFlow, trigger_type: str, contact_id: str, signal: FlowEvent
+        self,
+        flow: ActiveFlow,
+        trigger_type: str,
+        contact_id: str,
+        signal: FlowEvent,
+        *,
+        fires: FireMoment | None = None,
     ) -> None:
-        """Hands the event to the open run, or starts one that decides its entry itself."""
+        """Hands the event to the open run, or starts one that decides its entry itself.
+
+        With `fires`, a new run starts armed at that moment (an open run ignores it and
+        recomputes its moment from the event, as it does for any re-arming event).
+        """
         await self._client.start_workflow(
             WORKFLOW_NAME,
-            self._input(flow, trigger_type, contact_id),
+            self._input(flow, trigger_type, contact_id).model_copy(update={"fires": fires}),
             id=workflow_id(flow.id, contact_id),
             task_queue=self._task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             start_signal=EVENT_SIGNAL,
             start_signal_args=[signal],
-            search_attributes=self._search_attributes(flow, trigger_type, contact_id),
+            search_attributes=self._search_attributes(
+                flow, trigger_type, contact_id, Phase.ARMED if fires else Phase.ENTERING
+            ),
             static_summary=f"{flow.definition.name} (v{flow.version})",
         )

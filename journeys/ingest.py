@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from journeys.changes import Pending
-from journeys.dispatch import Dispatcher, DispatchResult, Enrolment
+from journeys.dispatch import Arming, Dispatcher, DispatchResult, Enrolment
 from journeys.domain.events import IncomingEvent
 from journeys.domain.runs import FlowEvent
 from journeys.domain.timers import DATE_TRIGGERS
@@ -209,14 +209,14 @@ class Ingest:
             raise RuntimeError("enrolling into one flow needs a dispatcher")
         return await self.dispatcher.deliver_to(flow, event, stored)
 
-    async def arm(
-        self, flow: ActiveFlow, trigger_type: str, contact_id: str, event: FlowEvent
-    ) -> Enrolment:
-        """Arms (or re-arms) the contact's run of a timer trigger with an event not stored
-        (an activation's arming pass)."""
+    async def arm_many(
+        self, flow: ActiveFlow, trigger_type: str, arms: list[Arming], *, concurrency: int
+    ) -> list[Enrolment]:
+        """Arms (or re-arms) a page of contacts' runs of a timer trigger with events not
+        stored (an activation's arming pass; `Dispatcher.arm_many`)."""
         if self.dispatcher is None:
             raise RuntimeError("arming needs a dispatcher")
-        return await self.dispatcher.arm(flow, trigger_type, contact_id, event)
+        return await self.dispatcher.arm_many(flow, trigger_type, arms, concurrency=concurrency)
 
     async def audience_zone_moved(self, audience_id: str, *, zone: str, previous: str) -> int:
         """Re-arms the armed date-trigger runs that follow the audience's time zone.

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar, assert_never
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributePair
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         FinishEnrollmentInput,
         FlowControl,
         FlowEvent,
+        NextYear,
         Phase,
         ResolveFireInput,
         ResolveFireResult,
@@ -153,7 +154,9 @@ class ContactFlowWorkflow:
         self._phase = Phase.ENTERING
         self._step_id: str | None = self._state.resume_at
         self._details = "Entering the flow."
-        self._published_phase: Phase = Phase.ENTERING  # what the starter set
+        # What the starter set: a run started with its moment was published as armed.
+        self._published_phase = Phase.ARMED if input.fires else Phase.ENTERING
+        self._given_fire = input.fires  # the first wait's moment, if the starter computed it
         self._published_step: str | None = None
         self._fires_at: datetime | None = None
         self._until: datetime | None = None  # the end of the wait under way
@@ -235,7 +238,7 @@ class ContactFlowWorkflow:
                 return RunResult(phase=Phase.EXITED, entry=None, reason=leave.reason)
             except _ContinueAsNew:
                 await workflow.wait_condition(workflow.all_handlers_finished)
-                workflow.continue_as_new(input.model_copy(update={"state": state}))
+                workflow.continue_as_new(input.model_copy(update={"state": state, "fires": None}))
             state.last_fired = fired_at
         if state.entry is None:
             begin = await self._begin(input)
@@ -255,7 +258,7 @@ class ContactFlowWorkflow:
             await workflow.wait_condition(workflow.all_handlers_finished)
             state.resume_at = more.step.id if more.step else None
             state.wait_until = more.until
-            workflow.continue_as_new(input.model_copy(update={"state": state}))
+            workflow.continue_as_new(input.model_copy(update={"state": state, "fires": None}))
         self._enter_phase(
             phase, None, "Finished the flow." if reason is None else f"Left: {reason}."
         )
@@ -346,6 +349,10 @@ class ContactFlowWorkflow:
                 return await self._fired(timer, at)
 
     async def _fire_time(self, timer: Trigger, after: datetime | None) -> tuple[datetime, str]:
+        given, self._given_fire = self._given_fire, None
+        # The starter's moment holds while nothing but the arming event was heard.
+        if given is not None and self._state.arm_changes <= 1:
+            return given.at, given.described
         if timer.type in timers.DATE_TRIGGERS:
             resolved: ResolveFireResult = await workflow.execute_local_activity(
                 ActivityName.RESOLVE_FIRE,
@@ -401,22 +408,42 @@ class ContactFlowWorkflow:
         return at
 
     async def _rearm_next_year(self, input: ContactFlowInput) -> None:
-        """A yearly trigger's run re-arms for the next year on the flow's current version."""
+        """A yearly trigger's run re-arms for the next year on the flow's current version.
+
+        The same read computes next year's moment, so the next run starts on its timer,
+        published as armed, without a read or a search-attribute update of its own.
+        """
+        state = self._state
+        assert self._timer is not None
         current: CurrentFlowResult = await workflow.execute_local_activity(
             ActivityName.CURRENT_FLOW,
-            CurrentFlowInput(flow_id=input.flow_id),
+            CurrentFlowInput(
+                flow_id=input.flow_id,
+                next_year=NextYear(
+                    trigger_type=self._timer.type,
+                    contact_id=input.contact_id,
+                    audience_id=input.audience_id,
+                    after=state.last_fired or workflow.now(),
+                ),
+            ),
             result_type=CurrentFlowResult,
             start_to_close_timeout=_SHORT,
             retry_policy=_BOOKKEEPING,
         )
         if current.status not in ("active", "paused") or current.definition is None:
             return
-        state = self._state
+        attributes = None
+        if current.fires is not None:
+            attributes = workflow.info().typed_search_attributes.updated(
+                SearchAttributePair(search.JOURNEY_PHASE, Phase.ARMED.value)
+            )
         workflow.continue_as_new(
             input.model_copy(
                 update={
                     "version": current.version,
                     "definition": current.definition,
+                    "fires": current.fires,
+                    "enter_locally": True,
                     "state": RunState(
                         seen=state.seen,
                         last_fired=state.last_fired,
@@ -425,7 +452,8 @@ class ContactFlowWorkflow:
                         arm_changes=1,
                     ),
                 }
-            )
+            ),
+            search_attributes=attributes,
         )
 
     async def _begin(self, input: ContactFlowInput) -> BeginEnrollmentResult:
@@ -433,7 +461,12 @@ class ContactFlowWorkflow:
         settings = input.definition.settings
         enrolled_by = self._state.enrolled_by
         yearly = self._timer is not None and self._timer.yearly
-        result: BeginEnrollmentResult = await workflow.execute_activity(
+        # A local activity for every run started since `enter_locally` existed: the entry is
+        # a few statements, not worth an activity task and two workflow tasks.
+        execute = (
+            workflow.execute_local_activity if input.enter_locally else workflow.execute_activity
+        )
+        result: BeginEnrollmentResult = await execute(
             ActivityName.BEGIN_ENROLLMENT,
             BeginEnrollmentInput(
                 flow_id=input.flow_id,

@@ -135,6 +135,13 @@ class RunState(BaseModel):
     )
 
 
+class FireMoment(BaseModel):
+    """When an armed timer trigger fires, and that moment in the contact's words."""
+
+    at: datetime
+    described: str
+
+
 class ContactFlowInput(BaseModel):
     """Start input: the flow version is snapshotted here, so edits never reach this run."""
 
@@ -146,6 +153,22 @@ class ContactFlowInput(BaseModel):
     trigger_type: str
     limits: RunLimits = RunLimits()
     state: RunState | None = Field(None, description="Set when the run continued as new.")
+    fires: FireMoment | None = Field(
+        None,
+        description=(
+            "An armed run's moment, computed by its starter (the activation's arming pass, the"
+            " yearly re-arm), which also set `JourneyPhase` to armed: the run's first wait needs"
+            " no `resolve_fire` read and no search-attribute update."
+        ),
+    )
+    enter_locally: bool = Field(
+        False,
+        description=(
+            "A run that decides its own entry (an armed run when it fires) does so in a local"
+            " activity: no activity task and two workflow tasks fewer. Every starter sets it;"
+            " runs started before it existed keep the activity (their histories replay)."
+        ),
+    )
     last_send_closes_entry: bool = Field(
         False,
         description=(
@@ -341,8 +364,20 @@ class CheckCartResult(BaseModel):
     reason: str | None = None
 
 
+class NextYear(BaseModel):
+    """A yearly run about to re-arm: the moment after `after` is computed with the flow."""
+
+    trigger_type: str
+    contact_id: str
+    audience_id: str
+    after: datetime
+
+
 class CurrentFlowInput(BaseModel):
     flow_id: str
+    next_year: NextYear | None = Field(
+        None, description="Also compute the next moment on the current version's trigger."
+    )
 
 
 class CurrentFlowResult(BaseModel):
@@ -351,6 +386,9 @@ class CurrentFlowResult(BaseModel):
     status: str | None = None
     version: int | None = None
     definition: FlowDefinition | None = None
+    fires: FireMoment | None = Field(
+        None, description="The next moment, when `next_year` asked and the trigger will fire."
+    )
 
 
 class ArmFlowInput(BaseModel):

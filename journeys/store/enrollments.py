@@ -22,6 +22,18 @@ async def last(conn: Conn, flow_id: str, contact_id: str) -> dict[str, Any] | No
     return dict(row) if row else None
 
 
+async def last_many(conn: Conn, flow_id: str, contact_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """`last` for a page of contacts, by contact id (contacts never entered are absent)."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT ON (contact_id) contact_id::text, entry, status, run_id, started_at,"
+        " ended_at FROM enrollments WHERE flow_id = $1::uuid AND contact_id = ANY($2::uuid[])"
+        " ORDER BY contact_id, entry DESC",
+        flow_id,
+        contact_ids,
+    )
+    return {r["contact_id"]: dict(r) for r in rows}
+
+
 async def by_run(conn: Conn, run_id: str) -> dict[str, Any] | None:
     """The entry a workflow run already made (an activity retry), or None."""
     row = await conn.fetchrow("SELECT entry, status FROM enrollments WHERE run_id = $1", run_id)

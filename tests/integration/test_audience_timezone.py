@@ -11,10 +11,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import httpx
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
+from journeys.domain import search
 from journeys.domain.runs import Phase, RunStatus, workflow_id
 from tests.helpers import eventually
 
@@ -39,6 +41,16 @@ async def _fires_at(client: Client, wf_id: str, expected: datetime) -> RunStatus
         return status if status.phase == Phase.ARMED and status.fires_at == expected else None
 
     return await eventually(check, timeout=60, interval=0.2)
+
+
+async def _reads_and_updates(client: Client, wf_id: str) -> tuple[int, int]:
+    """Local-activity markers and search-attribute updates in the run's history so far."""
+    history = await client.get_workflow_handle(wf_id).fetch_history()
+    kinds = [event.event_type for event in history.events]
+    return (
+        kinds.count(EventType.EVENT_TYPE_MARKER_RECORDED),
+        kinds.count(EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES),
+    )
 
 
 async def test_a_new_audience_zone_moves_the_timers_of_contacts_without_their_own(
@@ -72,6 +84,12 @@ async def test_a_new_audience_zone_moves_the_timers_of_contacts_without_their_ow
     status = await _fires_at(client, ada, _at_nine(day, "America/New_York"))
     assert "America/New_York" in status.details
     await _fires_at(client, kenji, _at_nine(day, "Asia/Tokyo"))
+    # The activation computed each moment: the run rested on its timer from its first task,
+    # already published as armed (no read, no search-attribute update of its own).
+    assert await _reads_and_updates(client, ada) == (0, 0)
+    assert (await client.get_workflow_handle(ada).describe()).typed_search_attributes.get(
+        search.JOURNEY_PHASE
+    ) == "armed"
 
     response = await app_client.patch(
         f"/v1/audiences/{audience}", json={"timezone": "Europe/Paris"}
@@ -83,6 +101,7 @@ async def test_a_new_audience_zone_moves_the_timers_of_contacts_without_their_ow
     )
     status = await _fires_at(client, ada, _at_nine(day, "Europe/Paris"))
     assert "Europe/Paris" in status.details
+    assert await _reads_and_updates(client, ada) == (1, 0)  # the new zone's moment, read once
     # Kenji's own zone rules his timer: it has not moved (and it is still armed).
     await _fires_at(client, kenji, _at_nine(day, "Asia/Tokyo"))
 

@@ -151,6 +151,7 @@ async def _arm(
             contact_id=contact["id"],
             audience_id=audience["id"],
             trigger_type=trigger["type"],
+            enter_locally=True,  # as every starter sets it
         ),
         id=workflow_id(flow["id"], contact["id"]),
         task_queue=task_queue,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import asyncpg
+from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
 from journeys.domain.runs import Phase
@@ -55,6 +56,13 @@ async def test_a_birthday_fires_every_year_and_29_february_on_the_28th_in_other_
     second = _utc(2028, 2, 29, 14)
     await eventually(lambda: rearmed_for(second))
     assert (await armed.status()).last_fired == first
+    # Next year's moment came with the re-arm: the new run rests on its timer from its first
+    # task, published as armed, with no read and no search-attribute update of its own.
+    history = await env.client.get_workflow_handle(armed.handle.id).fetch_history()
+    kinds = [event.event_type for event in history.events]
+    assert EventType.EVENT_TYPE_TIMER_STARTED in kinds
+    assert EventType.EVENT_TYPE_MARKER_RECORDED not in kinds
+    assert EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES not in kinds
     await _fires_exactly_at(armed, mail, second)
     await eventually(lambda: rearmed_for(_utc(2029, 2, 28, 14)))
     assert [m.subject for m in mail.to(armed.contact["email"])] == ["Hello Tim", "Hello Tim"]
