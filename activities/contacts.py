@@ -16,6 +16,7 @@ from journeys.domain.runs import (
     ContactActionResult,
     EvaluateInput,
     EvaluateResult,
+    Phase,
     ResolveWaitInput,
     ResolveWaitResult,
 )
@@ -32,7 +33,7 @@ from journeys.domain.templating import contact_context
 from journeys.ingest import Ingest
 from journeys.local_time import zone_for
 from journeys.rendering import FieldRefused, render_fields
-from journeys.store import conditions, contacts
+from journeys.store import conditions, contacts, enrollments
 
 # Called after conditions were read, before the answer returns; tests use it to deliver an
 # event at the worst moment (while the workflow waits for the answer).
@@ -68,6 +69,16 @@ class ContactActivities:
         """Applies the step's change; idempotent, since its events are keyed by the step run."""
         action, key = input.action, input.idempotency_key
         async with self._pool.acquire() as conn, conn.transaction():
+            if input.closes_entry is not None:
+                # The flow's last step: the entry ends with the change, in one transaction
+                # (whatever the change's outcome: the step has one).
+                await enrollments.finish(
+                    conn,
+                    flow_id=input.flow_id,
+                    contact_id=input.contact_id,
+                    entry=input.closes_entry,
+                    status=Phase.COMPLETED.value,
+                )
             contact = await contacts.get(conn, input.contact_id)
             if contact is None:
                 return ContactActionResult(changed=False, detail="the contact no longer exists")

@@ -409,6 +409,7 @@ class Dispatcher:
             limits=self._limits,
             enter_locally=True,
             last_send_closes_entry=True,
+            last_action_closes_entry=True,
         )
 
     def _search_attributes(

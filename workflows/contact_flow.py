@@ -444,6 +444,8 @@ class ContactFlowWorkflow:
                     "definition": current.definition,
                     "fires": current.fires,
                     "enter_locally": True,
+                    "last_send_closes_entry": True,
+                    "last_action_closes_entry": True,
                     "state": RunState(
                         seen=state.seen,
                         last_fired=state.last_fired,
@@ -552,10 +554,10 @@ class ContactFlowWorkflow:
                 self._enter_phase(
                     Phase.RUNNING, step.id, f"Updating the contact (`{step.id}`: {step.type})."
                 )
-                entry.outcome = await self._contact_action(step)
+                entry.outcome = await self._contact_action(step, last=after is None)
             case Unsubscribe():
                 self._enter_phase(Phase.RUNNING, step.id, f"Unsubscribing (`{step.id}`).")
-                entry.outcome = await self._contact_action(step)
+                entry.outcome = await self._contact_action(step, last=after is None)
             case Exit():
                 entry.outcome = "left the flow"
                 raise _Leave(f"reached the exit step `{step.id}`")
@@ -824,7 +826,9 @@ class ContactFlowWorkflow:
             return f"failed: {err.cause or err}"
         return f"called: HTTP {result.status_code}"
 
-    async def _contact_action(self, step: ContactAction) -> str:
+    async def _contact_action(self, step: ContactAction, *, last: bool) -> str:
+        # Like a last send, a last change records the entry as completed in its transaction.
+        closes = self._state.entry if last and self._input.last_action_closes_entry else None
         result: ContactActionResult = await workflow.execute_activity(
             ActivityName.APPLY_CONTACT_ACTION,
             ContactActionInput(
@@ -835,11 +839,13 @@ class ContactFlowWorkflow:
                 audience_id=self._input.audience_id,
                 action=step,
                 event=self._event_data(),
+                closes_entry=closes,
             ),
             result_type=ContactActionResult,
             start_to_close_timeout=_SHORT,
             retry_policy=_BOOKKEEPING,
         )
+        self._entry_closed = closes is not None
         return result.detail
 
     # --- visibility -------------------------------------------------------------------------

@@ -177,6 +177,13 @@ class ContactFlowInput(BaseModel):
             " runs started before it existed keep the old ending (their histories replay)."
         ),
     )
+    last_action_closes_entry: bool = Field(
+        False,
+        description=(
+            "The same for a last step that changes the contact (a tag, a field, a group): its"
+            " transaction records the entry as completed. Set by every starter since it existed."
+        ),
+    )
 
 
 class RunStatus(BaseModel):
@@ -304,6 +311,9 @@ class ContactActionInput(BaseModel):
     audience_id: str
     action: ContactAction = Field(discriminator="type")
     event: dict[str, Any] = {}
+    closes_entry: int | None = Field(
+        None, description="The flow's last step: also record this entry as completed."
+    )
 
 
 class ContactActionResult(BaseModel):

@@ -114,6 +114,25 @@ async def test_a_tag_enters_at_the_gateway_and_the_run_only_sends(stack: _Stack)
     assert stored["dispatched_at"] is not None
 
 
+async def test_a_last_step_that_tags_closes_the_entry_in_its_own_transaction(
+    stack: _Stack,
+) -> None:
+    flow_id = await stack.flow(steps=[{"id": "mark", "type": "add_tag", "tag": "greeted"}])
+    contact_id = await stack.contact()
+    await stack.http.post(
+        f"/v1/audiences/{stack.audience_id}/contacts/{contact_id}/tags", json={"tags": ["vip"]}
+    )
+    handle = stack.client.get_workflow_handle(workflow_id(flow_id, contact_id))
+    assert (await handle.result())["phase"] == "completed"
+    # The tag and the end of the entry in one activity: the run records no end of its own.
+    history = await handle.fetch_history()
+    assert not any(e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED for e in history.events)
+    [entry] = await stack.entries(flow_id, contact_id)
+    assert entry["status"] == "completed"
+    tags = await stack.http.get(f"/v1/audiences/{stack.audience_id}/contacts/{contact_id}")
+    assert "greeted" in tags.json()["tags"]
+
+
 async def test_an_entry_whose_run_never_started_is_started_once_by_the_relay(stack: _Stack) -> None:
     flow_id = await stack.flow(steps=_SEND)
     contact_id = await stack.contact()
