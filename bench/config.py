@@ -65,6 +65,11 @@ class BenchConfig:
     # arming it takes longer), the raw cohort `gap` seconds before ours.
     armed_contacts: int = 10_000
     armed_rss_samples: int = 4
+    # Both sides' workers keep this many workflows in their sticky cache while the population
+    # arms (None: the workers' default, 10,000): half the population, so the run shows the RSS
+    # growing until the cache is full and flat after it. `BENCH_LARGE=1` arms 100k with the
+    # default cache.
+    armed_cache: int | None = 5_000
     armed_cohort: int = 1000
     armed_cohort_lead_s: float = 30.0
     armed_cohort_gap_s: int = 120
@@ -91,7 +96,10 @@ class BenchConfig:
             raise ValueError(f"BENCH_SIZES must be 'default' or 'smoke', not {sizes!r}")
         if env.get("BENCH_LARGE") == "1":
             config = replace(
-                config, waiting_sizes=(*config.waiting_sizes, 100_000), armed_contacts=100_000
+                config,
+                waiting_sizes=(*config.waiting_sizes, 100_000),
+                armed_contacts=100_000,
+                armed_cache=None,
             )
         only = env.get("BENCH_ONLY")
         if only:
@@ -131,6 +139,7 @@ SMOKE = BenchConfig(
     engagement_open_concurrency=4,
     armed_contacts=40,
     armed_rss_samples=2,
+    armed_cache=20,
     armed_cohort=5,
     armed_cohort_lead_s=3.0,
     armed_cohort_gap_s=0,
