@@ -34,26 +34,25 @@ async def add(
     Returns:
         The labels the contact did not have before, in the order given.
     """
+    # One statement (labels created, then linked): the link insert reads the labels' ids from
+    # the first insert's RETURNING, so nothing travels back and forth in between.
     rows = await conn.fetch(
         f"""
-        INSERT INTO {kind.labels} (audience_id, name) SELECT $1::uuid, unnest($2::text[])
-        ON CONFLICT (audience_id, name) DO UPDATE SET name = EXCLUDED.name
-        RETURNING id, name
+        WITH named AS (
+            INSERT INTO {kind.labels} (audience_id, name) SELECT $1::uuid, unnest($2::text[])
+            ON CONFLICT (audience_id, name) DO UPDATE SET name = EXCLUDED.name
+            RETURNING id, name
+        )
+        INSERT INTO {kind.links} (contact_id, {kind.link_column})
+        SELECT $3::uuid, id FROM named
+        ON CONFLICT DO NOTHING
+        RETURNING (SELECT name FROM named WHERE named.id = {kind.link_column}) AS name
         """,
         audience_id,
         names,
-    )
-    ids = {r["id"]: r["name"] for r in rows}
-    added = await conn.fetch(
-        f"""
-        INSERT INTO {kind.links} (contact_id, {kind.link_column})
-        SELECT $1::uuid, unnest($2::bigint[])
-        ON CONFLICT DO NOTHING RETURNING {kind.link_column} AS id
-        """,
         contact_id,
-        list(ids),
     )
-    new = {ids[r["id"]] for r in added}
+    new = {r["name"] for r in rows}
     return [n for n in dict.fromkeys(names) if n in new]
 
 
