@@ -121,9 +121,10 @@ class Ingest:
 
     async def change(
         self,
-        apply: Callable[[asyncpg.Connection], Awaitable[tuple[T, Pending]]],
+        apply: Callable[[Any], Awaitable[tuple[T, Pending]]],
         *,
         trigger: bool = True,
+        atomic: bool = False,
     ) -> tuple[T, list[DispatchResult]]:
         """Runs one change and stores its events in one transaction, then delivers them.
 
@@ -132,7 +133,13 @@ class Ingest:
                 returns its result and the events it stored.
             trigger: False stores the events without triggering anything (Mailchimp's
                 `is_syncing`).
+            atomic: `apply` writes in one statement (tags and groups, see
+                `journeys.changes`): it runs on the pool, without the BEGIN and COMMIT round
+                trips of a transaction it does not need.
         """
+        if atomic and trigger:
+            value, pending = await apply(self.pool)
+            return value, await self.deliver(pending)
         async with self.pool.acquire() as conn, conn.transaction():
             value, pending = await apply(conn)
             if not trigger:

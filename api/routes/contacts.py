@@ -300,7 +300,8 @@ async def _change(
 ) -> tuple[list[str], list[DispatchResult]]:
     """Runs one tag/group change; its events are stored with it, then delivered."""
     return await ingest.change(
-        partial(change, audience_id=audience_id, contact_id=contact_id, names=names, key=key)
+        partial(change, audience_id=audience_id, contact_id=contact_id, names=names, key=key),
+        atomic=True,  # one statement (`journeys.changes._labels`)
     )
 
 
