@@ -27,6 +27,8 @@ class BenchConfig:
     ingest_concurrency: tuple[int, ...] = (1, 8, 32, 128)
     ingest_seconds: float = 5.0
     ingest_contacts_per_level: int = 3000
+    # Contacts whose page views enrol nobody (cycled through; never enrolled).
+    ingest_idle_contacts: int = 500
 
     # Batch ingest: single posts, then closed loops of batch requests of each size.
     batch_sizes: tuple[int, ...] = (100, 500)
@@ -117,6 +119,7 @@ SMOKE = BenchConfig(
     ingest_concurrency=(1, 4),
     ingest_seconds=1.0,
     ingest_contacts_per_level=60,
+    ingest_idle_contacts=20,
     batch_sizes=(5, 20),
     batch_concurrency=2,
     batch_single_concurrency=4,

@@ -119,3 +119,25 @@ async def tag(http: httpx.AsyncClient, audience_id: str, contact: Contact) -> No
     outcomes = [e["outcome"] for e in response.json()["enrolments"]]
     if outcomes != ["started"]:
         raise RuntimeError(f"expected one started run, got {outcomes}")
+
+
+async def visit(
+    http: httpx.AsyncClient, audience_id: str, contact: Contact, url: str, *, enrols: bool
+) -> None:
+    """Posts a `page_visited` activity event of the contact through the gateway.
+
+    Raises:
+        RuntimeError: the gateway refused, or enrolled the contact when `enrols` is False (or
+            did not start exactly one run when it is True).
+    """
+    response = await http.post(
+        f"/v1/audiences/{audience_id}/contacts/{contact.id}/activity",
+        json={"type": "page_visited", "data": {"url": url}},
+    )
+    if response.status_code != 202:
+        raise RuntimeError(f"event refused: {response.status_code} {response.text[:300]}")
+    outcomes = [e["outcome"] for e in response.json()["enrolments"]]
+    if outcomes != (["started"] if enrols else []):
+        raise RuntimeError(
+            f"expected {'one started run' if enrols else 'no enrolment'}, got {outcomes}"
+        )

@@ -4,6 +4,9 @@ Driven over HTTP with httpx at a sweep of concurrencies, against raw
 `start_workflow(start_signal=...)` calls from a Python client at the same concurrency on the
 same Temporal server. No worker polls during either side: this is the cost of accepting an
 event durably (stored in Postgres, run started in Temporal), not of running it (see `e2e`).
+At each level, events that enrol nobody too (`idle_events_per_s`): a page view no flow
+triggers on, of a contact in no flow, posted one per request; stored, then nothing to start,
+against the same raw starts/s.
 """
 
 from __future__ import annotations
@@ -15,7 +18,15 @@ from functools import partial
 
 from bench import raw
 from bench.config import BenchConfig
-from bench.fixtures import Contact, create_audience, create_contacts, create_flow, send_step, tag
+from bench.fixtures import (
+    Contact,
+    create_audience,
+    create_contacts,
+    create_flow,
+    send_step,
+    tag,
+    visit,
+)
 from bench.load import check_run, closed_loop, percentile_ms
 from bench.profiling import cpu_per_item, format_cpu, record, summarize
 from bench.results import Figure, Recorder
@@ -23,6 +34,7 @@ from bench.stack import BenchEnv, Suite, unique
 
 BENCH = "ingest"
 RAW_LABEL = "raw start_workflow(start_signal) from a Python client"
+IDLE_URL = "https://bench.test/about"  # no flow of the benchmark triggers on page views
 
 
 async def run(suite: Suite, config: BenchConfig, rec: Recorder) -> None:
@@ -37,10 +49,17 @@ async def run(suite: Suite, config: BenchConfig, rec: Recorder) -> None:
         contacts = iter(
             await create_contacts(suite.pool, audience, config.ingest_contacts_per_level * levels)
         )
+        # Never enrolled: their page views find nobody to tell, again and again.
+        idle = itertools.cycle(
+            await create_contacts(suite.pool, audience, config.ingest_idle_contacts)
+        )
         raw_ids = (f"raw-{queue}-{i}" for i in itertools.count())
 
         async def via_gateway(contact: Contact) -> None:
             await tag(http.next(), audience, contact)
+
+        async def idle_event(contact: Contact) -> None:
+            await visit(http.next(), audience, contact, IDLE_URL, enrols=False)
 
         assert env.client is not None
         via_raw = partial(
@@ -55,6 +74,7 @@ async def run(suite: Suite, config: BenchConfig, rec: Recorder) -> None:
         per_level = config.ingest_contacts_per_level
         await closed_loop(itertools.islice(contacts, config.warmup), via_gateway, concurrency=4)
         await closed_loop(itertools.islice(raw_ids, config.warmup), via_raw, concurrency=4)
+        await closed_loop(itertools.islice(idle, config.warmup), idle_event, concurrency=4)
 
         for concurrency in config.ingest_concurrency:
             before = env.cpu_snapshot()
@@ -69,14 +89,31 @@ async def run(suite: Suite, config: BenchConfig, rec: Recorder) -> None:
                 raw_ids, via_raw, concurrency=concurrency, duration=config.ingest_seconds
             )
             after = env.cpu_snapshot()
+            nobody = await closed_loop(
+                idle, idle_event, concurrency=concurrency, duration=config.ingest_seconds
+            )
+            idle_done = env.cpu_snapshot()
             check_run(gateway, "gateway")
             check_run(baseline, "raw")
+            check_run(nobody, "gateway, events enrolling nobody")
             params = {"concurrency": concurrency}
             rec.add(
                 Figure(
                     BENCH,
                     "events_per_s",
                     gateway.rate,
+                    "events/s",
+                    baseline.rate,
+                    RAW_LABEL,
+                    "higher",
+                    params,
+                )
+            )
+            rec.add(
+                Figure(
+                    BENCH,
+                    "idle_events_per_s",
+                    nobody.rate,
                     "events/s",
                     baseline.rate,
                     RAW_LABEL,
@@ -102,7 +139,9 @@ async def run(suite: Suite, config: BenchConfig, rec: Recorder) -> None:
                 f"concurrency {concurrency}: gateway "
                 + format_cpu(cpu_per_item(before, middle, gateway.ok), "event")
                 + "; raw "
-                + format_cpu(cpu_per_item(middle, after, baseline.ok), "start"),
+                + format_cpu(cpu_per_item(middle, after, baseline.ok), "start")
+                + "; events enrolling nobody "
+                + format_cpu(cpu_per_item(after, idle_done, nobody.ok), "event"),
             )
             if gateway.ok >= per_level:
                 rec.note(
@@ -143,5 +182,5 @@ def figure_keys(config: BenchConfig) -> list[str]:
     return [
         f"{BENCH}.{name}[concurrency={c}]"
         for c in config.ingest_concurrency
-        for name in ("events_per_s", "response_p50_ms", "response_p99_ms")
+        for name in ("events_per_s", "idle_events_per_s", "response_p50_ms", "response_p99_ms")
     ]

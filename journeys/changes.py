@@ -49,7 +49,7 @@ async def _record(
 
 
 async def _labels(
-    conn: asyncpg.Connection,
+    conn: asyncpg.Connection | asyncpg.Pool,
     kind: memberships.Kind,
     event_type: str,
     *,
@@ -58,29 +58,43 @@ async def _labels(
     names: list[str],
     key: str,
 ) -> tuple[list[str], Pending]:
-    """Applies a tag/group change; each name it actually changed becomes one event."""
-    if event_type in ("tag_added", "joined_group"):
-        done = await memberships.add(
-            conn, kind, audience_id=audience_id, contact_id=contact_id, names=names
-        )
-    else:
-        done = await memberships.remove(conn, kind, contact_id=contact_id, names=names)
-    pending: Pending = []
+    """Applies a tag/group change; each name it actually changed becomes one event.
+
+    One statement changes the labels and stores the events (`memberships.change_recording`),
+    so `conn` may be the pool: the change is atomic without a transaction around it.
+    """
     field = "group" if kind is memberships.GROUPS else "tag"
-    for name in done:
-        await _record(
-            conn,
-            pending,
+    changed = await memberships.change_recording(
+        conn,
+        kind,
+        adding=event_type in ("tag_added", "joined_group"),
+        audience_id=audience_id,
+        contact_id=contact_id,
+        names=list(dict.fromkeys(names)),
+        event_type=event_type,
+        field=field,
+        key=key,
+    )
+    pending: Pending = []
+    for name, stored in changed:
+        event_key = f"{event_type}:{contact_id}:{name}:{key}"
+        if stored is None:  # stored by an earlier attempt of the same request
+            stored = await events.by_key(conn, event_key)
+            assert stored is not None
+        event = IncomingEvent(
+            type=event_type,
             audience_id=audience_id,
             contact_id=contact_id,
-            type=event_type,
-            key=f"{event_type}:{contact_id}:{name}:{key}",
+            idempotency_key=event_key,
             data={field: name},
         )
-    return done, pending
+        pending.append((event, stored))
+    return [name for name, _ in changed], pending
 
 
-async def add_tags(conn: asyncpg.Connection, **change: Any) -> tuple[list[str], Pending]:
+async def add_tags(
+    conn: asyncpg.Connection | asyncpg.Pool, **change: Any
+) -> tuple[list[str], Pending]:
     """Tags the contact; each tag it did not have yet becomes a `tag_added` event.
 
     Keyword arguments: audience_id, contact_id, names, key (what makes the events idempotent).
@@ -88,17 +102,23 @@ async def add_tags(conn: asyncpg.Connection, **change: Any) -> tuple[list[str], 
     return await _labels(conn, memberships.TAGS, "tag_added", **change)
 
 
-async def remove_tags(conn: asyncpg.Connection, **change: Any) -> tuple[list[str], Pending]:
+async def remove_tags(
+    conn: asyncpg.Connection | asyncpg.Pool, **change: Any
+) -> tuple[list[str], Pending]:
     """Untags the contact; each tag it had becomes a `tag_removed` event."""
     return await _labels(conn, memberships.TAGS, "tag_removed", **change)
 
 
-async def join_groups(conn: asyncpg.Connection, **change: Any) -> tuple[list[str], Pending]:
+async def join_groups(
+    conn: asyncpg.Connection | asyncpg.Pool, **change: Any
+) -> tuple[list[str], Pending]:
     """Puts the contact in groups; each new membership becomes a `joined_group` event."""
     return await _labels(conn, memberships.GROUPS, "joined_group", **change)
 
 
-async def leave_groups(conn: asyncpg.Connection, **change: Any) -> tuple[list[str], Pending]:
+async def leave_groups(
+    conn: asyncpg.Connection | asyncpg.Pool, **change: Any
+) -> tuple[list[str], Pending]:
     """Takes the contact out of groups; each ended membership becomes a `left_group` event."""
     return await _labels(conn, memberships.GROUPS, "left_group", **change)
 

@@ -26,6 +26,10 @@ from journeys.store import armed, carts, enrollments, events, orders
 
 T = TypeVar("T")
 
+# Later than any event: a flow that concerns an event at no time up to this never will (flows
+# react only to what happens after their activation).
+_EVER = datetime.max.replace(tzinfo=UTC)
+
 # Order events and the status they give the order in the ledger `purchased` conditions read.
 ORDER_STATUS = {
     "order_placed": "placed",
@@ -36,8 +40,21 @@ ORDER_STATUS = {
 }
 
 
-async def store(conn: asyncpg.Connection, event: IncomingEvent) -> tuple[dict[str, Any], bool]:
+def feeds_ledgers(event: IncomingEvent) -> bool:
+    """Whether storing the event writes more than its own row (orders ledger, carts)."""
+    return (
+        event.type in ORDER_STATUS
+        or event.type == "cart_updated"
+        or (event.type == "checkout_action" and bool(event.data.get("cart_id")))
+    )
+
+
+async def store(
+    conn: asyncpg.Connection | asyncpg.Pool, event: IncomingEvent
+) -> tuple[dict[str, Any], bool]:
     """Stores the event and what it feeds (orders ledger, carts) in the caller's transaction.
+
+    An event that `feeds_ledgers` nothing is one insert, which may run on the pool.
 
     Returns:
         The stored event (the earlier one on a repeated idempotency key) and whether it is new.
@@ -104,9 +121,10 @@ class Ingest:
 
     async def change(
         self,
-        apply: Callable[[asyncpg.Connection], Awaitable[tuple[T, Pending]]],
+        apply: Callable[[Any], Awaitable[tuple[T, Pending]]],
         *,
         trigger: bool = True,
+        atomic: bool = False,
     ) -> tuple[T, list[DispatchResult]]:
         """Runs one change and stores its events in one transaction, then delivers them.
 
@@ -115,7 +133,13 @@ class Ingest:
                 returns its result and the events it stored.
             trigger: False stores the events without triggering anything (Mailchimp's
                 `is_syncing`).
+            atomic: `apply` writes in one statement (tags and groups, see
+                `journeys.changes`): it runs on the pool, without the BEGIN and COMMIT round
+                trips of a transaction it does not need.
         """
+        if atomic and trigger:
+            value, pending = await apply(self.pool)
+            return value, await self.deliver(pending)
         async with self.pool.acquire() as conn, conn.transaction():
             value, pending = await apply(conn)
             if not trigger:
@@ -132,6 +156,23 @@ class Ingest:
             trigger: False stores the event without triggering anything (Mailchimp's
                 `is_syncing`): it stays in the contact's history and feeds conditions.
         """
+        if trigger and not feeds_ledgers(event):
+            # One insert is atomic alone: no BEGIN and COMMIT round trips around it. An event
+            # no flow could ever concern, of a contact in no flow, is delivered by that insert.
+            idle = self.dispatcher is not None and not self.dispatcher.concerns_any(event, _EVER)
+            stored, new = await events.record(
+                self.pool,
+                idempotency_key=event.idempotency_key,
+                audience_id=event.audience_id,
+                contact_id=event.contact_id,
+                type=event.type,
+                data=event.data,
+                occurred_at=event.occurred_at,
+                settle_if_idle=idle,
+            )
+            if new and stored["dispatched_at"] is not None:
+                return DispatchResult(event_id=stored["id"], duplicate=False)
+            return await self.deliver_one(event, stored)
         async with self.pool.acquire() as conn, conn.transaction():
             stored, new = await store(conn, event)
             if not trigger:

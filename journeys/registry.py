@@ -7,9 +7,11 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 import asyncpg
+from pydantic_core import to_json
 
 from journeys.domain.events import IncomingEvent, event_type_for, fires, interests
 from journeys.domain.flow import FlowDefinition
@@ -31,6 +33,12 @@ class ActiveFlow:
     definition: FlowDefinition
     activated_at: datetime
     interests: frozenset[str] = frozenset()
+
+    @cached_property
+    def definition_json(self) -> bytes:
+        """The definition as the runs' start input carries it, serialised once per version
+        (it is the bulk of every start's payload; see `journeys.dispatch.start_input`)."""
+        return to_json(self.definition)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> ActiveFlow:

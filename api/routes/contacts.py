@@ -151,6 +151,15 @@ async def _contact(pool: PoolDep, audience_id: str, ref: str) -> dict[str, Any]:
     return contact
 
 
+async def _contact_id(pool: PoolDep, audience_id: str, ref: str) -> str:
+    """The contact's id (a 404 as `_contact` words it if none), reading nothing else."""
+    found = await contacts.resolve_id(pool, audience_id, ref)
+    if found is None:
+        await require_audience(pool, audience_id)
+        raise ProblemError(404, f"contact {ref!r} does not exist in audience {audience_id}")
+    return found
+
+
 async def _public(pool: PoolDep, contact: dict[str, Any]) -> ContactPublic:
     return ContactPublic(**contact, tags=await contacts.tags(pool, contact["id"]))
 
@@ -291,7 +300,8 @@ async def _change(
 ) -> tuple[list[str], list[DispatchResult]]:
     """Runs one tag/group change; its events are stored with it, then delivered."""
     return await ingest.change(
-        partial(change, audience_id=audience_id, contact_id=contact_id, names=names, key=key)
+        partial(change, audience_id=audience_id, contact_id=contact_id, names=names, key=key),
+        atomic=True,  # one statement (`journeys.changes._labels`)
     )
 
 
@@ -310,18 +320,18 @@ async def add_tags(
     after a failure finishes what the first attempt began instead of doing it twice.
     """
     aid = str(audience_id)
-    row = await _contact(pool, aid, contact)
+    contact_id = await _contact_id(pool, aid, contact)
     names = list(dict.fromkeys(t.strip() for t in body.tags))
     request_key = idempotency_key or uuid.uuid4().hex
-    added, results = await _change(ingest, aid, row["id"], changes.add_tags, names, request_key)
+    added, results = await _change(ingest, aid, contact_id, changes.add_tags, names, request_key)
     if idempotency_key:
         retried = [
-            f"tag_added:{row['id']}:{tag}:{request_key}" for tag in names if tag not in added
+            f"tag_added:{contact_id}:{tag}:{request_key}" for tag in names if tag not in added
         ]
         results += await ingest.deliver(await ingest.undelivered(retried))
     return TagsAdded(
-        contact_id=row["id"],
-        tags=await contacts.tags(pool, row["id"]),
+        contact_id=contact_id,
+        tags=await contacts.tags(pool, contact_id),
         added=added,
         enrolments=_enrolments(results),
     )
@@ -336,8 +346,10 @@ async def remove_tag(
     ingest: IngestDep,
 ) -> Response:
     """Removes a tag from the contact (no error if it did not have it)."""
-    row = await _contact(pool, str(audience_id), contact)
-    await _change(ingest, str(audience_id), row["id"], changes.remove_tags, [tag], uuid.uuid4().hex)
+    contact_id = await _contact_id(pool, str(audience_id), contact)
+    await _change(
+        ingest, str(audience_id), contact_id, changes.remove_tags, [tag], uuid.uuid4().hex
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -362,14 +374,14 @@ async def join_groups(
 ) -> GroupsChanged:
     """Puts the contact in audience groups; joining fires `joined_group` triggers."""
     aid = str(audience_id)
-    row = await _contact(pool, aid, contact)
+    contact_id = await _contact_id(pool, aid, contact)
     names = list(dict.fromkeys(body.groups))
     joined, results = await _change(
-        ingest, aid, row["id"], changes.join_groups, names, uuid.uuid4().hex
+        ingest, aid, contact_id, changes.join_groups, names, uuid.uuid4().hex
     )
     return GroupsChanged(
-        contact_id=row["id"],
-        groups=await groups.of_contact(pool, row["id"]),
+        contact_id=contact_id,
+        groups=await groups.of_contact(pool, contact_id),
         joined=joined,
         enrolments=_enrolments(results),
     )
@@ -386,9 +398,9 @@ async def leave_group(
     ingest: IngestDep,
 ) -> Response:
     """Takes the contact out of a group; leaving fires `left_group` triggers."""
-    row = await _contact(pool, str(audience_id), contact)
+    contact_id = await _contact_id(pool, str(audience_id), contact)
     await _change(
-        ingest, str(audience_id), row["id"], changes.leave_groups, [group], uuid.uuid4().hex
+        ingest, str(audience_id), contact_id, changes.leave_groups, [group], uuid.uuid4().hex
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -424,12 +436,12 @@ async def post_event(
     # Refused before it is stored: an event Temporal cannot carry would never be delivered.
     _within(body.properties, field="properties", limit=settings.max_event_data_bytes)
     aid = str(audience_id)
-    row = await _contact(pool, aid, contact)
+    contact_id = await _contact_id(pool, aid, contact)
     event = IncomingEvent(
         type="custom_event",
         audience_id=aid,
-        contact_id=row["id"],
-        idempotency_key=f"custom_event:{row['id']}:{idempotency_key or uuid.uuid4().hex}",
+        contact_id=contact_id,
+        idempotency_key=f"custom_event:{contact_id}:{idempotency_key or uuid.uuid4().hex}",
         data={"name": body.name, "properties": body.properties},
         occurred_at=body.occurred_at,
     )
@@ -473,12 +485,12 @@ async def post_activity(
             errors=[FieldError(field=path, message=message) for path, message in problems],
         )
     aid = str(audience_id)
-    row = await _contact(pool, aid, contact)
-    key = f"{body.type}:{row['id']}:{idempotency_key or uuid.uuid4().hex}"
+    contact_id = await _contact_id(pool, aid, contact)
+    key = f"{body.type}:{contact_id}:{idempotency_key or uuid.uuid4().hex}"
     event = IncomingEvent(
         type=body.type,
         audience_id=aid,
-        contact_id=row["id"],
+        contact_id=contact_id,
         idempotency_key=key,
         data=body.data,
         occurred_at=body.occurred_at,

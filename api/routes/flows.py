@@ -382,7 +382,7 @@ class _Moves:
         return public(flow)
 
 
-def _moves(
+async def _moves(  # a coroutine: FastAPI runs a plain `def` dependency in a thread
     pool: PoolDep, registry: RegistryDep, temporal: TemporalDep, settings: SettingsDep
 ) -> _Moves:
     return _Moves(pool, registry, temporal, settings)

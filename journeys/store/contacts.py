@@ -79,21 +79,40 @@ async def upsert(
     return data, created
 
 
-async def resolve(conn: Conn, audience_id: str, ref: str) -> dict[str, Any] | None:
-    """Finds a contact of the audience by id, subscriber hash or email address."""
+def _by_ref(ref: str) -> tuple[str, str]:
+    """The condition (on `$2`) and value that find a contact by id, hash or email address."""
     # A hash is 32 hex digits, which uuid.UUID would also accept: test it first.
     if _HASH.match(ref.lower()):
-        where, value = "subscriber_hash = $2", ref.lower()
-    elif is_uuid(ref):
-        where, value = "id = $2::uuid", ref
-    else:
-        where, value = "subscriber_hash = $2", subscriber_hash(ref)
+        return "subscriber_hash = $2", ref.lower()
+    if is_uuid(ref):
+        return "id = $2::uuid", ref
+    return "subscriber_hash = $2", subscriber_hash(ref)
+
+
+async def resolve(conn: Conn, audience_id: str, ref: str) -> dict[str, Any] | None:
+    """Finds a contact of the audience by id, subscriber hash or email address."""
+    where, value = _by_ref(ref)
     row = await conn.fetchrow(
         f"SELECT {COLUMNS} FROM contacts WHERE audience_id = $1::uuid AND {where}",
         audience_id,
         value,
     )
     return dict(row) if row else None
+
+
+async def resolve_id(conn: Conn, audience_id: str, ref: str) -> str | None:
+    """The id of the audience's contact named by id, subscriber hash or email address, or None.
+
+    For requests that only address the contact (tags, events): no other column is read or
+    decoded.
+    """
+    where, value = _by_ref(ref)
+    found: str | None = await conn.fetchval(
+        f"SELECT id::text FROM contacts WHERE audience_id = $1::uuid AND {where}",
+        audience_id,
+        value,
+    )
+    return found
 
 
 async def get(conn: Conn, contact_id: str) -> dict[str, Any] | None:

@@ -20,16 +20,26 @@ async def record(
     type: str,
     data: dict[str, Any],
     occurred_at: datetime | None = None,
+    settle_if_idle: bool = False,
 ) -> tuple[dict[str, Any], bool]:
     """Appends the event unless its key was seen.
+
+    Args:
+        settle_if_idle: The caller knows no flow enrols, arms or disarms on the event: store it
+            delivered already if its contact has no entry in progress either (nobody to tell),
+            saving the statement that would mark it so.
 
     Returns:
         The stored event (the earlier one on a repeat) and whether this call stored it.
     """
     row = await conn.fetchrow(
         """
-        INSERT INTO events (idempotency_key, audience_id, contact_id, type, data, occurred_at)
-        VALUES ($1, $2::uuid, $3::uuid, $4, $5, COALESCE($6, now()))
+        INSERT INTO events (idempotency_key, audience_id, contact_id, type, data, occurred_at,
+                            dispatched_at)
+        VALUES ($1, $2::uuid, $3::uuid, $4, $5, COALESCE($6, now()),
+                CASE WHEN $7 AND NOT EXISTS (
+                    SELECT 1 FROM enrollments WHERE contact_id = $3::uuid AND status = 'running'
+                ) THEN now() END)
         ON CONFLICT (idempotency_key) DO NOTHING
         RETURNING id::text, type, data, occurred_at, dispatched_at, contact_id::text,
                   audience_id::text
@@ -40,6 +50,7 @@ async def record(
         type,
         data,
         occurred_at,
+        settle_if_idle,
     )
     if row:
         return dict(row), True

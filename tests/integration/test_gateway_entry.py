@@ -277,3 +277,28 @@ async def test_an_event_that_enrols_nobody_is_settled_and_open_runs_still_hear_t
     assert posted.status_code == 202 and posted.json()["enrolments"] == []
     result = await stack.client.get_workflow_handle(workflow_id(flow_id, waiting)).result()
     assert result["phase"] == "exited" and "exit goal" in result["reason"]
+
+
+async def test_an_event_that_enrols_nobody_is_stored_delivered_once_and_a_repeat_is_a_duplicate(
+    stack: _Stack,
+) -> None:
+    # Settled by the insert that stores it (no flow could concern it, the contact is in none).
+    idle = await stack.contact()
+    url = f"/v1/audiences/{stack.audience_id}/contacts/{idle}/activity"
+    body = {"type": "page_visited", "data": {"url": "https://shop.test/about"}}
+    headers = {"Idempotency-Key": f"visit-{uuid.uuid4().hex}"}
+    first = await stack.http.post(url, json=body, headers=headers)
+    assert first.status_code == 202, first.text
+    assert first.json()["duplicate"] is False and first.json()["enrolments"] == []
+    stored = await stack.pool.fetchrow(
+        "SELECT dispatched_at FROM events WHERE id = $1::uuid", uuid.UUID(first.json()["event_id"])
+    )
+    assert stored["dispatched_at"] is not None
+
+    again = await stack.http.post(url, json=body, headers=headers)
+    assert again.status_code == 202, again.text
+    assert again.json() == {**first.json(), "duplicate": True}
+    count = await stack.pool.fetchval(
+        "SELECT count(*) FROM events WHERE contact_id = $1::uuid", uuid.UUID(idle)
+    )
+    assert count == 1
