@@ -19,7 +19,7 @@ from temporalio.exceptions import TemporalError
 from temporalio.service import RPCError, RPCStatusCode
 
 from journeys.ingest import Ingest, from_stored
-from journeys.store import events
+from journeys.store import enrollments, events
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +146,9 @@ class OutboxRelay:
         if reason is not None:
             self.metrics.failures.labels("permanent").inc()
             self.metrics.dead_lettered.inc()
+            if permanent_reason(exc) is not None:
+                # Temporal refused the start: the entry recorded for it has no run, ever.
+                await enrollments.withdraw_refused(pool, stored["id"])
             await events.dead_letter(pool, stored["id"], reason)
             log.error("outbox: event %s dead-lettered: %s", stored["id"], reason)
             return

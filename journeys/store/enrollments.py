@@ -272,6 +272,22 @@ async def withdraw(conn: Conn, *, flow_id: str, contact_id: str, entry: int) -> 
     )
 
 
+async def withdraw_refused(conn: Conn, event_id: str) -> int:
+    """Drops the entries an event recorded whose run Temporal refused to start for good.
+
+    Such an event is dead-lettered; an entry left behind would read as a contact in the flow
+    with no run, and would turn the contact's next events into signals to nobody.
+
+    Returns:
+        How many entries were dropped.
+    """
+    status = await conn.execute(
+        "DELETE FROM enrollments WHERE event_id = $1 AND run_id IS NULL AND status = 'running'",
+        event_id,
+    )
+    return int(status.split()[-1])
+
+
 async def started(
     conn: Conn, *, event_id: str, contact_id: str, runs: list[tuple[str, int, str]]
 ) -> None:

@@ -153,6 +153,12 @@ async def test_an_event_temporal_refuses_is_dead_lettered_and_does_not_block_the
     assert delivered and delivered["dispatched_at"] is not None
     handle = client.get_workflow_handle(workflow_id(flow_id, contact["id"]))
     assert (await handle.describe()).id == workflow_id(flow_id, contact["id"])
+    # The entry recorded for the refused event went with it: the contact's one entry is the
+    # normal event's, which started the run.
+    entries = await pool.fetch(
+        "SELECT event_id, run_id FROM enrollments WHERE flow_id = $1::uuid", flow_id
+    )
+    assert [(e["event_id"], e["run_id"] is not None) for e in entries] == [(normal, True)]
 
     # The next round does not try the dead letter again.
     await relay.run_once()
