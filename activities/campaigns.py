@@ -172,9 +172,12 @@ class CampaignActivities:
         async def produce() -> None:
             # Assembled and claimed a chunk at a time, so the first email leaves before the
             # whole page is rendered, and the lanes send one chunk while the next is prepared.
-            for at in range(0, len(eligible), CHUNK):
+            at = 0
+            while at < len(eligible):
+                # Small chunks first, so the lanes start after a few renders, not fifty.
+                size = min(CHUNK, max(lanes, at))
                 prepared = []
-                for contact in eligible[at : at + CHUNK]:
+                for contact in eligible[at : at + size]:
                     prepared.append(self._prepare(campaign, content, contact))
                     if len(prepared) % _YIELD_EVERY == 0:
                         await asyncio.sleep(0)  # let the lanes run between renders
@@ -187,6 +190,7 @@ class CampaignActivities:
                 )
                 for email in prepared:
                     await queue.put((email, statuses[email.key]))
+                at += size
             for _ in range(lanes):
                 await queue.put(None)
 
