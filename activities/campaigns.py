@@ -221,7 +221,7 @@ class CampaignActivities:
                 await record(marks, least=CHUNK)
 
         async with heartbeating(), self._pool.acquire() as conn:
-            marks = LedgerMarks(conn)
+            marks = await LedgerMarks.on(conn)
             try:
                 await _together([produce(), *(lane(marks) for _ in range(lanes))])
             finally:

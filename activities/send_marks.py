@@ -25,6 +25,17 @@ class LedgerMarks:
     retry records `uncertain`, never resends).
     """
 
+    @classmethod
+    async def on(cls, conn: asyncpg.Connection) -> LedgerMarks:
+        """The marks of a page, written over `conn` (held for the page, reset when released).
+
+        Its statements are planned at every execution: a plan cached while the ledger was
+        small scans the whole table (cheapest then), and keeps scanning it, a page after
+        another, as the ledger grows; a fresh plan looks the keys up in their index.
+        """
+        await conn.execute("SET plan_cache_mode = force_custom_plan")
+        return cls(conn)
+
     def __init__(self, conn: asyncpg.Connection) -> None:
         self._conn = conn
         self._sending: dict[str, asyncio.Future[bool]] = {}

@@ -47,7 +47,7 @@ async def test_lanes_marks_are_written_and_only_pending_rows_are_taken(
     keys = await _claimed(pool, 12)
     await messages.mark_failed(pool, keys[-1], "refused")
     async with pool.acquire() as conn:
-        marks = LedgerMarks(conn)
+        marks = await LedgerMarks.on(conn)
         # Twelve lanes at once: each learns whether its own row was taken.
         taken = await asyncio.gather(*(marks.sending(k) for k in keys))
         assert taken == [True] * 11 + [False]
@@ -65,7 +65,7 @@ async def test_a_failed_statement_fails_the_waiting_lane_and_the_flush(
 ) -> None:
     keys = await _claimed(pool, 2)
     conn = await asyncpg.connect(settings.effective_database_url)
-    marks = LedgerMarks(conn)
+    marks = await LedgerMarks.on(conn)
     assert await marks.sending(keys[0]) is True
     await conn.close()
     marks.sent(keys[0])  # its statement fails: the row stays `sending` (a retry: uncertain)
