@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +20,7 @@ from temporalio.exceptions import ApplicationError
 from activities.bounces import record_bounce
 from activities.faults import AFTER_SMTP_ACCEPTANCE, crash_point
 from activities.heartbeat import heartbeating
+from activities.send_marks import LedgerMarks
 from journeys.channels.assembly import Engagement, assemble
 from journeys.channels.email import (
     EmailSender,
@@ -55,6 +55,8 @@ CONCURRENCY = 10
 # Recipients rendered and claimed together (one statement), and whose `email_sent` events are
 # recorded together.
 CHUNK = 50
+# Recipients rendered between two chances for the lanes to run (a render is CPU only).
+_YIELD_EVERY = 10
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,22 @@ async def _finish_even_if_cancelled(step: Awaitable[None]) -> None:
     except asyncio.CancelledError:
         await asyncio.wait([task])
         raise
+
+
+async def _together(steps: list[Coroutine[Any, Any, None]]) -> None:
+    """Runs the steps at once; if one fails (or the caller is cancelled), cancels the others,
+    waits for them to end, and raises that failure as it is (no exception group: the retry
+    policy and the logs see the real error)."""
+    tasks = [asyncio.ensure_future(step) for step in steps]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    finally:
+        for task in tasks:
+            task.cancel()  # a no-op for the finished ones
+        await asyncio.wait(tasks)
+    for task in tasks:
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
 
 
 class _Taken(Exception):
@@ -144,32 +162,25 @@ class CampaignActivities:
         progress = CampaignProgress(recipients=len(eligible))
         retry: list[str] = []
         pace = _Pace(input.rate_per_second)
-        # Each lane holds a database connection for the page: half the pool at most, so the
-        # rest of the worker (flow steps, bounce handling in a lane) still gets connections.
-        lanes = min(self._email.pool_size or CONCURRENCY, max(1, self._pool.get_max_size() // 2))
+        # One lane per pooled SMTP connection, so no send opens a connection of its own. Lanes
+        # hold no database connection: their ledger marks go through one (`LedgerMarks`).
+        lanes = max(1, self._email.pool_size or CONCURRENCY)
+        # Claimed recipients waiting for a lane; the producer stays a chunk or two ahead.
+        queue: asyncio.Queue[tuple[_Prepared, str] | None] = asyncio.Queue(maxsize=2 * CHUNK)
+        events: list[IncomingEvent] = []
 
-        async def lane(queue: deque[_Prepared], statuses: dict[str, str]) -> list[IncomingEvent]:
-            sent: list[IncomingEvent] = []
-            # One connection per lane for the page: no pool round trip (and connection reset)
-            # per email.
-            async with self._pool.acquire() as conn:
-                while queue:
-                    email = queue.popleft()
-                    await pace.wait()
-                    outcome, event = await self._send(conn, campaign, email, statuses[email.key])
-                    if event is not None:
-                        sent.append(event)
-                    if outcome == "retry":
-                        retry.append(email.contact["email"])
-                    else:
-                        setattr(progress, outcome, getattr(progress, outcome) + 1)
-            return sent
-
-        async with heartbeating():
+        async def produce() -> None:
             # Assembled and claimed a chunk at a time, so the first email leaves before the
-            # whole page is rendered.
-            for at in range(0, len(eligible), CHUNK):
-                prepared = [self._prepare(campaign, content, c) for c in eligible[at : at + CHUNK]]
+            # whole page is rendered, and the lanes send one chunk while the next is prepared.
+            at = 0
+            while at < len(eligible):
+                # Small chunks first, so the lanes start after a few renders, not fifty.
+                size = min(CHUNK, max(lanes, at))
+                prepared = []
+                for contact in eligible[at : at + size]:
+                    prepared.append(self._prepare(campaign, content, contact))
+                    if len(prepared) % _YIELD_EVERY == 0:
+                        await asyncio.sleep(0)  # let the lanes run between renders
                 statuses = await messages.claim_many(
                     self._pool,
                     campaign_id=campaign["id"],
@@ -177,15 +188,47 @@ class CampaignActivities:
                     workflow_id=campaign_workflow_id(campaign["id"]),
                     rows=[p.claim for p in prepared],
                 )
-                queue = deque(prepared)
-                sent = await asyncio.gather(
-                    *(lane(queue, statuses) for _ in range(min(lanes, len(prepared))))
-                )
-                # The chunk's `email_sent` events in one statement; flows they trigger or arm
-                # (`campaign_unopened`) hear of them as of one event each.
-                await self._ingest.events([e for events in sent for e in events])
-                if activity.in_activity():
-                    activity.heartbeat(progress.sent)
+                for email in prepared:
+                    await queue.put((email, statuses[email.key]))
+                at += size
+            for _ in range(lanes):
+                await queue.put(None)
+
+        async def record(marks: LedgerMarks, *, least: int) -> None:
+            # `email_sent` events in one statement once `least` gathered; flows they trigger
+            # or arm (`campaign_unopened`) hear of them as of one event each. The ledger says
+            # `sent` first, as it did when each email was marked on its own.
+            if len(events) < max(least, 1):
+                return
+            batch = events[:]
+            events.clear()
+            await marks.flush()
+            await self._ingest.events(batch)
+            if activity.in_activity():
+                activity.heartbeat(progress.sent)
+
+        async def lane(marks: LedgerMarks) -> None:
+            while (item := await queue.get()) is not None:
+                email, status = item
+                await pace.wait()
+                outcome, event = await self._send(marks, campaign, email, status)
+                if event is not None:
+                    events.append(event)
+                if outcome == "retry":
+                    retry.append(email.contact["email"])
+                else:
+                    setattr(progress, outcome, getattr(progress, outcome) + 1)
+                await record(marks, least=CHUNK)
+
+        async with heartbeating(), self._pool.acquire() as conn:
+            marks = await LedgerMarks.on(conn)
+            try:
+                await _together([produce(), *(lane(marks) for _ in range(lanes))])
+            finally:
+                # Marks of emails the server took are stored even if the activity is being
+                # cancelled (worker shutdown): a retry must find them `sent`.
+                await _finish_even_if_cancelled(marks.flush())
+            await record(marks, least=1)
         if retry:
             raise ApplicationError(
                 f"{len(retry)} email(s) of the page could not be handed over; retrying them",
@@ -242,7 +285,7 @@ class CampaignActivities:
         return _Prepared(contact=contact, key=key, email=email, claim=claim)
 
     async def _send(
-        self, conn: asyncpg.Connection, campaign: dict[str, Any], email: _Prepared, status: str
+        self, marks: LedgerMarks, campaign: dict[str, Any], email: _Prepared, status: str
     ) -> tuple[str, IncomingEvent | None]:
         """Sends one claimed email unless an earlier attempt did (or may have).
 
@@ -256,32 +299,32 @@ class CampaignActivities:
         if status == "sending":
             # An attempt died between handing this email over and recording the answer.
             if not await messages.mark_uncertain(
-                conn, key, "an attempt was interrupted after handing the message over"
+                self._pool, key, "an attempt was interrupted after handing the message over"
             ):
                 return "retry", None  # that attempt was alive after all: read the row again
             status = "uncertain"
         if status == "pending":
             try:
-                await _finish_even_if_cancelled(self._deliver(conn, key, email.email))
+                await _finish_even_if_cancelled(self._deliver(marks, key, email.email))
             except PermanentSendError as exc:
-                await messages.mark_failed(conn, key, str(exc))
+                await messages.mark_failed(self._pool, key, str(exc))
                 if exc.bounce:
                     await self._bounced(campaign, contact, key=key, kind="hard", error=str(exc))
                 return "failed", None
             except UncertainSendError:
                 return "retry", None  # stays `sending`: the retry records it `uncertain`
             except TransientSendError as exc:
-                await messages.mark_unsent(conn, key, str(exc))
+                await messages.mark_unsent(self._pool, key, str(exc))
                 if exc.bounce and await self._bounced(
                     campaign, contact, key=key, kind="soft", error=str(exc)
                 ):
-                    await messages.mark_failed(conn, key, str(exc))
+                    await messages.mark_failed(self._pool, key, str(exc))
                     return "failed", None
                 return "retry", None
             except _Taken:
                 return "retry", None
             if contact["soft_bounces"]:  # a delivery ends a run of soft bounces
-                await contacts.reset_soft_bounces(conn, contact["id"])
+                await contacts.reset_soft_bounces(self._pool, contact["id"])
             status = "sent"
         data: dict[str, Any] = {"campaign_id": campaign["id"], "message_id": email.email.message_id}
         if status == "uncertain":
@@ -296,14 +339,14 @@ class CampaignActivities:
             data=data,
         )
 
-    async def _deliver(self, conn: asyncpg.Connection, key: str, email: OutgoingEmail) -> None:
+    async def _deliver(self, marks: LedgerMarks, key: str, email: OutgoingEmail) -> None:
         async def handover() -> None:
-            if not await messages.mark_sending(conn, key):
+            if not await marks.sending(key):
                 raise _Taken(key)
 
         await self._email.send(email, on_handover=handover)
         crash_point(AFTER_SMTP_ACCEPTANCE)
-        await messages.mark_sent(conn, key)
+        marks.sent(key)
 
     async def _bounced(
         self, campaign: dict[str, Any], contact: dict[str, Any], *, key: str, kind: str, error: str

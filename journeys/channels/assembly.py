@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from email.generator import BytesGenerator
 from email.message import EmailMessage
 from email.policy import SMTP
-from email.utils import parseaddr
 from io import BytesIO
 
 from journeys.channels.email import (
@@ -26,6 +25,7 @@ from journeys.channels.email import (
     OutgoingEmail,
     PermanentSendError,
     check_recipient,
+    envelope_address,
     header_value,
     html_to_text,
     with_preheader,
@@ -215,7 +215,7 @@ def assemble(
     if len(data) > limit:
         raise PermanentSendError(f"the message is {len(data)} bytes, more than {limit}")
     return OutgoingEmail(
-        envelope_from=parseaddr(sender)[1],
+        envelope_from=envelope_address(sender),
         recipient=to,
         data=data,
         subject=own["Subject"],

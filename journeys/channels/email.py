@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html as html_lib
 import re
@@ -119,8 +120,15 @@ class SmtpConfig:
 
 def message_id_for(idempotency_key: str, from_address: str) -> str:
     """A Message-ID derived from the send's key, so every retry carries the same one."""
-    domain = parseaddr(from_address)[1].rpartition("@")[2] or "localhost"
+    domain = envelope_address(from_address).rpartition("@")[2] or "localhost"
     return f"<{hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]}@{domain}>"
+
+
+@functools.lru_cache(maxsize=256)
+def envelope_address(sender: str) -> str:
+    """The address of a `Name <address>` header (the envelope sender); cached, as a campaign
+    asks it for every recipient of the same sender."""
+    return parseaddr(sender)[1]
 
 
 _TAG = re.compile(r"<[^>]+>")
@@ -151,8 +159,26 @@ def header_value(value: str) -> str:
     return _CONTROLS.sub("", _LINE_BREAKS.sub(" ", value)).strip()
 
 
+# Dot-atoms of common characters on both sides: addresses the full parse below always accepts
+# as they are (tests/unit/test_recipient_check.py checks that), so it is skipped for them.
+_PLAIN_MAILBOX = re.compile(
+    r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*@[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*", re.ASCII
+)
+
+
 def check_recipient(address: str) -> None:
     """Refuses anything but one plain mailbox (`a@b.example`), for good.
+
+    Raises:
+        PermanentSendError: empty, several addresses, a display name, or not parseable.
+    """
+    if _PLAIN_MAILBOX.fullmatch(address):
+        return  # the parse costs more than the rest of assembling a campaign email
+    parse_recipient(address)
+
+
+def parse_recipient(address: str) -> None:
+    """`check_recipient` by the `email` package's full parse, for any address.
 
     Raises:
         PermanentSendError: empty, several addresses, a display name, or not parseable.
@@ -225,6 +251,7 @@ def with_preheader(html: str, preheader: str | None) -> str:
     return hidden + html
 
 
+@functools.lru_cache(maxsize=256)  # pure, and asked again for every recipient of a campaign
 def resolve_sender(name: str | None, address: str | None, default_from: str) -> str:
     """The `From` of a send: its own name and address, each falling back to the default's."""
     default_name, default_address = parseaddr(default_from)

@@ -243,3 +243,36 @@ async def mark_bounced(conn: Conn, idempotency_key: str, bounce: str, error: str
         bounce,
         error,
     )
+
+
+async def mark_many(conn: Conn, *, sent: list[str], sending: list[str]) -> set[str]:
+    """Records several emails `sent` and takes several others to `sending`, in one statement.
+
+    The group commit of a campaign page's lanes (see `activities.campaigns`): each email is
+    still marked `sending` before its DATA phase and `sent` after the server took it, but the
+    marks of all lanes share round trips. A key is never in both lists (its `sent` mark is
+    only asked for once its `sending` mark was written).
+
+    Args:
+        sent: Keys whose server accepted the message (see `mark_sent`).
+        sending: Keys about to be handed over (see `mark_sending`, from `pending` only).
+
+    Returns:
+        The keys of `sending` this attempt took; the others were in no state to send from.
+    """
+    rows = await conn.fetch(
+        """
+        WITH done AS (
+            UPDATE messages SET status = 'sent', sent_at = now(), error = NULL
+            WHERE idempotency_key = ANY($1::text[])
+              AND status IN ('pending', 'sending', 'uncertain')
+        )
+        UPDATE messages SET status = 'sending', attempted_at = now(), attempts = attempts + 1,
+                            error = NULL
+        WHERE idempotency_key = ANY($2::text[]) AND status = 'pending'
+        RETURNING idempotency_key
+        """,
+        sent,
+        sending,
+    )
+    return {r["idempotency_key"] for r in rows}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from journeys.channels.email import (
@@ -11,6 +13,7 @@ from journeys.channels.email import (
     check_size,
     format_sender,
     header_value,
+    parse_recipient,
 )
 
 
@@ -42,6 +45,38 @@ def test_built_messages_carry_one_line_subject_sender_and_reply_to() -> None:
 def test_anything_but_one_mailbox_is_refused_for_good(address: str) -> None:
     with pytest.raises(PermanentSendError, match="invalid recipient"):
         check_recipient(address)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "ada@example.com",
+        "a+b_c-d@x-y.example.co",
+        "A.B.C@sub.example.com",
+        "a@x",
+        "a..b@example.com",
+        ".a@example.com",
+        "a.@example.com",
+        "a@x..com",
+        "a@x.com.",
+        "a@[1.2.3.4]",
+        '"a b"@example.com',
+        "ada@exämple.com",
+        "ädä@example.com",
+        "a@b@example.com",
+        "ada@example.com\n",
+        "ada@example.com ",
+    ],
+)
+def test_the_quick_recipient_check_agrees_with_the_full_parse(address: str) -> None:
+    def verdict(check: Callable[[str], None]) -> str:
+        try:
+            check(address)
+        except PermanentSendError:
+            return "refused"
+        return "accepted"
+
+    assert verdict(check_recipient) == verdict(parse_recipient)
 
 
 def test_an_oversized_message_is_refused_for_good() -> None:
