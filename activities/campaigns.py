@@ -220,8 +220,7 @@ class CampaignActivities:
                     setattr(progress, outcome, getattr(progress, outcome) + 1)
                 await record(marks, least=CHUNK)
 
-        async with heartbeating(), self._pool.acquire() as conn:
-            marks = await LedgerMarks.on(conn)
+        async with heartbeating(), LedgerMarks.held(self._pool) as marks:
             try:
                 await _together([produce(), *(lane(marks) for _ in range(lanes))])
             finally:

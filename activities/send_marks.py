@@ -10,6 +10,8 @@ page (no pool acquire and connection reset per mark).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import asyncpg
 
@@ -26,17 +28,29 @@ class LedgerMarks:
     """
 
     @classmethod
-    async def on(cls, conn: asyncpg.Connection) -> LedgerMarks:
-        """The marks of a page, written over `conn` (held for the page, reset when released).
+    @asynccontextmanager
+    async def held(cls, pool: asyncpg.Pool) -> AsyncIterator[LedgerMarks]:
+        """The marks of a page, written over one pooled connection held for the page.
 
         Its statements are planned at every execution: a plan cached while the ledger was
         small scans the whole table (cheapest then), and keeps scanning it, a page after
-        another, as the ledger grows; a fresh plan looks the keys up in their index.
+        another, as the ledger grows; a fresh plan looks the keys up in their index. The pool
+        does not reset connections (`journeys.store.pool`), so the setting is undone before
+        the connection goes back, or the connection is closed instead.
         """
-        await conn.execute("SET plan_cache_mode = force_custom_plan")
-        return cls(conn)
+        async with pool.acquire() as conn:
+            await conn.execute("SET plan_cache_mode = force_custom_plan")
+            try:
+                yield cls(conn)
+            finally:
+                try:
+                    await conn.execute("RESET plan_cache_mode")
+                except BaseException:
+                    conn.terminate()  # never back in the pool with the setting
+                    raise
 
     def __init__(self, conn: asyncpg.Connection) -> None:
+        self.connection = conn  # the page's connection (read-only to callers)
         self._conn = conn
         self._sending: dict[str, asyncio.Future[bool]] = {}
         self._sent: list[str] = []

@@ -46,10 +46,9 @@ async def test_lanes_marks_are_written_and_only_pending_rows_are_taken(
 ) -> None:
     keys = await _claimed(pool, 12)
     await messages.mark_failed(pool, keys[-1], "refused")
-    async with pool.acquire() as conn:
-        marks = await LedgerMarks.on(conn)
+    async with LedgerMarks.held(pool) as marks:
         # Planned per execution: a plan cached while the ledger was small scans the table.
-        assert await conn.fetchval("SHOW plan_cache_mode") == "force_custom_plan"
+        assert await marks.connection.fetchval("SHOW plan_cache_mode") == "force_custom_plan"
         # Twelve lanes at once: each learns whether its own row was taken.
         taken = await asyncio.gather(*(marks.sending(k) for k in keys))
         assert taken == [True] * 11 + [False]
@@ -60,20 +59,28 @@ async def test_lanes_marks_are_written_and_only_pending_rows_are_taken(
             marks.sent(key)
         await marks.flush()
     assert await _statuses(pool, keys) == ["sent"] * 5 + ["sending"] * 6 + ["failed"]
+    # The pool does not reset connections: none went back with the page's setting.
+    held = [await pool.acquire() for _ in range(pool.get_max_size())]
+    try:
+        settings = [await c.fetchval("SHOW plan_cache_mode") for c in held]
+    finally:
+        for c in held:
+            await pool.release(c)
+    assert set(settings) == {"auto"}
 
 
 async def test_a_failed_statement_fails_the_waiting_lane_and_the_flush(
     pool: asyncpg.Pool, settings: Settings
 ) -> None:
     keys = await _claimed(pool, 2)
-    conn = await asyncpg.connect(settings.effective_database_url)
-    marks = await LedgerMarks.on(conn)
-    assert await marks.sending(keys[0]) is True
-    await conn.close()
-    marks.sent(keys[0])  # its statement fails: the row stays `sending` (a retry: uncertain)
-    with pytest.raises(asyncpg.InterfaceError):
-        await marks.flush()
-    # No lane may hand an email over once a mark could not be written.
-    with pytest.raises(asyncpg.InterfaceError):
-        await marks.sending(keys[1])
+    with pytest.raises(asyncpg.InterfaceError):  # the connection is closed, not pooled again
+        async with LedgerMarks.held(pool) as marks:
+            assert await marks.sending(keys[0]) is True
+            marks.connection.terminate()
+            marks.sent(keys[0])  # its statement fails: the row stays `sending` (retry: uncertain)
+            with pytest.raises(asyncpg.InterfaceError):
+                await marks.flush()
+            # No lane may hand an email over once a mark could not be written.
+            with pytest.raises(asyncpg.InterfaceError):
+                await marks.sending(keys[1])
     assert await _statuses(pool, keys) == ["sending", "pending"]

@@ -35,6 +35,9 @@ OWN_CONNECTION = {
     "journeys/store/migrate.py": {"session advisory lock"},  # its own asyncpg.connect
     "journeys/registry.py": {"LISTEN"},  # its own listening connection
     "api/keycache.py": {"LISTEN"},  # its own listening connection
+    # Sets a planner option on the connection it holds for a page and resets it before the
+    # connection goes back (closes the connection if the reset fails).
+    "activities/send_marks.py": {"SET"},
 }
 
 
