@@ -192,13 +192,9 @@ class Ingest:
         return await self.dispatcher.deliver(event, stored)
 
     async def deliver_many(self, pending: Pending) -> list[DispatchResult]:
-        """Delivers the events of a bulk change, skipping the work no flow needs.
-
-        A contact with no run in progress none of whose events here concerns a flow (enrols,
-        arms or disarms) has nobody to tell: its events are marked delivered in one statement
-        instead of two round trips each. A contact one of whose events starts a run keeps its
-        later events too, delivered after it, as they may concern that run.
-        """
+        """Delivers the events of a bulk change, skipping the work no flow needs: the events
+        nobody needs to hear are marked delivered together (`set_aside_idle`), the rest are
+        delivered one by one."""
         if self.dispatcher is None:
             return [DispatchResult(event_id=stored["id"], duplicate=False) for _, stored in pending]
         _, busy = await self.set_aside_idle(self.dispatcher, pending)

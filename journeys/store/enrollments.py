@@ -8,6 +8,8 @@ from typing import Any
 
 import asyncpg
 
+from journeys.domain.reentry import NO_MARKETING
+
 Conn = asyncpg.Connection | asyncpg.Pool
 
 
@@ -168,7 +170,7 @@ async def entry_context(
                    w.trigger_type, $2
             FROM wanted w CROSS JOIN c LEFT JOIN latest l ON l.flow_id = w.flow_id
             WHERE w.decidable
-              AND (c.status NOT IN ('unsubscribed', 'cleaned') OR w.transactional)
+              AND (c.status <> ALL($12::text[]) OR w.transactional)
               AND (l.flow_id IS NULL OR (
                     l.status <> 'running' AND l.event_id IS DISTINCT FROM $2 AND w.reentry
                     AND (w.min_interval IS NULL
@@ -206,6 +208,7 @@ async def entry_context(
         [c.transactional for c in candidates],
         [c.decidable for c in candidates],
         settle_if_idle,
+        sorted(NO_MARKETING),  # the statuses marketing may not reach, as begin_enrollment's
     )
     found: dict[str, dict[str, Any]] = {"running": {}, "latest": {}, "admitted": {}}
     running = []
