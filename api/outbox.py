@@ -139,14 +139,15 @@ class OutboxRelay:
 
     async def _failed(self, stored: dict, exc: Exception) -> None:
         pool = self._ingest.pool
-        reason = permanent_reason(exc)
+        refused = permanent_reason(exc)
+        reason = refused
         attempts = stored.get("dispatch_attempts", 0) + 1
         if reason is None and attempts >= self._max_attempts:
             reason = f"gave up after {attempts} failed attempts; last: {exc}"[:_MAX_ERROR_TEXT]
         if reason is not None:
             self.metrics.failures.labels("permanent").inc()
             self.metrics.dead_lettered.inc()
-            if permanent_reason(exc) is not None:
+            if refused is not None:
                 # Temporal refused the start: the entry recorded for it has no run, ever.
                 await enrollments.withdraw_refused(pool, stored["id"])
             await events.dead_letter(pool, stored["id"], reason)

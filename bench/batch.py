@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from functools import partial
 
 import httpx
 
@@ -106,13 +105,7 @@ async def run(suite: Suite, config: BenchConfig, rec: Recorder) -> None:
         raw_ids = (f"raw-{queue}-{i}" for i in itertools.count())
 
         assert env.client is not None
-        via_raw = partial(
-            raw.start,
-            env.client,
-            steps=raw.noop_steps(),
-            task_queue=queue + "-raw",
-            event_type="page_visited",
-        )
+        via_raw = raw.noop_starts(env.client, task_queue=queue + "-raw", event_type="page_visited")
 
         # Warm-up, not measured: connections, caches, first-request imports.
         await closed_loop(range(config.warmup), driver.single, concurrency=4)

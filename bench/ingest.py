@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Awaitable, Callable, Iterator
-from functools import partial
 
 from bench import raw
 from bench.config import BenchConfig
@@ -62,13 +61,7 @@ async def run(suite: Suite, config: BenchConfig, rec: Recorder) -> None:
             await visit(http.next(), audience, contact, IDLE_URL, enrols=False)
 
         assert env.client is not None
-        via_raw = partial(
-            raw.start,
-            env.client,
-            steps=raw.noop_steps(),
-            task_queue=queue + "-raw",
-            event_type="tag_added",
-        )
+        via_raw = raw.noop_starts(env.client, task_queue=queue + "-raw", event_type="tag_added")
 
         # Warm-up, not measured: connections, caches, first-request imports.
         per_level = config.ingest_contacts_per_level

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from temporalio import activity, workflow
 from temporalio.common import SearchAttributeKey, WorkflowIDConflictPolicy
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from temporalio.client import Client
 
 WORKFLOW_NAME = "RawFlowWorkflow"
@@ -47,6 +50,13 @@ def delay_then_noop(seconds: float) -> list[str]:
 def until_then_noop(instant: datetime) -> list[str]:
     """A timer to `instant` (aware), then one no-op activity: the armed-contacts baseline."""
     return [f"until:{instant.timestamp():.3f}", "noop"]
+
+
+def noop_starts(
+    client: Client, *, task_queue: str, event_type: str
+) -> Callable[[str], Awaitable[None]]:
+    """`start` of `noop_steps()` runs by workflow id: the unit of the ingest baselines."""
+    return partial(start, client, steps=noop_steps(), task_queue=task_queue, event_type=event_type)
 
 
 async def start(

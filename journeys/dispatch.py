@@ -419,7 +419,15 @@ class Dispatcher:
             now=datetime.now(UTC),
         )
 
-    def _input(self, flow: ActiveFlow, trigger_type: str, contact_id: str) -> ContactFlowInput:
+    def _input(
+        self,
+        flow: ActiveFlow,
+        trigger_type: str,
+        contact_id: str,
+        *,
+        state: RunState | None = None,
+        fires: FireMoment | None = None,
+    ) -> ContactFlowInput:
         return ContactFlowInput(
             flow_id=flow.id,
             version=flow.version,
@@ -428,6 +436,8 @@ class Dispatcher:
             audience_id=flow.audience_id,
             trigger_type=trigger_type,
             limits=self._limits,
+            state=state,
+            fires=fires,
             enter_locally=True,
             last_send_closes_entry=True,
             last_action_closes_entry=True,
@@ -460,10 +470,11 @@ class Dispatcher:
                 WORKFLOW_NAME,
                 start_input(
                     flow,
-                    self._input(flow, trigger_type, contact_id).model_copy(
-                        update={
-                            "state": RunState(entry=entry, enrolled_by=signal, seen=[signal.id])
-                        }
+                    self._input(
+                        flow,
+                        trigger_type,
+                        contact_id,
+                        state=RunState(entry=entry, enrolled_by=signal, seen=[signal.id]),
                     ),
                 ),
                 id=workflow_id(flow.id, contact_id),
@@ -494,7 +505,7 @@ class Dispatcher:
             WORKFLOW_NAME,
             start_input(
                 flow,
-                self._input(flow, trigger_type, contact_id).model_copy(update={"fires": fires}),
+                self._input(flow, trigger_type, contact_id, fires=fires),
             ),
             id=workflow_id(flow.id, contact_id),
             task_queue=self._task_queue,

@@ -50,11 +50,12 @@ def feeds_ledgers(event: IncomingEvent) -> bool:
 
 
 async def store(
-    conn: asyncpg.Connection | asyncpg.Pool, event: IncomingEvent
+    conn: asyncpg.Connection | asyncpg.Pool, event: IncomingEvent, *, settle_if_idle: bool = False
 ) -> tuple[dict[str, Any], bool]:
     """Stores the event and what it feeds (orders ledger, carts) in the caller's transaction.
 
-    An event that `feeds_ledgers` nothing is one insert, which may run on the pool.
+    An event that `feeds_ledgers` nothing is one insert, which may run on the pool (and, with
+    `settle_if_idle`, mark it delivered: see `journeys.store.events.record`).
 
     Returns:
         The stored event (the earlier one on a repeated idempotency key) and whether it is new.
@@ -67,6 +68,7 @@ async def store(
         type=event.type,
         data=event.data,
         occurred_at=event.occurred_at,
+        settle_if_idle=settle_if_idle,
     )
     if new:
         await feed(conn, event)
@@ -160,16 +162,7 @@ class Ingest:
             # One insert is atomic alone: no BEGIN and COMMIT round trips around it. An event
             # no flow could ever concern, of a contact in no flow, is delivered by that insert.
             idle = self.dispatcher is not None and not self.dispatcher.concerns_any(event, _EVER)
-            stored, new = await events.record(
-                self.pool,
-                idempotency_key=event.idempotency_key,
-                audience_id=event.audience_id,
-                contact_id=event.contact_id,
-                type=event.type,
-                data=event.data,
-                occurred_at=event.occurred_at,
-                settle_if_idle=idle,
-            )
+            stored, new = await store(self.pool, event, settle_if_idle=idle)
             if new and stored["dispatched_at"] is not None:
                 return DispatchResult(event_id=stored["id"], duplicate=False)
             return await self.deliver_one(event, stored)
