@@ -117,7 +117,10 @@ async def _measure(
     finally:
         sampler.cancel()
     side.seconds = wall() - began
-    side.rss[marks[-1]] = worker.rss_bytes()
+    # A small run can finish between two polls of the sampler: a mark it did not reach is
+    # read now, when at least that many are armed (so every mark has its figure).
+    for mark in marks:
+        side.rss.setdefault(mark, worker.rss_bytes())
     side.db_growth = env.db_bytes() - db_before
     used_after = env.db_used_bytes()
     if used_before is not None and used_after is not None:

@@ -246,13 +246,19 @@ async def _journeys_follow_for_the_unopened(
     assert len(opened) == 2 * OPENERS
 
     async def settled() -> dict[str, int]:
-        rows = await pool.fetch(
+        # One snapshot for both reads: a run ending between them would count as a run but
+        # not yet as a tag (its tag and its entry's end commit together).
+        async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+            return await _counts(conn)
+
+    async def _counts(conn: asyncpg.Connection) -> dict[str, int]:
+        rows = await conn.fetch(
             "SELECT c.email FROM contacts c JOIN contact_tags ct ON ct.contact_id = c.id"
             " JOIN tags t ON t.id = ct.tag_id WHERE t.audience_id = $1::uuid AND t.name = $2",
             audience_id,
             TAG,
         )
-        runs = await pool.fetchrow(
+        runs = await conn.fetchrow(
             "SELECT count(*) AS total, count(*) FILTER (WHERE status = 'running') AS running"
             " FROM enrollments WHERE flow_id = $1::uuid",
             flow_id,

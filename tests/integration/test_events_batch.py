@@ -38,7 +38,10 @@ def _page(audience_id: str, contact: str, url: str, **extra: object) -> dict:
 
 
 async def _stored_events(pool: asyncpg.Pool, audience_id: str) -> int:
-    return await pool.fetchval("SELECT count(*) FROM events WHERE audience_id = $1", audience_id)
+    # Only what was posted: the runs' sends add `email_sent` rows whenever they get to them.
+    return await pool.fetchval(
+        "SELECT count(*) FROM events WHERE audience_id = $1 AND type <> 'email_sent'", audience_id
+    )
 
 
 async def test_a_batch_of_mixed_events_enrols_the_right_contacts(
@@ -102,7 +105,9 @@ async def test_a_batch_of_mixed_events_enrols_the_right_contacts(
         await pool.fetchval("SELECT count(*) FROM orders WHERE contact_id = $1", buyer["id"]) == 1
     )
     undelivered = await pool.fetchval(
-        "SELECT count(*) FROM events WHERE audience_id = $1 AND dispatched_at IS NULL", audience_id
+        "SELECT count(*) FROM events"
+        " WHERE audience_id = $1 AND type <> 'email_sent' AND dispatched_at IS NULL",
+        audience_id,
     )
     assert undelivered == 0
 
