@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from pathlib import Path
 
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -40,6 +42,9 @@ class DevTemporalServer:
         self.namespace = namespace
         self.log_file = log_file
         self._process: asyncio.subprocess.Process | None = None
+        # A namespace only this server creates: its answer proves that the server on the port
+        # is this one, not another that took the port first (this one then fails to bind).
+        self._marker = f"started-{uuid.uuid4().hex[:12]}"
 
     @property
     def address(self) -> str:
@@ -58,6 +63,8 @@ class DevTemporalServer:
             "error",
             "--namespace",
             self.namespace,
+            "--namespace",
+            self._marker,
             *search.cli_flags(),
         ]
         for pragma in SQLITE_PRAGMAS:
@@ -102,6 +109,9 @@ class DevTemporalServer:
             client = await Client.connect(self.address, namespace=self.namespace)
             # Visibility answering means the namespace and search attributes are ready too.
             await client.count_workflows()
+            await client.workflow_service.describe_namespace(
+                DescribeNamespaceRequest(namespace=self._marker)
+            )
         except Exception:  # noqa: BLE001 - any failure means "not yet"
             return False
         return True

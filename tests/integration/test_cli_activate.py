@@ -139,6 +139,8 @@ async def test_flow_apply_activate_and_flow_activate_show_the_arming_progress(
         # By id, on a terminal: the bar is redrawn in place, then the totals.
         leader, follower = pty.openpty()
         try:
+            # Read while the command runs: a terminal nobody reads fills up and blocks its writer.
+            reading = asyncio.create_task(asyncio.to_thread(_read_all, leader))
             waited = await asyncio.to_thread(
                 _journeys,
                 settings,
@@ -151,7 +153,7 @@ async def test_flow_apply_activate_and_flow_activate_show_the_arming_progress(
             )
             os.close(follower)
             follower = -1
-            drawn = _read_all(leader)
+            drawn = await reading
         finally:
             os.close(leader)
             if follower != -1:
