@@ -295,10 +295,11 @@ class Ingest:
 
         For the `email_sent` events of a campaign page: one round trip stores them all, instead
         of a transaction each. An event no flow enrols, arms or disarms on, of a contact with no
-        run in progress, is marked delivered with the others in one statement; the rest go
-        through `Dispatcher.deliver` (one Temporal call per armed or enrolled contact), up to
-        `concurrency` at a time. An event stored by an earlier attempt and not delivered yet
-        is left to the outbox relay, which delivers every undelivered event.
+        run in progress, is stored delivered already, in the same statement (the registry
+        answers the first part in memory); the rest go through `Dispatcher.deliver` (one
+        Temporal call per armed or enrolled contact), up to `concurrency` at a time. An event
+        stored by an earlier attempt and not delivered yet is left to the outbox relay, which
+        delivers every undelivered event.
 
         Args:
             batch: The events; their idempotency keys make a repeat change nothing.
@@ -307,6 +308,15 @@ class Ingest:
         if not batch:
             return []
         given = {event.idempotency_key: event for event in batch}
+        dispatcher = self.dispatcher
+        # A contact one of whose events concerns a flow keeps all of its events to deliver, as
+        # the later ones may concern the run the first starts (as `set_aside_idle` does).
+        now = datetime.now(UTC)
+        concerned = (
+            {e.contact_id for e in given.values() if dispatcher.concerns_any(e, now)}
+            if dispatcher is not None
+            else set()
+        )
         async with self.pool.acquire() as conn:
             stored = await events.record_many(
                 conn,
@@ -320,12 +330,15 @@ class Ingest:
                     }
                     for e in given.values()
                 ],
+                settle_if_idle=[
+                    dispatcher is not None and e.contact_id not in concerned for e in given.values()
+                ],
             )
         pending = [(given[s["idempotency_key"]], s) for s in stored]
-        dispatcher = self.dispatcher
         if dispatcher is None or not pending:
             return [DispatchResult(event_id=s["id"], duplicate=False) for _, s in pending]
-        idle, busy = await self.set_aside_idle(dispatcher, pending)
+        idle = [s["id"] for _, s in pending if s["dispatched_at"] is not None]
+        busy = [(e, s) for e, s in pending if s["dispatched_at"] is None]
         gate = asyncio.Semaphore(concurrency)
 
         async def one(event: IncomingEvent, s: dict[str, Any]) -> DispatchResult:

@@ -176,28 +176,41 @@ def _columns(rows: list[dict[str, Any]]) -> list[list[Any]]:
     ]
 
 
-async def record_many(conn: Conn, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+async def record_many(
+    conn: Conn, rows: list[dict[str, Any]], *, settle_if_idle: list[bool] | None = None
+) -> list[dict[str, Any]]:
     """Appends many events in one statement (a bulk import); keys already seen are skipped.
 
     Args:
         rows: Each with `idempotency_key`, `audience_id`, `contact_id`, `type`, `data`.
+        settle_if_idle: Per row, what `record`'s flag says: the caller knows no flow enrols,
+            arms or disarms on it, so it is stored delivered already if its contact has no
+            entry in progress either (no second statement marks it so). None: no row.
 
     Returns:
-        The events this call stored.
+        The events this call stored (`dispatched_at` set on those stored delivered).
     """
     if not rows:
         return []
+    settle = settle_if_idle if settle_if_idle is not None else [False] * len(rows)
+    if len(settle) != len(rows):
+        raise ValueError("settle_if_idle needs one flag per row")
     stored = await conn.fetch(
         """
-        INSERT INTO events (idempotency_key, audience_id, contact_id, type, data)
-        SELECT r.key, r.audience_id, r.contact_id, r.type, r.data::jsonb
-        FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::text[], $5::text[])
-             AS r(key, audience_id, contact_id, type, data)
+        INSERT INTO events (idempotency_key, audience_id, contact_id, type, data, dispatched_at)
+        SELECT r.key, r.audience_id, r.contact_id, r.type, r.data::jsonb,
+               CASE WHEN r.settle AND NOT EXISTS (
+                   SELECT 1 FROM enrollments e
+                   WHERE e.contact_id = r.contact_id AND e.status = 'running'
+               ) THEN now() END
+        FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::bool[])
+             AS r(key, audience_id, contact_id, type, data, settle)
         ON CONFLICT (idempotency_key) DO NOTHING
         RETURNING id::text, idempotency_key, type, data, occurred_at, dispatched_at,
                   contact_id::text, audience_id::text
         """,
         *_columns(rows),
+        settle,
     )
     return [dict(r) for r in stored]
 

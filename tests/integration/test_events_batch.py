@@ -17,7 +17,7 @@ from journeys.domain.runs import workflow_id
 from journeys.ingest import Ingest
 from journeys.registry import FlowRegistry
 from journeys.store import contacts
-from tests.helpers import flow_body
+from tests.helpers import eventually, flow_body
 
 SEND_ONLY = [{"id": "hello", "type": "send_email", "subject": "Hi", "html": "<p>Hi</p>"}]
 
@@ -194,3 +194,84 @@ async def test_an_event_temporal_refuses_is_left_to_the_relay_with_the_contacts_
         assert again is not None
     handle = client.get_workflow_handle(workflow_id(sale, contact["id"]))
     assert (await handle.describe()).id == workflow_id(sale, contact["id"])
+
+
+async def test_recorded_events_nobody_hears_are_stored_delivered_and_the_others_reach_runs(
+    app_client: httpx.AsyncClient,
+    audience_id: str,
+    pool: asyncpg.Pool,
+    client: Client,
+    settings: Settings,
+) -> None:
+    """`Ingest.events` (a campaign page's `email_sent` events): one statement stores the idle
+    ones delivered; a contact with a run in progress, or an event a flow wants, is delivered."""
+    idle, _ = await contacts.upsert(pool, audience_id=audience_id, email="idle@example.com")
+    waiting, _ = await contacts.upsert(pool, audience_id=audience_id, email="waiting@example.com")
+    buyer, _ = await contacts.upsert(pool, audience_id=audience_id, email="sale@example.com")
+    body = flow_body(
+        audience_id, name="stays a month", triggers=[{"type": "tag_added", "tag": "vip"}]
+    )
+    body["steps"] = [{"id": "stay", "type": "delay", "duration": "30d"}]
+    created = await app_client.post("/v1/flows", json=body)
+    assert created.status_code == 201, created.text
+    staying = created.json()["id"]
+    assert (await app_client.post(f"/v1/flows/{staying}/activate")).status_code == 200
+    tagged = await app_client.post(
+        f"/v1/audiences/{audience_id}/contacts/{waiting['id']}/tags", json={"tags": ["vip"]}
+    )
+    assert tagged.status_code < 300, tagged.text
+
+    async def entered() -> bool:
+        return bool(
+            await pool.fetchval(
+                "SELECT count(*) FROM enrollments WHERE flow_id = $1::uuid AND status = 'running'",
+                staying,
+            )
+        )
+
+    await eventually(entered, timeout=30)
+    sale = await _active_flow(
+        app_client, audience_id, {"type": "page_visited", "url": "https://shop.example/sale*"}
+    )
+
+    def visit(contact: dict, url: str) -> IncomingEvent:
+        return IncomingEvent(
+            type="page_visited",
+            audience_id=audience_id,
+            contact_id=contact["id"],
+            idempotency_key=uuid.uuid4().hex,
+            data={"url": url},
+        )
+
+    batch_events = [
+        visit(idle, "https://shop.example/about"),
+        visit(waiting, "https://shop.example/about"),
+        visit(buyer, "https://shop.example/sale/shoes"),
+        visit(buyer, "https://shop.example/about"),  # after an enrolling one: delivered too
+    ]
+    registry = FlowRegistry(pool, settings.effective_database_url)
+    await registry.start()
+    try:
+        ingest = Ingest(pool, Dispatcher(pool, client, registry, task_queue=settings.task_queue))
+        results = await ingest.events(batch_events)
+    finally:
+        await registry.close()
+    assert len(results) == 4
+    rows = {
+        r["idempotency_key"]: r
+        for r in await pool.fetch(
+            "SELECT idempotency_key, dispatched_at, received_at FROM events"
+            " WHERE idempotency_key = ANY($1::text[])",
+            [e.idempotency_key for e in batch_events],
+        )
+    }
+    # Every event is delivered; only the idle one was stored so (its dispatched_at is the
+    # insert's own now()), the others once Temporal took them.
+    assert all(r["dispatched_at"] is not None for r in rows.values())
+    settled_at_insert = [
+        rows[e.idempotency_key]["dispatched_at"] == rows[e.idempotency_key]["received_at"]
+        for e in batch_events
+    ]
+    assert settled_at_insert == [True, False, False, False]
+    run = client.get_workflow_handle(workflow_id(sale, buyer["id"]))
+    assert (await run.describe()).id == workflow_id(sale, buyer["id"])
