@@ -3,10 +3,12 @@
 *Arming.* N contacts with a birthday months ahead are copied into an audience; a `birthday`
 flow over it is activated through the gateway, which starts `ArmFlowWorkflow`: pages of
 contacts read from Postgres, each contact's moment computed from its page and its run started
-with it at a bounded concurrency, resting on one timer from its first task (phase `armed`). Done when the visibility count
-of `JourneyPhase = 'armed'` for the flow reaches N. Baseline, on the same server, first: raw
-workflows that only start and sleep until the same instant, started from the driver at the
-arming's concurrency; done when every start returned and a sample of them has its timer.
+with it at a bounded concurrency, resting on one timer from its first task (phase `armed`, set
+as it starts). Done when the visibility count of `JourneyPhase = 'armed'` for the flow reaches
+N, the worker has no workflow task left in its queue and a sample of the runs has its timer.
+Baseline, on the same server, first: raw workflows that only start and sleep until the same
+instant, started from the driver at the arming's concurrency; done when every start returned,
+the queue is empty and a sample of them has its timer.
 At each side: armed/s, the Temporal SQLite growth per armed contact, CPU per process, and the
 worker's RSS at several N. Both workers' sticky cache holds half the population
 (`armed_cache`), so the RSS is seen growing until the cache is full and flat after it.
@@ -34,7 +36,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from temporalio.api.enums.v1 import EventType
+from temporalio.api.enums.v1 import EventType, TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from activities.arming import _CONCURRENCY as ARMING_CONCURRENCY
@@ -47,6 +51,7 @@ from bench.profiling import cpu_per_item, format_cpu
 from bench.results import Figure, Recorder
 from bench.stack import BenchEnv, Suite, unique
 from bench.visibility import count, wait_closed, wait_for
+from journeys.domain.runs import workflow_id as flow_run_id
 
 BENCH = "armed"
 RAW_LABEL = "raw Temporal: start, sleep until the same instant, same server"
@@ -175,10 +180,38 @@ class _Raw:
         )
 
         async def all_wait() -> bool:
+            if await _backlog(self.client, self.task_queue):
+                return False
             checks = await asyncio.gather(*(_has_timer(self.client, w) for w in sample))
             return all(checks)
 
         await wait_for(all_wait, timeout=self.timeout, what=f"{len(ids)} raw timers", interval=0.25)
+
+
+async def _backlog(client: Client, task_queue: str) -> int:
+    """Workflow tasks waiting in the queue for a worker (the server's approximate count)."""
+    described = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=client.namespace,
+            task_queue=TaskQueue(name=task_queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+            report_stats=True,
+        )
+    )
+    return described.stats.approximate_backlog_count
+
+
+async def _resting(client: Client, task_queue: str, ids: Sequence[str], timeout: float) -> None:
+    """Waits until the queue has no workflow task left and a sample of `ids` has its timer."""
+    sample = random.sample(list(ids), min(_SAMPLE, len(ids)))
+
+    async def resting() -> bool:
+        if await _backlog(client, task_queue):
+            return False
+        checks = await asyncio.gather(*(_has_timer(client, w) for w in sample))
+        return all(checks)
+
+    await wait_for(resting, timeout=timeout, what=f"{len(ids)} runs on their timer", interval=0.5)
 
 
 def _next_minute(at: datetime) -> datetime:
@@ -219,7 +252,9 @@ async def run(suite: Suite, config: BenchConfig, rec: Recorder) -> None:
         day = (datetime.now(UTC) + POPULATION_AHEAD).date()
         instant = datetime(day.year, day.month, day.day, 9, 0, tzinfo=UTC)
         audience = await create_audience(http.next(), "Armed population")
-        await create_contacts(pool, audience, n, birthday=f"{day:%m-%d}")
+        population = [
+            c.id for c in await create_contacts(pool, audience, n, birthday=f"{day:%m-%d}")
+        ]
         flow = await _create_birthday_flow(
             http.next(),
             audience,
@@ -253,6 +288,9 @@ async def run(suite: Suite, config: BenchConfig, rec: Recorder) -> None:
                 return await armed_so_far() >= n
 
             await wait_for(all_armed, timeout=timeout, what=f"{n} armed runs", interval=0.5)
+            # A run is published armed as it starts; done, as raw's, once each rests on its
+            # timer: the worker has no first task left and a sample of runs has its timer.
+            await _resting(client, queue, [flow_run_id(flow, c) for c in population], timeout)
 
         ours = await _measure(env, journeys_workers[0], marks, arm_population, armed_so_far)
         _record_arming(rec, n, ours, theirs)
