@@ -75,6 +75,8 @@ async def run_suite(
 
         async def one(name: str) -> None:
             print(f"== {name}", flush=True)
+            if not config.parallel:
+                await suite.settle()
             began = time.monotonic()
             await BENCHMARKS[name](suite, config, rec)
             durations[name] = time.monotonic() - began

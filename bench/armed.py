@@ -265,8 +265,10 @@ async def run(suite: Suite, config: BenchConfig, rec: Recorder) -> None:
         prefix = unique("raw-armed")
         raw_ids = [f"{prefix}-{i}" for i in range(n)]
 
+        # RSS is sampled against runs the worker holds: started, less the first tasks still
+        # waiting in its queue (a run is in the worker's memory only once its task ran).
         async def raw_started() -> int:
-            return raw_side.started
+            return raw_side.started - await _backlog(client, raw_side.task_queue)
 
         print(f"  arming {n} per side (raw first)", flush=True)
         theirs = await _measure(
@@ -292,7 +294,10 @@ async def run(suite: Suite, config: BenchConfig, rec: Recorder) -> None:
             # timer: the worker has no first task left and a sample of runs has its timer.
             await _resting(client, queue, [flow_run_id(flow, c) for c in population], timeout)
 
-        ours = await _measure(env, journeys_workers[0], marks, arm_population, armed_so_far)
+        async def ours_held() -> int:
+            return await armed_so_far() - await _backlog(client, queue)
+
+        ours = await _measure(env, journeys_workers[0], marks, arm_population, ours_held)
         _record_arming(rec, n, ours, theirs)
 
         # -- the cohort: due in the same minute, fires during the run -------------------------
