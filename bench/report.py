@@ -58,10 +58,12 @@ SECTIONS = {
         "7. Armed contacts (timer triggers)",
         "A `birthday` flow over N contacts activated through the gateway: `ArmFlowWorkflow` "
         "pages through them and starts each contact's run, which rests on one timer (phase "
-        "`armed`); done when visibility counts N armed. Baseline: raw workflows that only start "
-        "and sleep until the same instant, started from a Python client at the arming's "
-        "concurrency. Temporal SQLite growth and CPU per armed contact, worker RSS at several N "
-        "(default sticky cache). Then a cohort due in the same minute whose journey is one "
+        "`armed`); done when visibility counts N armed, the worker's queue is empty and a "
+        "sample of the runs has its timer. Baseline: raw workflows that only start and sleep "
+        "until the same instant, started from a Python client at the arming's concurrency, "
+        "done the same way. Temporal SQLite growth and CPU per armed contact, worker RSS at "
+        "several N of runs the worker holds (both sides' sticky cache: half the population, "
+        "`armed_cache`). Then a cohort due in the same minute whose journey is one "
         "`add_tag`: lateness = the tag's `added_at` − the due instant, against raw "
         "sleep-until workflows + one no-op activity (its `ActivityTaskStarted` − the instant). "
         "Both workers run with bytecode, as the Docker image does.",
