@@ -179,13 +179,14 @@ class _Raw:
             list(ids), min(_SAMPLE // 2, len(ids))
         )
 
-        async def all_wait() -> bool:
-            if await _backlog(self.client, self.task_queue):
-                return False
-            checks = await asyncio.gather(*(_has_timer(self.client, w) for w in sample))
-            return all(checks)
-
-        await wait_for(all_wait, timeout=self.timeout, what=f"{len(ids)} raw timers", interval=0.25)
+        await _resting(
+            self.client,
+            self.task_queue,
+            sample,
+            timeout=self.timeout,
+            what=f"{len(ids)} raw timers",
+            interval=0.25,
+        )
 
 
 async def _backlog(client: Client, task_queue: str) -> int:
@@ -201,9 +202,17 @@ async def _backlog(client: Client, task_queue: str) -> int:
     return described.stats.approximate_backlog_count
 
 
-async def _resting(client: Client, task_queue: str, ids: Sequence[str], timeout: float) -> None:
-    """Waits until the queue has no workflow task left and a sample of `ids` has its timer."""
-    sample = random.sample(list(ids), min(_SAMPLE, len(ids)))
+async def _resting(
+    client: Client,
+    task_queue: str,
+    sample: Sequence[str],
+    *,
+    timeout: float,
+    what: str,
+    interval: float,
+) -> None:
+    """Waits until the queue has no workflow task left and each run of `sample` has its timer
+    (how both sides tell that what they started rests on its timer)."""
 
     async def resting() -> bool:
         if await _backlog(client, task_queue):
@@ -211,7 +220,7 @@ async def _resting(client: Client, task_queue: str, ids: Sequence[str], timeout:
         checks = await asyncio.gather(*(_has_timer(client, w) for w in sample))
         return all(checks)
 
-    await wait_for(resting, timeout=timeout, what=f"{len(ids)} runs on their timer", interval=0.5)
+    await wait_for(resting, timeout=timeout, what=what, interval=interval)
 
 
 def _next_minute(at: datetime) -> datetime:
@@ -292,7 +301,14 @@ async def run(suite: Suite, config: BenchConfig, rec: Recorder) -> None:
             await wait_for(all_armed, timeout=timeout, what=f"{n} armed runs", interval=0.5)
             # A run is published armed as it starts; done, as raw's, once each rests on its
             # timer: the worker has no first task left and a sample of runs has its timer.
-            await _resting(client, queue, [flow_run_id(flow, c) for c in population], timeout)
+            await _resting(
+                client,
+                queue,
+                [flow_run_id(flow, c) for c in random.sample(population, min(_SAMPLE, n))],
+                timeout=timeout,
+                what=f"{n} runs on their timer",
+                interval=0.5,
+            )
 
         async def ours_held() -> int:
             return await armed_so_far() - await _backlog(client, queue)

@@ -310,10 +310,10 @@ class Ingest:
         given = {event.idempotency_key: event for event in batch}
         dispatcher = self.dispatcher
         # A contact one of whose events concerns a flow keeps all of its events to deliver, as
-        # the later ones may concern the run the first starts (as `set_aside_idle` does).
-        now = datetime.now(UTC)
+        # the later ones may concern the run the first starts (as `set_aside_idle` does). The
+        # events are not stored yet, so any time counts (as for a single event, `event`).
         concerned = (
-            {e.contact_id for e in given.values() if dispatcher.concerns_any(e, now)}
+            {e.contact_id for e in given.values() if dispatcher.concerns_any(e, _EVER)}
             if dispatcher is not None
             else set()
         )

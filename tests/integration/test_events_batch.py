@@ -22,9 +22,11 @@ from tests.helpers import eventually, flow_body
 SEND_ONLY = [{"id": "hello", "type": "send_email", "subject": "Hi", "html": "<p>Hi</p>"}]
 
 
-async def _active_flow(http: httpx.AsyncClient, audience_id: str, trigger: dict) -> str:
+async def _active_flow(
+    http: httpx.AsyncClient, audience_id: str, trigger: dict, *, steps: list[dict] = SEND_ONLY
+) -> str:
     body = flow_body(audience_id, name=f"batch {uuid.uuid4().hex[:6]}", triggers=[trigger])
-    body["steps"] = SEND_ONLY
+    body["steps"] = steps
     response = await http.post("/v1/flows", json=body)
     assert response.status_code == 201, response.text
     flow_id: str = response.json()["id"]
@@ -35,6 +37,17 @@ async def _active_flow(http: httpx.AsyncClient, audience_id: str, trigger: dict)
 def _page(audience_id: str, contact: str, url: str, **extra: object) -> dict:
     return {"audience_id": audience_id, "contact": contact, "type": "page_visited",
             "data": {"url": url}, **extra}  # fmt: skip
+
+
+def _visit(audience_id: str, contact: dict, url: str) -> IncomingEvent:
+    """A `page_visited` event as the ingest layer takes it (no HTTP)."""
+    return IncomingEvent(
+        type="page_visited",
+        audience_id=audience_id,
+        contact_id=contact["id"],
+        idempotency_key=uuid.uuid4().hex,
+        data={"url": url},
+    )
 
 
 async def _stored_events(pool: asyncpg.Pool, audience_id: str) -> int:
@@ -165,13 +178,7 @@ async def test_an_event_temporal_refuses_is_left_to_the_relay_with_the_contacts_
         # Temporal refuses every start of this dispatcher (no task queue): a real refusal.
         refusing = Ingest(pool, Dispatcher(pool, client, registry, task_queue=""))
         events = [
-            IncomingEvent(
-                type="page_visited",
-                audience_id=audience_id,
-                contact_id=c["id"],
-                idempotency_key=uuid.uuid4().hex,
-                data={"url": url},
-            )
+            _visit(audience_id, c, url)
             for c, url in (
                 (contact, "https://shop.example/sale/1"),
                 (contact, "https://shop.example/about"),
@@ -208,14 +215,12 @@ async def test_recorded_events_nobody_hears_are_stored_delivered_and_the_others_
     idle, _ = await contacts.upsert(pool, audience_id=audience_id, email="idle@example.com")
     waiting, _ = await contacts.upsert(pool, audience_id=audience_id, email="waiting@example.com")
     buyer, _ = await contacts.upsert(pool, audience_id=audience_id, email="sale@example.com")
-    body = flow_body(
-        audience_id, name="stays a month", triggers=[{"type": "tag_added", "tag": "vip"}]
+    staying = await _active_flow(
+        app_client,
+        audience_id,
+        {"type": "tag_added", "tag": "vip"},
+        steps=[{"id": "stay", "type": "delay", "duration": "30d"}],
     )
-    body["steps"] = [{"id": "stay", "type": "delay", "duration": "30d"}]
-    created = await app_client.post("/v1/flows", json=body)
-    assert created.status_code == 201, created.text
-    staying = created.json()["id"]
-    assert (await app_client.post(f"/v1/flows/{staying}/activate")).status_code == 200
     tagged = await app_client.post(
         f"/v1/audiences/{audience_id}/contacts/{waiting['id']}/tags", json={"tags": ["vip"]}
     )
@@ -234,20 +239,12 @@ async def test_recorded_events_nobody_hears_are_stored_delivered_and_the_others_
         app_client, audience_id, {"type": "page_visited", "url": "https://shop.example/sale*"}
     )
 
-    def visit(contact: dict, url: str) -> IncomingEvent:
-        return IncomingEvent(
-            type="page_visited",
-            audience_id=audience_id,
-            contact_id=contact["id"],
-            idempotency_key=uuid.uuid4().hex,
-            data={"url": url},
-        )
-
     batch_events = [
-        visit(idle, "https://shop.example/about"),
-        visit(waiting, "https://shop.example/about"),
-        visit(buyer, "https://shop.example/sale/shoes"),
-        visit(buyer, "https://shop.example/about"),  # after an enrolling one: delivered too
+        _visit(audience_id, idle, "https://shop.example/about"),
+        _visit(audience_id, waiting, "https://shop.example/about"),
+        _visit(audience_id, buyer, "https://shop.example/sale/shoes"),
+        # after an enrolling one of the same contact: delivered too
+        _visit(audience_id, buyer, "https://shop.example/about"),
     ]
     registry = FlowRegistry(pool, settings.effective_database_url)
     await registry.start()
