@@ -27,27 +27,38 @@ TAGS = Kind(labels="tags", links="contact_tags", link_column="tag_id")
 GROUPS = Kind(labels="groups", links="contact_groups", link_column="group_id")
 
 
+def _linking(kind: Kind) -> str:
+    """The `named` and `changed` steps that give the contact ($3) the labels of `given` in the
+    audience ($1), creating the labels it lacks: `changed` returns the names newly linked."""
+    return f"""
+        named AS (
+            INSERT INTO {kind.labels} (audience_id, name) SELECT $1::uuid, name FROM given
+            ON CONFLICT (audience_id, name) DO UPDATE SET name = EXCLUDED.name
+            RETURNING id, name
+        ),
+        changed AS (
+            INSERT INTO {kind.links} (contact_id, {kind.link_column})
+            SELECT $3::uuid, id FROM named
+            ON CONFLICT DO NOTHING
+            RETURNING (SELECT name FROM named WHERE named.id = {kind.link_column}) AS name
+        )"""
+
+
 async def add(
-    conn: asyncpg.Connection, kind: Kind, *, audience_id: str, contact_id: str, names: list[str]
+    conn: Conn, kind: Kind, *, audience_id: str, contact_id: str, names: list[str]
 ) -> list[str]:
-    """Gives the contact the labels (creating them). Call inside a transaction.
+    """Gives the contact the labels (creating them), in one statement; records no event.
 
     Returns:
         The labels the contact did not have before, in the order given.
     """
-    # One statement (labels created, then linked): the link insert reads the labels' ids from
-    # the first insert's RETURNING, so nothing travels back and forth in between.
+    # Labels created, then linked: the link insert reads the labels' ids from the first
+    # insert's RETURNING, so nothing travels back and forth in between.
     rows = await conn.fetch(
         f"""
-        WITH named AS (
-            INSERT INTO {kind.labels} (audience_id, name) SELECT $1::uuid, unnest($2::text[])
-            ON CONFLICT (audience_id, name) DO UPDATE SET name = EXCLUDED.name
-            RETURNING id, name
-        )
-        INSERT INTO {kind.links} (contact_id, {kind.link_column})
-        SELECT $3::uuid, id FROM named
-        ON CONFLICT DO NOTHING
-        RETURNING (SELECT name FROM named WHERE named.id = {kind.link_column}) AS name
+        WITH given AS (SELECT unnest($2::text[]) AS name),
+        {_linking(kind)}
+        SELECT name FROM changed
         """,
         audience_id,
         names,
@@ -55,20 +66,6 @@ async def add(
     )
     new = {r["name"] for r in rows}
     return [n for n in dict.fromkeys(names) if n in new]
-
-
-async def remove(conn: Conn, kind: Kind, *, contact_id: str, names: list[str]) -> list[str]:
-    """Takes the labels from the contact; returns those it had."""
-    rows = await conn.fetch(
-        f"""
-        DELETE FROM {kind.links} l USING {kind.labels} n
-        WHERE l.{kind.link_column} = n.id AND l.contact_id = $1::uuid AND n.name = ANY($2::text[])
-        RETURNING n.name
-        """,
-        contact_id,
-        names,
-    )
-    return [r["name"] for r in rows]
 
 
 # What `change_recording` returns of each stored event (as `journeys.store.events.record` does).
@@ -104,18 +101,7 @@ async def change_recording(
         is None where its key was stored before (an earlier attempt of the same request).
     """
     if adding:
-        change = f"""
-        named AS (
-            INSERT INTO {kind.labels} (audience_id, name) SELECT $1::uuid, name FROM given
-            ON CONFLICT (audience_id, name) DO UPDATE SET name = EXCLUDED.name
-            RETURNING id, name
-        ),
-        changed AS (
-            INSERT INTO {kind.links} (contact_id, {kind.link_column})
-            SELECT $3::uuid, id FROM named
-            ON CONFLICT DO NOTHING
-            RETURNING (SELECT name FROM named WHERE named.id = {kind.link_column}) AS name
-        )"""
+        change = _linking(kind)
     else:
         change = f"""
         changed AS (
