@@ -10,24 +10,37 @@ import asyncpg
 Conn = asyncpg.Connection | asyncpg.Pool
 
 
-async def remember(conn: Conn, *, flow_id: str, contact_id: str, workflow_id: str) -> None:
-    """Notes that the contact has (or is about to have) an armed run in the flow."""
-    await conn.execute(
+async def remember(conn: Conn, *, flow_id: str, contact_id: str, workflow_id: str) -> bool:
+    """Notes that the contact has (or is about to have) an armed run in the flow.
+
+    Returns:
+        True if the contact was never armed in the flow before (no run of it can be open).
+    """
+    status = await conn.execute(
         "INSERT INTO armed_runs (flow_id, contact_id, workflow_id) VALUES ($1::uuid, $2::uuid, $3)"
         " ON CONFLICT (flow_id, contact_id) DO NOTHING",
         flow_id,
         contact_id,
         workflow_id,
     )
+    return bool(status.endswith(" 1"))
 
 
-async def remember_many(conn: Conn, *, flow_id: str, pairs: list[tuple[str, str]]) -> None:
-    """`remember` for a page of (contact id, workflow id) pairs."""
-    await conn.executemany(
-        "INSERT INTO armed_runs (flow_id, contact_id, workflow_id) VALUES ($1::uuid, $2::uuid, $3)"
-        " ON CONFLICT (flow_id, contact_id) DO NOTHING",
-        [(flow_id, contact_id, wf_id) for contact_id, wf_id in pairs],
+async def remember_many(conn: Conn, *, flow_id: str, pairs: list[tuple[str, str]]) -> set[str]:
+    """`remember` for a page of (contact id, workflow id) pairs, in one statement.
+
+    Returns:
+        The contacts never armed in the flow before.
+    """
+    rows = await conn.fetch(
+        "INSERT INTO armed_runs (flow_id, contact_id, workflow_id)"
+        " SELECT $1::uuid, c, w FROM unnest($2::uuid[], $3::text[]) AS p(c, w)"
+        " ON CONFLICT (flow_id, contact_id) DO NOTHING RETURNING contact_id::text",
+        flow_id,
+        [contact_id for contact_id, _ in pairs],
+        [wf_id for _, wf_id in pairs],
     )
+    return {row["contact_id"] for row in rows}
 
 
 async def of_contact(conn: Conn, contact_id: str) -> list[dict[str, Any]]:
