@@ -145,6 +145,19 @@ class Settings(BaseSettings):
         le=50_000,
         description="History events after which a contact's run continues as new (state carried).",
     )
+    missed_fire_grace_seconds: float = Field(
+        24 * 3600.0,
+        ge=0,
+        description="A timer trigger that came due while its flow was paused fires on resume if"
+        " it is not later than this; an older one waits for its next occurrence (or is skipped).",
+    )
+    yearly_rearm_spread_seconds: float = Field(
+        900.0,
+        ge=60,
+        le=24 * 3600,
+        description="A yearly trigger's run re-arms for next year between one minute and this"
+        " long after its journey (at random), not inside the burst of journeys firing with it.",
+    )
 
     # Provider receivers (Shopify, Twilio, Eventbrite, LiveChat, Zapier, surveys, site tracking).
     webhook_max_body_bytes: int = Field(
@@ -274,6 +287,8 @@ class Settings(BaseSettings):
         return RunLimits(
             send_give_up_after_seconds=self.send_give_up_after_seconds,
             max_history_events=self.run_history_limit,
+            missed_fire_grace_seconds=self.missed_fire_grace_seconds,
+            yearly_rearm_spread_seconds=self.yearly_rearm_spread_seconds,
         )
 
     @property

@@ -84,6 +84,10 @@ with workflow.unsafe.imports_passed_through():
 # first workflow task queued the timers' tasks behind the flood's database work (fire lateness
 # p50 89 s, p99 177 s) where a regular activity keeps them on time (p50 14 s, as raw Temporal).
 
+# Yearly runs wait a moment after their journey before re-arming (`_off_peak`); histories
+# recorded before re-armed at once, and replay them so.
+_REARM_OFF_PEAK = "rearm-off-peak"
+
 # Phases worth a search-attribute update: where a contact spends time, and how it ended.
 _AT_REST = frozenset(
     {Phase.ARMED, Phase.WAITING, Phase.PAUSED, Phase.COMPLETED, Phase.EXITED, Phase.SKIPPED}
@@ -277,7 +281,10 @@ class ContactFlowWorkflow:
             )
         await workflow.wait_condition(workflow.all_handlers_finished)
         if self._timer is not None and self._timer.yearly and not state.archived:
-            await self._rearm_next_year(input)
+            if workflow.patched(_REARM_OFF_PEAK):
+                await self._off_peak()
+            if not state.archived:
+                await self._rearm_next_year(input)
         return RunResult(
             phase=phase,
             entry=state.entry,
@@ -406,6 +413,29 @@ class ContactFlowWorkflow:
         state.enrolled_by = armed_by or state.enrolled_by
         self._fires_at = None
         return at
+
+    async def _off_peak(self) -> None:
+        """Waits a random moment (one minute to `yearly_rearm_spread_seconds`) before the
+        re-arm, ended early by an archive.
+
+        Contacts sharing a birthday fire together: re-arming each as soon as its journey ends
+        (a read, a continue-as-new, the new run's first task) puts that work among the cohort's
+        journeys still waiting to run. Spread over the following minutes, it does not delay them.
+        """
+        state = self._state
+        spread = max(self._input.limits.yearly_rearm_spread_seconds, 60.0)
+        delay = timedelta(seconds=workflow.random().uniform(60.0, spread))
+        self._details = (
+            f"{self._details} Re-arms for next year at {words.moment(workflow.now() + delay)}."
+        )
+        workflow.set_current_details(self._details)
+        try:
+            await workflow.wait_condition(
+                lambda: state.archived, timeout=delay, timeout_summary="re-arms for next year"
+            )
+        except TimeoutError:
+            pass
+        await workflow.wait_condition(workflow.all_handlers_finished)
 
     async def _rearm_next_year(self, input: ContactFlowInput) -> None:
         """A yearly trigger's run re-arms for the next year on the flow's current version.

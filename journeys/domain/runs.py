@@ -100,6 +100,11 @@ class RunLimits(BaseModel):
         description="A timer trigger that came due while its flow was paused fires on resume if"
         " it is not later than this; an older one waits for its next occurrence.",
     )
+    yearly_rearm_spread_seconds: float = Field(
+        900.0,
+        description="A yearly trigger's run re-arms for next year a random moment between one"
+        " minute and this long after its journey, so a cohort's re-arms are not in its firing.",
+    )
 
 
 class TimelineEntry(BaseModel):

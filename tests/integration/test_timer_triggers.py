@@ -3,6 +3,7 @@ stops it. Durable timers on the time-skipping test server, real activities, Post
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,6 +26,7 @@ from journeys.domain.runs import (
     FlowControl,
     FlowEvent,
     Phase,
+    RunLimits,
     RunResult,
     RunStatus,
     workflow_id,
@@ -117,6 +119,7 @@ async def _arm(
     arm_data: dict[str, Any] | None = None,
     subject: str = "Hello {{ contact.first_name }}",
     signup_at: datetime | None = None,
+    limits: RunLimits | None = None,
     **fields: Any,
 ) -> Armed:
     audience = await audiences.create(pool, name="Timers", timezone=zone)
@@ -152,6 +155,7 @@ async def _arm(
             audience_id=audience["id"],
             trigger_type=trigger["type"],
             enter_locally=True,  # as every starter sets it
+            limits=limits or RunLimits(),
         ),
         id=workflow_id(flow["id"], contact["id"]),
         task_queue=task_queue,
@@ -182,6 +186,24 @@ async def _fires_exactly_at(armed: Armed, mail: MailCatcher, expected: datetime)
     await eventually(lambda: len(mail.to(armed.contact["email"])) == before + 1)
 
 
+async def _rearms_off_peak(armed: Armed, fired: datetime) -> None:
+    """A yearly run whose journey is done says when it re-arms (1 to 15 minutes after the
+    journey, at random), is still completed a moment before, and re-arms once it is past."""
+
+    async def completed() -> RunStatus | None:
+        status = await armed.status()
+        return status if status.phase == Phase.COMPLETED and "Re-arms" in status.details else None
+
+    status = await eventually(completed)
+    stated = re.search(r"Re-arms for next year at (\d{4}-\d\d-\d\d \d\d:\d\d) UTC", status.details)
+    assert stated, status.details
+    at = datetime.strptime(stated.group(1), "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
+    assert fired < at <= fired + timedelta(minutes=17), status.details
+    await armed.advance_to(at - timedelta(minutes=1))
+    assert (await armed.status()).phase == Phase.COMPLETED
+    await armed.advance_to(at + timedelta(minutes=1))
+
+
 def _local(day: date, clock: time, zone: str) -> datetime:
     return datetime.combine(day, clock, ZoneInfo(zone)).astimezone(UTC)
 
@@ -208,6 +230,7 @@ async def test_a_date_trigger_fires_at_its_local_instant(
     armed = await _arm(env, pool, task_queue, trigger, zone=zone, fields=fields)
     await _fires_exactly_at(armed, mail, expected)
     if kind == "recurring_date":  # yearly: it re-arms instead of ending
+        await _rearms_off_peak(armed, expected)
 
         async def rearmed() -> bool:
             status = await armed.status()
@@ -281,6 +304,28 @@ async def test_a_pause_holds_the_timer_and_resume_fires_within_the_grace_only(
         result.reason or ""
     )
     assert len(mail.to(soon.contact["email"])) == 1 and mail.to(late.contact["email"]) == []
+
+
+async def test_the_missed_fire_grace_is_a_setting(
+    env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str, mail: MailCatcher
+) -> None:
+    # Three hours late is within the default grace (above) but not within one hour.
+    limits = Settings(missed_fire_grace_seconds=3600).run_limits()
+    trigger = {"type": "specific_date", "field": "renewal", "time_of_day": "09:00"}
+    day = (await env.get_current_time()).date() + timedelta(days=10)
+    armed = await _arm(
+        env, pool, task_queue, trigger, limits=limits, fields={"renewal": day.isoformat()}
+    )
+    due = _local(day, time(9), "UTC")
+    assert (await armed.armed()).fires_at == due
+    await armed.handle.signal(CONTROL_SIGNAL, FlowControl(action="paused"))
+    await armed.advance_to(due + timedelta(hours=3))
+    await armed.handle.signal(CONTROL_SIGNAL, FlowControl(action="resumed"))
+    result = await _result(armed)
+    assert result.phase == Phase.SKIPPED and "passed while the flow was paused" in (
+        result.reason or ""
+    )
+    assert mail.to(armed.contact["email"]) == []
 
 
 async def test_archiving_ends_an_armed_run(
