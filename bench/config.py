@@ -66,12 +66,13 @@ class BenchConfig:
     # times on the way; then a cohort due in one minute, at least `lead` seconds ahead (more if
     # arming it takes longer), the raw cohort `gap` seconds before ours.
     armed_contacts: int = 10_000
-    armed_rss_samples: int = 4
+    armed_rss_samples: int = 8
     # Both sides' workers keep this many workflows in their sticky cache while the population
-    # arms (None: the workers' default, 10,000): half the population, so the run shows the RSS
-    # growing until the cache is full and flat after it. `BENCH_LARGE=1` arms 100k with the
+    # arms (None: the workers' default, 10,000): a quarter of the population, so the run shows
+    # the RSS growing while the cache fills, settling while it turns over once (evicted runs'
+    # memory is reused, not returned) and flat after. `BENCH_LARGE=1` arms 100k with the
     # default cache.
-    armed_cache: int | None = 5_000
+    armed_cache: int | None = 2_500
     armed_cohort: int = 1000
     armed_cohort_lead_s: float = 30.0
     armed_cohort_gap_s: int = 120

@@ -62,7 +62,7 @@ SECTIONS = {
         "sample of the runs has its timer. Baseline: raw workflows that only start and sleep "
         "until the same instant, started from a Python client at the arming's concurrency, "
         "done the same way. Temporal SQLite growth and CPU per armed contact, worker RSS at "
-        "several N of runs the worker holds (both sides' sticky cache: half the population, "
+        "several N of runs the worker holds (both sides' sticky cache: a quarter of the population, "
         "`armed_cache`). Then a cohort due in the same minute whose journey is one "
         "`add_tag`: lateness = the tag's `added_at` − the due instant, against raw "
         "sleep-until workflows + one no-op activity (its `ActivityTaskStarted` − the instant). "
