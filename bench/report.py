@@ -64,8 +64,9 @@ SECTIONS = {
         "done the same way. Temporal SQLite growth and CPU per armed contact, worker RSS at "
         "several N of runs the worker holds (both sides' sticky cache: a quarter of the population, "
         "`armed_cache`). Then a cohort due in the same minute whose journey is one "
-        "`add_tag`: lateness = the tag's `added_at` − the due instant, against raw "
-        "sleep-until workflows + one no-op activity (its `ActivityTaskStarted` − the instant). "
+        "`add_tag`, against raw sleep-until workflows + one no-op activity: lateness = the "
+        "`ActivityTaskStarted` of the first activity after the timer − the instant, on both "
+        "sides (our step's effect, the tag's `added_at`, noted beside it). "
         "Both workers run with bytecode, as the Docker image does.",
     ),
     "shapes": (
