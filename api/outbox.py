@@ -19,7 +19,7 @@ from temporalio.exceptions import TemporalError
 from temporalio.service import RPCError, RPCStatusCode
 
 from journeys.ingest import Ingest, from_stored
-from journeys.store import enrollments, events
+from journeys.store import enrollments, events, rezones
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +137,38 @@ class OutboxRelay:
         self.metrics.dead_letters.set(await events.count_dead_letters(pool))
         return delivered
 
+    async def tell_rezones(self, *, limit: int = 50) -> int:
+        """Tells armed runs of audience time-zone changes a request stored and did not finish
+        telling (`Ingest.audience_rezoned`); returns how many changes it finished."""
+        pool = self._ingest.pool
+        finished = 0
+        for rezone in await rezones.untold(pool, min_age_seconds=self._min_age, limit=limit):
+            try:
+                await self._ingest.audience_rezoned(rezone)
+            except Exception as exc:  # noqa: BLE001 - backed off below, never aborts the round
+                attempts = rezone["attempts"] + 1
+                give_up = attempts >= self._max_attempts
+                self.metrics.failures.labels("permanent" if give_up else "transient").inc()
+                await rezones.failed(
+                    pool,
+                    rezone["id"],
+                    delay_seconds=min(self._interval * 2 ** (attempts - 1), self._backoff_max),
+                    error=str(exc)[:_MAX_ERROR_TEXT],
+                    give_up=give_up,
+                )
+                log.log(
+                    logging.ERROR if give_up else logging.WARNING,
+                    "outbox: time-zone change %s of audience %s failed (attempt %d%s): %s",
+                    rezone["id"],
+                    rezone["audience_id"],
+                    attempts,
+                    ", given up" if give_up else "",
+                    exc,
+                )
+                continue
+            finished += 1
+        return finished
+
     async def _failed(self, stored: dict, exc: Exception) -> None:
         pool = self._ingest.pool
         refused = permanent_reason(exc)
@@ -173,6 +205,9 @@ class OutboxRelay:
                 count = await self.run_once()
                 if count:
                     log.info("outbox relay delivered %d event(s)", count)
+                count = await self.tell_rezones()
+                if count:
+                    log.info("outbox relay told %d audience time-zone change(s)", count)
             except Exception as exc:  # noqa: BLE001 - keep relaying after a failed round
                 # Only the database failing gets here (each event's failure is handled above).
                 log.warning("outbox relay round failed: %s", exc)

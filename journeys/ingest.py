@@ -9,7 +9,6 @@ only parse, authorise and answer.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -22,7 +21,7 @@ from journeys.domain.events import IncomingEvent
 from journeys.domain.runs import FlowEvent
 from journeys.domain.timers import DATE_TRIGGERS
 from journeys.registry import ActiveFlow
-from journeys.store import armed, carts, enrollments, events, orders
+from journeys.store import armed, carts, enrollments, events, orders, rezones
 
 T = TypeVar("T")
 
@@ -248,33 +247,38 @@ class Ingest:
             raise RuntimeError("arming needs a dispatcher")
         return await self.dispatcher.arm_many(flow, trigger_type, arms, concurrency=concurrency)
 
-    async def audience_zone_moved(self, audience_id: str, *, zone: str, previous: str) -> int:
-        """Re-arms the armed date-trigger runs that follow the audience's time zone.
+    async def audience_rezoned(self, rezone: dict[str, Any]) -> int:
+        """Re-arms the armed date-trigger runs that follow the audience's time zone, then marks
+        the stored change (`store.rezones`) told.
 
         For a contact without a zone of its own, the audience's zone changing is its zone
         changing: its runs hear the same `field_changed` (timezone) event a contact's own
-        zone change brings, and each recomputes its moment (the timer moves). Runs are only
-        signalled, never started: a run that ended stays ended.
+        zone change brings, and each recomputes its moment from the zones stored now (the timer
+        moves). Runs are only signalled, never started: a run that ended stays ended. The event
+        id is the change's, so a change told twice (the relay finishing what a dead process
+        began) moves nobody twice.
 
         Returns:
             How many runs were told (those still open).
         """
         if self.dispatcher is None:
             raise RuntimeError("re-arming needs a dispatcher")
-        ids = await armed.following_audience_zone(self.pool, audience_id, DATE_TRIGGERS)
+        ids = await armed.following_audience_zone(self.pool, rezone["audience_id"], DATE_TRIGGERS)
         event = FlowEvent(
-            id=f"audience_timezone:{audience_id}:{uuid.uuid4().hex}",
+            id=f"audience_timezone:{rezone['id']}",
             type="field_changed",
-            occurred_at=datetime.now(UTC),
+            occurred_at=rezone["created_at"],
             data={
                 "field": "timezone",
                 "value": None,
                 "previous": None,
-                "audience_timezone": zone,
-                "previous_audience_timezone": previous,
+                "audience_timezone": rezone["zone"],
+                "previous_audience_timezone": rezone["previous"],
             },
         )
-        return await self.dispatcher.tell(ids, event)
+        runs = await self.dispatcher.tell(ids, event)
+        await rezones.told(self.pool, rezone["id"], runs=runs)
+        return runs
 
     async def undelivered(self, keys: list[str]) -> Pending:
         """Events stored under these keys by an earlier attempt and not delivered yet.

@@ -13,7 +13,7 @@ from api.deps import API_KEY_REQUIRED, IngestDep, PoolDep
 from api.problems import Problem, ProblemError
 from journeys.domain.text import SingleLine
 from journeys.domain.timezones import check_timezone, known_timezones
-from journeys.store import audiences
+from journeys.store import audiences, rezones
 
 router = APIRouter(prefix="/audiences", tags=["audiences"], dependencies=[API_KEY_REQUIRED])
 
@@ -102,17 +102,25 @@ async def update_audience(
 
     A new zone re-arms, before the answer, the armed runs of date triggers (`birthday`,
     `specific_date`, ...) whose contact has no zone of its own: each timer moves to the same
-    local time in the new zone.
+    local time in the new zone. The change is stored with the zone, so if the answer never
+    comes, the outbox relay finishes telling the runs.
     """
-    before = await require_audience(pool, str(audience_id))
-    after = await audiences.update(pool, str(audience_id), name=body.name, timezone=body.timezone)
-    if after is None:  # deleted meanwhile
-        raise ProblemError(404, f"audience {audience_id} does not exist")
-    rearmed = 0
-    if after["timezone"] != before["timezone"]:
-        rearmed = await ingest.audience_zone_moved(
-            after["id"], zone=after["timezone"], previous=str(before["timezone"])
+    async with pool.acquire() as conn, conn.transaction():
+        # The row locked, so two changes of zone are recorded in the order they were made.
+        before = await audiences.get(conn, str(audience_id), for_update=True)
+        after = await audiences.update(
+            conn, str(audience_id), name=body.name, timezone=body.timezone
         )
+        if before is None or after is None:  # deleted meanwhile
+            raise ProblemError(404, f"audience {audience_id} does not exist")
+        rezone = None
+        if after["timezone"] != before["timezone"]:
+            # Stored with the zone: if this process dies before every run heard of it, the
+            # outbox relay tells them.
+            rezone = await rezones.record(
+                conn, audience_id=after["id"], zone=after["timezone"], previous=before["timezone"]
+            )
+    rearmed = await ingest.audience_rezoned(rezone) if rezone is not None else 0
     return AudienceUpdated(**after, rearmed=rearmed)
 
 

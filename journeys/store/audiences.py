@@ -21,11 +21,15 @@ async def create(
     return dict(row)
 
 
-async def get(conn: asyncpg.Connection | asyncpg.Pool, audience_id: str) -> dict[str, Any] | None:
+async def get(
+    conn: asyncpg.Connection | asyncpg.Pool, audience_id: str, *, for_update: bool = False
+) -> dict[str, Any] | None:
+    """The audience, or None; `for_update` locks its row until the transaction ends."""
     if not is_uuid(audience_id):
         return None
     row = await conn.fetchrow(
-        "SELECT id::text, name, timezone, created_at FROM audiences WHERE id = $1::uuid",
+        "SELECT id::text, name, timezone, created_at FROM audiences WHERE id = $1::uuid"
+        + (" FOR UPDATE" if for_update else ""),
         audience_id,
     )
     return dict(row) if row else None

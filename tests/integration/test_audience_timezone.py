@@ -16,8 +16,11 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
+from api.outbox import OutboxRelay
 from journeys.domain import search
 from journeys.domain.runs import Phase, RunStatus, workflow_id
+from journeys.store import audiences, rezones
+from journeys.wiring import Core
 from tests.helpers import eventually
 
 
@@ -53,9 +56,26 @@ async def _reads_and_updates(client: Client, wf_id: str) -> tuple[int, int]:
     )
 
 
-async def test_a_new_audience_zone_moves_the_timers_of_contacts_without_their_own(
-    app_client: httpx.AsyncClient, client: Client, worker: Worker
-) -> None:
+async def _signals_handled(client: Client, wf_id: str) -> int:
+    """Signals in the run's history that a workflow task after them has handled."""
+    history = await client.get_workflow_handle(wf_id).fetch_history()
+    kinds = [event.event_type for event in history.events]
+    last_task = max(
+        (i for i, k in enumerate(kinds) if k == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED),
+        default=-1,
+    )
+    return kinds[:last_task].count(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED)
+
+
+async def _signals_handled_reach(client: Client, wf_id: str, count: int) -> bool:
+    return await _signals_handled(client, wf_id) >= count
+
+
+async def _armed_audience(
+    app_client: httpx.AsyncClient, client: Client
+) -> tuple[str, str, str, str, date]:
+    """An audience in New York time with Ada (no zone of her own) and Kenji (Asia/Tokyo), and
+    an active birthday flow that armed both: (audience, flow, Ada's run, Kenji's run, day)."""
     response = await app_client.post(
         "/v1/audiences", json={"name": "Zones", "timezone": "America/New_York"}
     )
@@ -84,6 +104,13 @@ async def test_a_new_audience_zone_moves_the_timers_of_contacts_without_their_ow
     status = await _fires_at(client, ada, _at_nine(day, "America/New_York"))
     assert "America/New_York" in status.details
     await _fires_at(client, kenji, _at_nine(day, "Asia/Tokyo"))
+    return audience, flow, ada, kenji, day
+
+
+async def test_a_new_audience_zone_moves_the_timers_of_contacts_without_their_own(
+    app_client: httpx.AsyncClient, client: Client, worker: Worker
+) -> None:
+    audience, flow, ada, kenji, day = await _armed_audience(app_client, client)
     # The activation computed each moment: the run rested on its timer from its first task,
     # already published as armed (no read, no search-attribute update of its own).
     assert await _reads_and_updates(client, ada) == (0, 0)
@@ -108,6 +135,37 @@ async def test_a_new_audience_zone_moves_the_timers_of_contacts_without_their_ow
     # A rename alone re-arms nobody.
     response = await app_client.patch(f"/v1/audiences/{audience}", json={"name": "Zones (EU)"})
     assert (response.json()["name"], response.json()["rearmed"]) == ("Zones (EU)", 0)
+    await app_client.post(f"/v1/flows/{flow}/archive")
+
+
+async def test_a_zone_change_whose_request_died_is_told_by_the_outbox_relay(
+    app_client: httpx.AsyncClient, client: Client, core: Core, worker: Worker
+) -> None:
+    audience, flow, ada, kenji, day = await _armed_audience(app_client, client)
+    # What a PATCH whose process died after its commit leaves: the zone and the change stored,
+    # no run told yet.
+    async with core.pool.acquire() as conn, conn.transaction():
+        await audiences.update(conn, audience, timezone="Europe/Paris")
+        change = await rezones.record(
+            conn, audience_id=audience, zone="Europe/Paris", previous="America/New_York"
+        )
+    relay = OutboxRelay(core.ingest, min_age=0.0)
+    assert await relay.tell_rezones() == 1
+    status = await _fires_at(client, ada, _at_nine(day, "Europe/Paris"))
+    assert "Europe/Paris" in status.details
+    await _fires_at(client, kenji, _at_nine(day, "Asia/Tokyo"))
+    told = await core.pool.fetchrow(
+        "SELECT told, told_at FROM audience_rezones WHERE id = $1::uuid", change["id"]
+    )
+    assert told is not None and told["told"] == 1 and told["told_at"] is not None
+    assert await relay.tell_rezones() == 0  # told once
+    # Told twice (two processes finishing the same change): the run ignores the repeat.
+    reads = await _reads_and_updates(client, ada)
+    signals = await _signals_handled(client, ada)
+    assert await core.ingest.audience_rezoned(change) == 1
+    await eventually(lambda: _signals_handled_reach(client, ada, signals + 1))
+    assert await _reads_and_updates(client, ada) == reads
+    await _fires_at(client, ada, _at_nine(day, "Europe/Paris"))
     await app_client.post(f"/v1/flows/{flow}/archive")
 
 
