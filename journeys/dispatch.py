@@ -492,6 +492,7 @@ class Dispatcher:
             enter_locally=True,
             last_send_closes_entry=True,
             last_action_closes_entry=True,
+            rearm_off_peak=True,
         )
 
     def _search_attributes(

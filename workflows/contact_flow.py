@@ -84,10 +84,6 @@ with workflow.unsafe.imports_passed_through():
 # first workflow task queued the timers' tasks behind the flood's database work (fire lateness
 # p50 89 s, p99 177 s) where a regular activity keeps them on time (p50 14 s, as raw Temporal).
 
-# Yearly runs wait a moment after their journey before re-arming (`_off_peak`); histories
-# recorded before re-armed at once, and replay them so.
-_REARM_OFF_PEAK = "rearm-off-peak"
-
 # Phases worth a search-attribute update: where a contact spends time, and how it ended.
 _AT_REST = frozenset(
     {Phase.ARMED, Phase.WAITING, Phase.PAUSED, Phase.COMPLETED, Phase.EXITED, Phase.SKIPPED}
@@ -263,8 +259,15 @@ class ContactFlowWorkflow:
             state.resume_at = more.step.id if more.step else None
             state.wait_until = more.until
             workflow.continue_as_new(input.model_copy(update={"state": state, "fires": None}))
+        yearly = self._timer is not None and self._timer.yearly and not state.archived
+        # Input-driven (not `workflow.patched`, which upserts a search attribute per run).
+        off_peak = yearly and input.rearm_off_peak
+        # A yearly run whose journey never came to rest is still published as armed: it stays
+        # so while it waits to re-arm (one search-attribute update fewer per contact while a
+        # cohort fires); it publishes its end only if it ends after all.
+        ended = "Finished the flow." if reason is None else f"Left: {reason}."
         self._enter_phase(
-            phase, None, "Finished the flow." if reason is None else f"Left: {reason}."
+            phase, None, ended, publish=not (off_peak and self._published_phase == Phase.ARMED)
         )
         if not (phase == Phase.COMPLETED and self._entry_closed):
             await workflow.execute_local_activity(
@@ -280,11 +283,12 @@ class ContactFlowWorkflow:
                 retry_policy=_BOOKKEEPING,
             )
         await workflow.wait_condition(workflow.all_handlers_finished)
-        if self._timer is not None and self._timer.yearly and not state.archived:
-            if workflow.patched(_REARM_OFF_PEAK):
+        if yearly:
+            if off_peak:
                 await self._off_peak()
             if not state.archived:
-                await self._rearm_next_year(input)
+                await self._rearm_next_year(input)  # continues as new, unless the flow ended
+            self._enter_phase(phase, None, ended)  # the run ends here after all: publish how
         return RunResult(
             phase=phase,
             entry=state.entry,
@@ -476,6 +480,7 @@ class ContactFlowWorkflow:
                     "enter_locally": True,
                     "last_send_closes_entry": True,
                     "last_action_closes_entry": True,
+                    "rearm_off_peak": True,
                     "state": RunState(
                         seen=state.seen,
                         last_fired=state.last_fired,
@@ -880,8 +885,11 @@ class ContactFlowWorkflow:
 
     # --- visibility -------------------------------------------------------------------------
 
-    def _enter_phase(self, phase: Phase, step_id: str | None, details: str) -> None:
-        """Records where the contact is; search attributes change only where it comes to rest.
+    def _enter_phase(
+        self, phase: Phase, step_id: str | None, details: str, *, publish: bool = True
+    ) -> None:
+        """Records where the contact is; search attributes change only where it comes to rest
+        (and `publish`).
 
         Each upsert is a billable action and a history event, and a step that runs for
         milliseconds is not worth finding: `JourneyPhase`/`JourneyStep` say where a contact
@@ -891,7 +899,7 @@ class ContactFlowWorkflow:
             self._step_id = step_id
         self._phase, self._details = phase, details
         workflow.set_current_details(details)
-        if phase not in _AT_REST:
+        if phase not in _AT_REST or not publish:
             return
         updates = []
         if phase != self._published_phase:

@@ -189,6 +189,14 @@ class ContactFlowInput(BaseModel):
             " transaction records the entry as completed. Set by every starter since it existed."
         ),
     )
+    rearm_off_peak: bool = Field(
+        False,
+        description=(
+            "A yearly trigger's run re-arms a random moment after its journey, not at once, and"
+            " stays published as armed meanwhile. Set by every starter since it existed (runs"
+            " started before re-arm at once: their histories replay)."
+        ),
+    )
 
 
 class RunStatus(BaseModel):

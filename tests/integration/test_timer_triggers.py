@@ -13,10 +13,12 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from journeys.config import Settings
+from journeys.domain import search
 from journeys.domain.events import IncomingEvent
 from journeys.domain.flow import FlowDefinition
 from journeys.domain.runs import (
@@ -155,6 +157,7 @@ async def _arm(
             audience_id=audience["id"],
             trigger_type=trigger["type"],
             enter_locally=True,  # as every starter sets it
+            rearm_off_peak=True,
             limits=limits or RunLimits(),
         ),
         id=workflow_id(flow["id"], contact["id"]),
@@ -201,6 +204,12 @@ async def _rearms_off_peak(armed: Armed, fired: datetime) -> None:
     assert fired < at <= fired + timedelta(minutes=17), status.details
     await armed.advance_to(at - timedelta(minutes=1))
     assert (await armed.status()).phase == Phase.COMPLETED
+    # Its journey never rested, so the run stays published as armed: no update while it fired.
+    described = await armed.handle.describe()
+    assert described.typed_search_attributes.get(search.JOURNEY_PHASE) == "armed"
+    kinds = [e.event_type for e in (await armed.handle.fetch_history()).events]
+    fired_at = kinds.index(EventType.EVENT_TYPE_TIMER_FIRED)
+    assert EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES not in kinds[fired_at:]
     await armed.advance_to(at + timedelta(minutes=1))
 
 
@@ -326,6 +335,29 @@ async def test_the_missed_fire_grace_is_a_setting(
         result.reason or ""
     )
     assert mail.to(armed.contact["email"]) == []
+
+
+async def test_a_yearly_run_archived_before_it_re_arms_ends_published_as_completed(
+    env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str, mail: MailCatcher
+) -> None:
+    day = (await env.get_current_time()).date() + timedelta(days=20)
+    if (day.month, day.day) == (2, 29):
+        day += timedelta(days=1)
+    armed = await _arm(env, pool, task_queue, {"type": "birthday"}, birthday=f"{day:%m-%d}")
+    due = _local(day, time(9), "UTC")
+    await _fires_exactly_at(armed, mail, due)
+
+    async def waiting_to_rearm() -> bool:
+        status = await armed.status()
+        return status.phase == Phase.COMPLETED and "Re-arms" in status.details
+
+    await eventually(waiting_to_rearm)
+    await armed.handle.signal(CONTROL_SIGNAL, FlowControl(action="archived"))
+    result = await _result(armed)
+    assert (result.phase, result.steps_done) == (Phase.COMPLETED, ["hello"])
+    described = await armed.handle.describe()
+    assert described.typed_search_attributes.get(search.JOURNEY_PHASE) == "completed"
+    assert (await armed.status()).details == "Finished the flow."
 
 
 async def test_archiving_ends_an_armed_run(
