@@ -35,7 +35,26 @@ class EnrollmentActivities:
         shows as skipped and runs started by older code come here.
 
         Idempotent per run: a retry returns the entry the first attempt made.
+
+        The plain case (the contact may enter, no starting filter: a timer trigger firing for
+        a subscribed contact) is one statement (`enrollments.admit_run`), as the gateway's
+        entries are; the rest is decided under the contact's lock, with the reason it refuses.
         """
+        if input.starting_filter is None:
+            entry = await enrollments.admit_run(
+                self._pool,
+                flow_id=input.flow_id,
+                contact_id=input.contact_id,
+                version=input.version,
+                workflow_id=input.workflow_id,
+                run_id=input.run_id,
+                trigger_type=input.trigger_type,
+                event_id=input.event_id,
+                reentry_allowed=input.reentry_allowed,
+                min_interval_seconds=input.reentry_min_interval_seconds,
+            )
+            if entry is not None:
+                return BeginEnrollmentResult(admitted=True, entry=entry)
         async with self._pool.acquire() as conn, conn.transaction():
             await enrollments.lock(conn, input.flow_id, input.contact_id)
             mine = await enrollments.by_run(conn, input.run_id)

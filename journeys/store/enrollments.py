@@ -78,6 +78,79 @@ async def insert(
     )
 
 
+async def admit_run(
+    conn: Conn,
+    *,
+    flow_id: str,
+    contact_id: str,
+    version: int,
+    workflow_id: str,
+    run_id: str,
+    trigger_type: str,
+    event_id: str | None,
+    reentry_allowed: bool,
+    min_interval_seconds: float | None,
+) -> int | None:
+    """The plain case of a run deciding its own entry (`begin_enrollment`), in one statement.
+
+    The entry this run already made (a retry), or a new one recorded for it when the contact
+    plainly may enter: it exists, may receive marketing, and the re-entry rules admit it
+    (`journeys.domain.reentry.admits`, in SQL). A `running` entry of another run is ended as
+    `abandoned` (this run holds the workflow id), as `close_stale` does.
+
+    Returns:
+        The entry number, or None when the decision needs the full check: a refusal to explain,
+        a transactional flow's consent, or an entry number another decision took meanwhile.
+    """
+    row = await conn.fetchrow(
+        """
+        WITH mine AS (SELECT entry FROM enrollments WHERE run_id = $5),
+        latest AS (
+            SELECT entry, started_at FROM enrollments
+            WHERE flow_id = $1::uuid AND contact_id = $2::uuid ORDER BY entry DESC LIMIT 1
+        ),
+        plain AS (
+            SELECT NOT EXISTS (SELECT 1 FROM mine)
+               AND EXISTS (SELECT 1 FROM contacts
+                           WHERE id = $2::uuid AND status <> ALL($10::text[]))
+               AND NOT EXISTS (
+                   SELECT 1 FROM latest l
+                   WHERE NOT $8 OR ($9::float8 IS NOT NULL
+                                    AND l.started_at > now() - make_interval(secs => $9)))
+               AS yes
+        ),
+        stale AS (
+            UPDATE enrollments SET status = 'abandoned', ended_at = now()
+            WHERE (SELECT yes FROM plain)
+              AND flow_id = $1::uuid AND contact_id = $2::uuid AND status = 'running'
+            RETURNING 1
+        ),
+        admitted AS (
+            INSERT INTO enrollments (flow_id, contact_id, entry, version, workflow_id, run_id,
+                                     trigger_type, event_id)
+            SELECT $1::uuid, $2::uuid, COALESCE((SELECT entry FROM latest), 0) + 1, $3, $4, $5,
+                   $6, $7
+            WHERE (SELECT yes FROM plain)
+            ON CONFLICT (flow_id, contact_id, entry) DO NOTHING
+            RETURNING entry
+        )
+        SELECT COALESCE((SELECT entry FROM mine), (SELECT entry FROM admitted)) AS entry,
+               (SELECT count(*) FROM stale) AS closed
+        """,
+        flow_id,
+        contact_id,
+        version,
+        workflow_id,
+        run_id,
+        trigger_type,
+        event_id,
+        reentry_allowed,
+        min_interval_seconds,
+        sorted(NO_MARKETING),
+    )
+    return None if row is None else row["entry"]
+
+
 async def close_stale(conn: Conn, flow_id: str, contact_id: str, now: datetime) -> None:
     """Ends entries whose run vanished without finishing (terminated by an operator)."""
     await conn.execute(
