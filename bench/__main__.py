@@ -101,6 +101,21 @@ def _saved_name(config: BenchConfig) -> str:
     return f"last_run-{'-'.join(config.only)}.json"
 
 
+def _newer_alone(rec: Recorder, config: BenchConfig, results: Path) -> dict[str, Recorder]:
+    """For a full run's report: benchmarks run again alone since (`last_run-<name>.json`, a
+    later run id), by name, so the report shows each benchmark's latest measurement."""
+    if not set(ALL_BENCHMARKS) <= set(config.only):
+        return {}
+    newer: dict[str, Recorder] = {}
+    for name in config.only:
+        saved = results.with_name(f"last_run-{name}.json")
+        if saved.exists():
+            alone = Recorder.load(saved, results)
+            if alone.run_id > rec.run_id:  # run ids start with their UTC start time
+                newer[name] = alone
+    return newer
+
+
 def _default_markdown(config: BenchConfig) -> Path:
     if set(ALL_BENCHMARKS) <= set(config.only):
         return ROOT / "BENCHMARKS.md"
@@ -132,7 +147,7 @@ def main() -> int:
             **{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()}
         )
         markdown = args.markdown or _default_markdown(config)
-        markdown.write_text(report.render(rec, config))
+        markdown.write_text(report.render(rec, config, _newer_alone(rec, config, args.results)))
         print(f"wrote {markdown}")
         return 0
     config = BenchConfig.from_env()

@@ -111,8 +111,16 @@ def _table(
     return lines
 
 
-def render(rec: Recorder, config: BenchConfig) -> str:
-    """The whole report as Markdown."""
+def render(rec: Recorder, config: BenchConfig, newer: dict[str, Recorder] | None = None) -> str:
+    """The whole report as Markdown.
+
+    Args:
+        rec: The run.
+        config: What it ran.
+        newer: Benchmarks run again alone (`BENCH_ONLY`) after `rec`, by name: their
+            sections come from that later run, which says so (its raw baseline is its own).
+    """
+    newer = newer or {}
     machine = rec.machine
     out = [
         "# Benchmarks",
@@ -151,11 +159,23 @@ def render(rec: Recorder, config: BenchConfig) -> str:
     ]
     if FINDINGS.exists() and set(SECTIONS) - {"shapes"} <= set(config.only):  # full runs only
         out += [FINDINGS.read_text().strip(), ""]
-    durations = rec.extras.get("durations", {})
     for name in (n for n in SECTIONS if n in config.only):  # in the issue's order
         title, intro = SECTIONS[name]
-        figures = [f for f in rec.figures if f.bench == name]
+        source = newer.get(name, rec)
+        figures = [f for f in source.figures if f.bench == name]
         out += [f"## {title}", "", intro, ""]
+        if source is not rec:
+            out += [
+                f"_From run `{source.run_id}` (`BENCH_ONLY={name}`, started "
+                f"{source.run_id[9:11]}:{source.run_id[11:13]} UTC on "
+                f"{source.run_id[:4]}-{source.run_id[4:6]}-{source.run_id[6:8]}), this "
+                "benchmark run again alone after the full run above, with its own raw "
+                "baseline; the full run's figures for it are in `bench/results.jsonl`._",
+                "",
+            ]
+            durations = source.extras.get("durations", {})
+        else:
+            durations = rec.extras.get("durations", {})
         if name in durations:
             out += [f"_Took {durations[name]:.0f} s._", ""]
         if figures:
@@ -168,9 +188,9 @@ def render(rec: Recorder, config: BenchConfig) -> str:
                 ),
                 "",
             ]
-        for note in rec.notes.get(name, []):
+        for note in source.notes.get(name, []):
             out.append(f"- {note}")
-        if rec.notes.get(name):
+        if source.notes.get(name):
             out.append("")
         if name == "cost" and "cost.breakdown" in rec.extras:
             out += [
