@@ -152,7 +152,7 @@ class OutboxRelay:
                 await rezones.failed(
                     pool,
                     rezone["id"],
-                    delay_seconds=min(self._interval * 2 ** (attempts - 1), self._backoff_max),
+                    delay_seconds=self._backoff(attempts),
                     error=str(exc)[:_MAX_ERROR_TEXT],
                     give_up=give_up,
                 )
@@ -168,6 +168,10 @@ class OutboxRelay:
                 continue
             finished += 1
         return finished
+
+    def _backoff(self, attempts: int) -> float:
+        """Seconds before the next try after `attempts` failed ones: doubling, bounded."""
+        return min(self._interval * 2 ** (attempts - 1), self._backoff_max)
 
     async def _failed(self, stored: dict, exc: Exception) -> None:
         pool = self._ingest.pool
@@ -186,7 +190,7 @@ class OutboxRelay:
             log.error("outbox: event %s dead-lettered: %s", stored["id"], reason)
             return
         self.metrics.failures.labels("transient").inc()
-        delay = min(self._interval * 2 ** (attempts - 1), self._backoff_max)
+        delay = self._backoff(attempts)
         await events.retry_later(
             pool, stored["id"], delay_seconds=delay, error=str(exc)[:_MAX_ERROR_TEXT]
         )

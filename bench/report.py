@@ -173,9 +173,7 @@ def render(rec: Recorder, config: BenchConfig, newer: dict[str, Recorder] | None
                 "baseline; the full run's figures for it are in `bench/results.jsonl`._",
                 "",
             ]
-            durations = source.extras.get("durations", {})
-        else:
-            durations = rec.extras.get("durations", {})
+        durations = source.extras.get("durations", {})
         if name in durations:
             out += [f"_Took {durations[name]:.0f} s._", ""]
         if figures:

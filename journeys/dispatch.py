@@ -332,23 +332,7 @@ class Dispatcher:
             False if an open run already holds the workflow id.
         """
         state = RunState(armed_by=signal, seen=[signal.id], arm_changes=1)
-        try:
-            await self._client.start_workflow(
-                WORKFLOW_NAME,
-                start_input(
-                    flow, self._input(flow, trigger_type, contact_id, state=state, fires=fires)
-                ),
-                id=workflow_id(flow.id, contact_id),
-                task_queue=self._task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                search_attributes=self._search_attributes(
-                    flow, trigger_type, contact_id, Phase.ARMED if fires else Phase.ENTERING
-                ),
-                static_summary=f"{flow.definition.name} (v{flow.version})",
-            )
-        except WorkflowAlreadyStartedError:
-            return False
-        return True
+        return await self._start_new(flow, trigger_type, contact_id, state, fires=fires) is not None
 
     async def _enter(
         self,
@@ -517,22 +501,37 @@ class Dispatcher:
         Returns:
             The new run's id, or None if an open run already holds the workflow id.
         """
+        state = RunState(entry=entry, enrolled_by=signal, seen=[signal.id])
+        return await self._start_new(flow, trigger_type, contact_id, state)
+
+    async def _start_new(
+        self,
+        flow: ActiveFlow,
+        trigger_type: str,
+        contact_id: str,
+        state: RunState,
+        *,
+        fires: FireMoment | None = None,
+    ) -> str | None:
+        """Starts the contact's run with `state` (what it would have heard by signal), unless an
+        open run holds the workflow id; a run started with its moment (`fires`) is published
+        as armed.
+
+        Returns:
+            The new run's id, or None if an open run already holds the workflow id.
+        """
         try:
             handle = await self._client.start_workflow(
                 WORKFLOW_NAME,
                 start_input(
-                    flow,
-                    self._input(
-                        flow,
-                        trigger_type,
-                        contact_id,
-                        state=RunState(entry=entry, enrolled_by=signal, seen=[signal.id]),
-                    ),
+                    flow, self._input(flow, trigger_type, contact_id, state=state, fires=fires)
                 ),
                 id=workflow_id(flow.id, contact_id),
                 task_queue=self._task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                search_attributes=self._search_attributes(flow, trigger_type, contact_id),
+                search_attributes=self._search_attributes(
+                    flow, trigger_type, contact_id, Phase.ARMED if fires else Phase.ENTERING
+                ),
                 static_summary=f"{flow.definition.name} (v{flow.version})",
             )
         except WorkflowAlreadyStartedError:

@@ -16,14 +16,8 @@ async def remember(conn: Conn, *, flow_id: str, contact_id: str, workflow_id: st
     Returns:
         True if the contact was never armed in the flow before (no run of it can be open).
     """
-    status = await conn.execute(
-        "INSERT INTO armed_runs (flow_id, contact_id, workflow_id) VALUES ($1::uuid, $2::uuid, $3)"
-        " ON CONFLICT (flow_id, contact_id) DO NOTHING",
-        flow_id,
-        contact_id,
-        workflow_id,
-    )
-    return bool(status.endswith(" 1"))
+    fresh = await remember_many(conn, flow_id=flow_id, pairs=[(contact_id, workflow_id)])
+    return contact_id in fresh
 
 
 async def remember_many(conn: Conn, *, flow_id: str, pairs: list[tuple[str, str]]) -> set[str]:

@@ -134,8 +134,8 @@ async def admit_run(
             ON CONFLICT (flow_id, contact_id, entry) DO NOTHING
             RETURNING entry
         )
-        SELECT COALESCE((SELECT entry FROM mine), (SELECT entry FROM admitted)) AS entry,
-               (SELECT count(*) FROM stale) AS closed
+        -- `stale` runs whether or not it is read (a data-modifying WITH always does).
+        SELECT COALESCE((SELECT entry FROM mine), (SELECT entry FROM admitted)) AS entry
         """,
         flow_id,
         contact_id,
