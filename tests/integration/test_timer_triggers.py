@@ -189,9 +189,13 @@ async def _fires_exactly_at(armed: Armed, mail: MailCatcher, expected: datetime)
     await eventually(lambda: len(mail.to(armed.contact["email"])) == before + 1)
 
 
-async def _rearms_off_peak(armed: Armed, fired: datetime) -> None:
-    """A yearly run whose journey is done says when it re-arms (1 to 15 minutes after the
-    journey, at random), is still completed a moment before, and re-arms once it is past."""
+async def _rearms_off_peak(armed: Armed, fired: datetime, *, spread_minutes: int = 15) -> datetime:
+    """A yearly run whose journey is done says when it re-arms (1 to `spread_minutes` after the
+    journey, at random), is still completed a moment before, and re-arms once it is past.
+
+    Returns:
+        The re-arm moment it stated (to the minute).
+    """
 
     async def completed() -> RunStatus | None:
         status = await armed.status()
@@ -201,7 +205,7 @@ async def _rearms_off_peak(armed: Armed, fired: datetime) -> None:
     stated = re.search(r"Re-arms for next year at (\d{4}-\d\d-\d\d \d\d:\d\d) UTC", status.details)
     assert stated, status.details
     at = datetime.strptime(stated.group(1), "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
-    assert fired < at <= fired + timedelta(minutes=17), status.details
+    assert fired < at <= fired + timedelta(minutes=spread_minutes + 1), status.details
     await armed.advance_to(at - timedelta(minutes=1))
     assert (await armed.status()).phase == Phase.COMPLETED
     # Its journey never rested, so the run stays published as armed: no update while it fired.
@@ -211,6 +215,7 @@ async def _rearms_off_peak(armed: Armed, fired: datetime) -> None:
     fired_at = kinds.index(EventType.EVENT_TYPE_TIMER_FIRED)
     assert EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES not in kinds[fired_at:]
     await armed.advance_to(at + timedelta(minutes=1))
+    return at
 
 
 def _local(day: date, clock: time, zone: str) -> datetime:
@@ -335,6 +340,29 @@ async def test_the_missed_fire_grace_is_a_setting(
         result.reason or ""
     )
     assert mail.to(armed.contact["email"]) == []
+
+
+async def test_the_yearly_re_arm_spread_is_a_setting(
+    env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str, mail: MailCatcher
+) -> None:
+    # Two minutes: the re-arm comes one to two minutes after the journey (at 09:00).
+    limits = Settings(yearly_rearm_spread_seconds=120).run_limits()
+    day = (await env.get_current_time()).date() + timedelta(days=25)
+    if (day.month, day.day) == (2, 29):
+        day += timedelta(days=1)
+    armed = await _arm(
+        env, pool, task_queue, {"type": "birthday"}, limits=limits, birthday=f"{day:%m-%d}"
+    )
+    due = _local(day, time(9), "UTC")
+    await _fires_exactly_at(armed, mail, due)
+    assert await _rearms_off_peak(armed, due, spread_minutes=2) <= due + timedelta(minutes=2)
+
+    async def rearmed() -> bool:
+        status = await armed.status()
+        return status.phase == Phase.ARMED and status.last_fired == due
+
+    await eventually(rearmed)
+    await armed.handle.terminate("test over")
 
 
 async def test_a_yearly_run_archived_before_it_re_arms_ends_published_as_completed(
